@@ -1,0 +1,6 @@
+"""``python -m apex_dqn``: the same as the ``apex-dqn`` console script."""
+
+from apex_dqn.cli import main
+
+if __name__ == "__main__":
+    main()

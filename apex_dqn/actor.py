@@ -1,0 +1,182 @@
+"""The Actor: vector environments, a local Q-network copy, n-step transitions and priorities.
+
+An actor steps ``envs_per_actor`` environments in lock-step, choosing all actions with one batched
+forward pass and its own Ape-X epsilon. Completed n-step transitions accumulate until
+``push_every`` of them are ready; then the actor computes their initial priorities |TD error| with
+its own network (Ape-X: priorities are computed where the data is made, so the replay never has to
+guess) and hands the batch out. It knows nothing of Ray: the runtime ships its batches and weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
+from apex_dqn.envs import make_vector_env, true_next_obs
+from apex_dqn.exploration import actor_epsilons, epsilon_greedy
+from apex_dqn.losses import td_targets
+from apex_dqn.networks import build_q_network, set_weights
+from apex_dqn.nstep import NStepBuilder
+from apex_dqn.types import TransitionBatch
+
+
+@dataclass
+class ActorReport:
+    """What an actor did during one ``run_steps`` call.
+
+    Attributes:
+        env_steps: environment steps taken (summed over the vector envs).
+        episode_returns: undiscounted returns of the episodes that ended.
+        episode_lengths: their lengths.
+        weights_version: version of the weights the actor acts with now.
+        transitions: n-step transitions produced.
+    """
+
+    env_steps: int = 0
+    episode_returns: list[float] = field(default_factory=list)
+    episode_lengths: list[int] = field(default_factory=list)
+    weights_version: int = -1
+    transitions: int = 0
+
+
+class Actor:
+    """One Ape-X actor (see module docstring).
+
+    Args:
+        actor_index: i in 0..N-1; sets the epsilon eps_base ** (1 + eps_alpha * i / (N - 1)).
+        env: the environment to run.
+        network: the Q-network architecture (weights arrive through ``set_weights``).
+        algo: gamma and n for the n-step transitions.
+        actors: envs per actor, epsilon schedule, push size.
+        num_actions: size of the action space.
+        obs_shape: shape of one observation.
+        seed: seeds the environments and the exploration RNG.
+    """
+
+    def __init__(
+        self,
+        *,
+        actor_index: int,
+        env: EnvConfig,
+        network: NetworkConfig,
+        algo: AlgoConfig,
+        actors: ActorsConfig,
+        num_actions: int,
+        obs_shape: tuple[int, ...],
+        seed: int,
+    ) -> None:
+        self.index = actor_index
+        self.epsilon = float(
+            actor_epsilons(actors.num_actors, eps=actors.eps_base, alpha=actors.eps_alpha)[
+                actor_index
+            ]
+        )
+        self._gamma = algo.gamma
+        self._push_every = actors.push_every
+        self._rng = np.random.default_rng(seed)
+        with torch.random.fork_rng():  # seeded init without touching the global RNG
+            torch.manual_seed(seed)
+            self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
+        self._net.eval()
+        self._envs = make_vector_env(env, num_envs=actors.envs_per_actor)
+        self._obs_N, _ = self._envs.reset(seed=seed)
+        n = actors.envs_per_actor
+        self._nstep = NStepBuilder(num_envs=n, n=algo.n_step, gamma=algo.gamma, obs_shape=obs_shape)
+        self._episode_return_N = np.zeros(n, dtype=np.float64)
+        self._episode_length_N = np.zeros(n, dtype=np.int64)
+        self._pending: list[TransitionBatch] = []
+        self._pending_count = 0
+        self.weights_version = -1
+        self.env_steps = 0
+
+    def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
+        """Act with ``weights`` (numpy state dict) from now on."""
+        set_weights(self._net, weights)
+        self.weights_version = int(version)
+
+    @torch.no_grad()
+    def _q_values(self, obs: np.ndarray) -> np.ndarray:
+        return self._net(torch.as_tensor(obs)).numpy()
+
+    def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch], ActorReport]:
+        """Step all envs ``num_steps`` times; return the full push batches and a report.
+
+        Transitions beyond the last full batch stay buffered for the next call.
+        """
+        report = ActorReport()
+        for _ in range(num_steps):
+            self._step_once(report)
+        report.env_steps = num_steps * len(self._obs_N)
+        report.weights_version = self.weights_version
+        self.env_steps += report.env_steps
+        return self._take_full_batches(), report
+
+    def _step_once(self, report: ActorReport) -> None:
+        q_NA = self._q_values(self._obs_N)
+        action_N, greedy_N = epsilon_greedy(q_NA, self.epsilon, self._rng)
+        next_obs_N, reward_N, term_N, trunc_N, infos = self._envs.step(action_N)
+        done_N = term_N | trunc_N
+        real_next_N = true_next_obs(next_obs_N, done_N, infos)
+        batch = self._nstep.step(
+            obs_N=self._obs_N,
+            action_N=action_N,
+            reward_N=reward_N,
+            next_obs_N=real_next_N,
+            terminated_N=term_N,
+            truncated_N=trunc_N,
+            greedy_N=greedy_N,
+            epsilon=self.epsilon,
+        )
+        if len(batch):
+            self._pending.append(batch)
+            self._pending_count += len(batch)
+            report.transitions += len(batch)
+        self._episode_return_N += reward_N
+        self._episode_length_N += 1
+        for i in np.flatnonzero(done_N):
+            report.episode_returns.append(float(self._episode_return_N[i]))
+            report.episode_lengths.append(int(self._episode_length_N[i]))
+        self._episode_return_N[done_N] = 0.0
+        self._episode_length_N[done_N] = 0
+        self._obs_N = next_obs_N
+
+    def _take_full_batches(self) -> list[TransitionBatch]:
+        if self._pending_count < self._push_every:
+            return []
+        merged = TransitionBatch.concatenate(self._pending)
+        full = (len(merged) // self._push_every) * self._push_every
+        self._pending = [merged.index(slice(full, None))] if full < len(merged) else []
+        self._pending_count = len(merged) - full
+        batch = merged.index(slice(0, full))
+        batch.priority_B = self.initial_priorities(batch)
+        return [
+            batch.index(slice(s, s + self._push_every)) for s in range(0, full, self._push_every)
+        ]
+
+    @torch.no_grad()
+    def initial_priorities(self, batch: TransitionBatch) -> np.ndarray:
+        """|TD error| of each transition under the actor's network (one forward pass).
+
+        Uses the same double-Q target as the learner, with the actor's network standing in for
+        both the online and the target network (an actor holds no target network).
+        """
+        both = torch.as_tensor(np.concatenate([batch.obs_B, batch.next_obs_B]))
+        q_all = self._net(both)
+        q_BA, next_q_BA = q_all[: len(batch)], q_all[len(batch) :]
+        target_B = td_targets(
+            return_B=torch.as_tensor(batch.return_B),
+            discount_B=torch.as_tensor(batch.discount_B),
+            done_B=torch.as_tensor(batch.done_B),
+            next_q_online_BA=next_q_BA,
+            next_q_target_BA=next_q_BA,
+            double_q=True,
+        )
+        q_taken_B = q_BA.gather(1, torch.as_tensor(batch.action_B).unsqueeze(1)).squeeze(1)
+        return (target_B - q_taken_B).abs().numpy().astype(np.float32)
+
+    def close(self) -> None:
+        """Close the environments."""
+        self._envs.close()

@@ -1,0 +1,97 @@
+"""The Evaluator: greedy episodes with given weights, run as one vector environment.
+
+Evaluation is separate from acting so that reported returns are those of the greedy policy, not
+of the exploring actors. ``episodes`` environments run side by side, each for exactly one episode;
+their mean undiscounted return is the figure compared with the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from apex_dqn.config import EnvConfig, NetworkConfig
+from apex_dqn.envs import make_vector_env
+from apex_dqn.networks import build_q_network, set_weights
+
+
+@dataclass
+class EvalResult:
+    """One greedy evaluation.
+
+    Attributes:
+        mean_return: mean undiscounted return over the episodes.
+        min_return: the worst episode.
+        max_return: the best episode.
+        mean_length: mean episode length.
+        weights_version: the version of the weights evaluated.
+        episodes: how many episodes.
+    """
+
+    mean_return: float
+    min_return: float
+    max_return: float
+    mean_length: float
+    weights_version: int
+    episodes: int
+
+
+class Evaluator:
+    """Greedy evaluation of Q-network weights (see module docstring).
+
+    Args:
+        env: the environment.
+        network: the Q-network architecture.
+        obs_shape: shape of one observation.
+        num_actions: size of the action space.
+        episodes: episodes per evaluation, run in parallel.
+        seed: base seed; evaluation k resets its envs with seed + k * episodes.
+    """
+
+    def __init__(
+        self,
+        *,
+        env: EnvConfig,
+        network: NetworkConfig,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        episodes: int,
+        seed: int,
+    ) -> None:
+        self._episodes = episodes
+        self._seed = seed
+        self._count = 0
+        self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
+        self._net.eval()
+        self._envs = make_vector_env(env, num_envs=episodes)
+
+    @torch.no_grad()
+    def evaluate(self, weights: dict[str, np.ndarray], version: int) -> EvalResult:
+        """Run one greedy episode in each env with ``weights``; return the statistics."""
+        set_weights(self._net, weights)
+        obs_N, _ = self._envs.reset(seed=self._seed + self._count * self._episodes)
+        self._count += 1
+        n = self._episodes
+        returns_N = np.zeros(n)
+        lengths_N = np.zeros(n, dtype=np.int64)
+        running_N = np.ones(n, dtype=bool)
+        while running_N.any():
+            action_N = self._net(torch.as_tensor(obs_N)).argmax(dim=1).numpy()
+            obs_N, reward_N, term_N, trunc_N, _ = self._envs.step(action_N)
+            returns_N += np.where(running_N, reward_N, 0.0)
+            lengths_N += running_N
+            running_N &= ~(term_N | trunc_N)
+        return EvalResult(
+            mean_return=float(returns_N.mean()),
+            min_return=float(returns_N.min()),
+            max_return=float(returns_N.max()),
+            mean_length=float(lengths_N.mean()),
+            weights_version=int(version),
+            episodes=n,
+        )
+
+    def close(self) -> None:
+        """Close the environments."""
+        self._envs.close()

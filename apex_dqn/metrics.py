@@ -1,0 +1,240 @@
+"""Metric names, the run's bookkeeping, the status line, ``metrics.jsonl`` and ``summary.json``.
+
+Metric keys are the constants below, grouped by prefix (``charts/``, ``eval/``, ``losses/``,
+``replay/``, ``actors/``, ``learner/``, ``perf/``). ``RunTracker`` is the driver's view of a run:
+the Ray runtime and the single-process loop both feed it the same events, and it alone decides
+when the run is solved and what the summary says.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_STEPS = "charts/env_steps"
+LEARNER_STEPS = "charts/learner_steps"
+WALL_S = "charts/wall_s"
+EPISODE_RETURN = "charts/episode_return"
+EVAL_RETURN = "eval/mean_return"
+EVAL_MIN_RETURN = "eval/min_return"
+EVAL_VERSION = "eval/weights_version"
+LOSS = "losses/loss"
+MEAN_ABS_TD = "losses/mean_abs_td"
+MEAN_Q = "losses/mean_q"
+GRAD_NORM = "losses/grad_norm"
+BETA = "replay/beta"
+REPLAY_SIZE = "replay/size"
+REPLAY_CAPACITY = "replay/capacity"
+REPLAY_ADDED = "replay/added"
+REPLAY_RATIO = "replay/replay_ratio"
+ACTOR_RESTARTS = "actors/restarts"
+POLICY_LAG = "actors/policy_lag"
+WEIGHTS_VERSION = "learner/weights_version"
+SKIPPED_UPDATES = "learner/skipped_updates"
+ENV_STEPS_PER_S = "perf/env_steps_per_s"
+LEARNER_UPDATES_PER_S = "perf/learner_updates_per_s"
+
+SUMMARY_KEYS = (
+    "solved",
+    "time_to_solve_s",
+    "env_steps_at_solve",
+    "best_eval_return",
+    "final_eval_return",
+    "env_steps",
+    "learner_steps",
+    "wall_s",
+    "env_steps_per_s",
+    "learner_updates_per_s",
+    "seed",
+    "env_id",
+)
+
+
+def process_start_time() -> float:
+    """Wall-clock time at which this process started (psutil when present, else now)."""
+    try:
+        import psutil
+
+        return float(psutil.Process(os.getpid()).create_time())
+    except Exception:  # psutil is a Ray dependency, but keep the pure layer free of it
+        return time.time()
+
+
+@dataclass
+class EvalPoint:
+    """One greedy evaluation on the learning curve."""
+
+    env_steps: int
+    wall_s: float
+    mean_return: float
+
+
+@dataclass
+class RunTracker:
+    """The driver's bookkeeping of one run (see module docstring).
+
+    Args:
+        env_id: the environment, for the summary.
+        seed: the run's seed, for the summary.
+        target_return: the return at which the run counts as solved (None: never).
+        process_start: wall-clock time the process started; time_to_solve_s counts from it.
+    """
+
+    env_id: str
+    seed: int
+    target_return: float | None
+    process_start: float = field(default_factory=process_start_time)
+    train_start: float = field(default_factory=time.time)
+    env_steps: int = 0
+    learner_steps: int = 0
+    weights_version: int = -1
+    skipped_updates: int = 0
+    actor_restarts: int = 0
+    replay: dict[str, float] = field(default_factory=dict)
+    actor_versions: dict[int, int] = field(default_factory=dict)
+    learner_metrics: dict[str, float] = field(default_factory=dict)
+    recent_episode_returns: list[float] = field(default_factory=list)
+    evals: list[EvalPoint] = field(default_factory=list)
+    time_to_solve_s: float | None = None
+    env_steps_at_solve: int | None = None
+    _last_report: tuple[float, int, int] | None = None
+
+    def wall_s(self, now: float | None = None) -> float:
+        """Seconds since training started."""
+        return (time.time() if now is None else now) - self.train_start
+
+    def add_episode_returns(self, returns: list[float]) -> None:
+        """Record actors' (exploring) episode returns; keeps the latest 100."""
+        self.recent_episode_returns = (self.recent_episode_returns + list(returns))[-100:]
+
+    def add_eval(self, mean_return: float) -> bool:
+        """Record a greedy evaluation at the current env steps; True when it reaches the target."""
+        point = EvalPoint(self.env_steps, self.wall_s(), float(mean_return))
+        self.evals.append(point)
+        reached = self.target_return is not None and mean_return >= self.target_return
+        if reached and self.time_to_solve_s is None:
+            self.time_to_solve_s = time.time() - self.process_start
+            self.env_steps_at_solve = point.env_steps
+        return reached
+
+    def policy_lag(self) -> float:
+        """Learner updates between the published weights and the mean actor's weights."""
+        if not self.actor_versions or self.weights_version < 0:
+            return math.nan
+        mean_actor = sum(self.actor_versions.values()) / len(self.actor_versions)
+        return max(0.0, self.weights_version - mean_actor)
+
+    def record(self) -> dict[str, Any]:
+        """One metrics.jsonl record of the current state, with rates since the last record."""
+        now = time.time()
+        prev_t, prev_env, prev_learn = self._last_report or (self.train_start, 0, 0)
+        dt = max(now - prev_t, 1e-9)
+        self._last_report = (now, self.env_steps, self.learner_steps)
+        added = self.replay.get("added", 0.0)
+        rec: dict[str, Any] = {
+            ENV_STEPS: self.env_steps,
+            LEARNER_STEPS: self.learner_steps,
+            WALL_S: round(self.wall_s(now), 3),
+            ENV_STEPS_PER_S: (self.env_steps - prev_env) / dt,
+            LEARNER_UPDATES_PER_S: (self.learner_steps - prev_learn) / dt,
+            REPLAY_SIZE: self.replay.get("size", 0),
+            REPLAY_CAPACITY: self.replay.get("capacity", 0),
+            REPLAY_ADDED: added,
+            REPLAY_RATIO: self.replay.get("sampled", 0.0) / added if added else 0.0,
+            POLICY_LAG: self.policy_lag(),
+            WEIGHTS_VERSION: self.weights_version,
+            ACTOR_RESTARTS: self.actor_restarts,
+            SKIPPED_UPDATES: self.skipped_updates,
+        }
+        if self.recent_episode_returns:
+            rec[EPISODE_RETURN] = sum(self.recent_episode_returns) / len(
+                self.recent_episode_returns
+            )
+        if self.evals:
+            rec[EVAL_RETURN] = self.evals[-1].mean_return
+        rec.update(self.learner_metrics)
+        return {k: _finite_or_none(v) for k, v in rec.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary.json`` of the run so far (every key of SUMMARY_KEYS present)."""
+        wall = self.wall_s()
+        returns = [e.mean_return for e in self.evals]
+        solved = self.time_to_solve_s is not None
+        return {
+            "solved": solved,
+            "time_to_solve_s": round(self.time_to_solve_s, 3) if solved else None,
+            "env_steps_at_solve": self.env_steps_at_solve,
+            "best_eval_return": max(returns) if returns else None,
+            "final_eval_return": returns[-1] if returns else None,
+            "env_steps": self.env_steps,
+            "learner_steps": self.learner_steps,
+            "wall_s": round(wall, 3),
+            "env_steps_per_s": self.env_steps / wall if wall > 0 else 0.0,
+            "learner_updates_per_s": self.learner_steps / wall if wall > 0 else 0.0,
+            "seed": self.seed,
+            "env_id": self.env_id,
+            "target_return": self.target_return,
+            "actor_restarts": self.actor_restarts,
+            "skipped_updates": self.skipped_updates,
+        }
+
+
+def learner_metric_dict(metrics: Any) -> dict[str, float]:
+    """The keyed scalars of a ``LearnerMetrics``."""
+    return {
+        LOSS: metrics.loss,
+        MEAN_ABS_TD: metrics.mean_abs_td,
+        MEAN_Q: metrics.mean_q,
+        GRAD_NORM: metrics.grad_norm,
+        BETA: metrics.beta,
+    }
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def status_line(rec: dict[str, Any]) -> str:
+    """The one-line progress report printed every ``train.report_interval_s``."""
+    ev = rec.get(EVAL_RETURN)
+    lag = rec.get(POLICY_LAG)
+    return (
+        f"[{rec[WALL_S]:7.1f}s] env {rec[ENV_STEPS]:>9,d} ({rec[ENV_STEPS_PER_S]:7.0f}/s) | "
+        f"learner {rec[LEARNER_STEPS]:>7,d} ({rec[LEARNER_UPDATES_PER_S]:5.0f}/s) | "
+        f"replay {int(rec[REPLAY_SIZE]):>8,d}/{int(rec[REPLAY_CAPACITY]):,d} "
+        f"ratio {rec[REPLAY_RATIO]:4.1f} | eval {'-' if ev is None else f'{ev:7.1f}'} | "
+        f"lag {'-' if lag is None else f'{lag:5.0f}'}"
+    )
+
+
+class JsonlWriter:
+    """Appends one JSON record per line to ``path`` (flushed each time: a crash loses nothing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record``."""
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

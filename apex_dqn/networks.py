@@ -1,0 +1,164 @@
+"""Q-networks and the conversion of their weights to plain numpy.
+
+This module owns the Q-network architectures: an MLP torso for vector observations, the Nature
+DQN convolutional torso (Mnih et al., 2015) for stacked [C, 84, 84] uint8 frames, and either a
+plain linear head or a dueling head Q = V + A - mean_a A (Wang et al., 2016). It also turns
+weights into dicts of numpy arrays and back, so they travel through Ray's object store without
+pickling torch tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from apex_dqn.config import NetworkConfig
+
+TORSOS = ("mlp", "nature")
+NATURE_HIDDEN = 512
+
+
+class QNetwork(nn.Module):
+    """Maps observations to one Q-value per action.
+
+    Submodules: ``torso`` (observations -> features); with ``dueling``, ``value_head``
+    (features -> [B, 1]) and ``advantage_head`` (features -> [B, A]); without, ``q_head``
+    (features -> [B, A]).
+
+    For ``torso="mlp"`` the torso is every hidden layer (Linear + ReLU for each of
+    ``hidden_sizes``) and each head is a single Linear layer. For ``torso="nature"`` the torso is
+    the three convolutions, and each head is Linear(features, 512) + ReLU + Linear(512, out);
+    ``hidden_sizes`` is not used.
+    """
+
+    def __init__(
+        self,
+        *,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        hidden_sizes: tuple[int, ...] = (256, 256),
+        dueling: bool = True,
+        torso: str = "mlp",
+    ) -> None:
+        """Builds the network.
+
+        Args:
+            obs_shape: shape of one observation; [C, H, W] for "nature" (Atari: [4, 84, 84]).
+            num_actions: number of discrete actions A, >= 1.
+            hidden_sizes: widths of the MLP torso's hidden layers ("mlp" only); may be empty.
+            dueling: use the dueling head (value and advantage streams) instead of a linear one.
+            torso: "mlp" (flattens the observation) or "nature" (Nature DQN convolutions; inputs
+                are scaled by 1/255 inside ``forward``).
+
+        Raises:
+            ValueError: for an unknown torso, or an observation shape the torso cannot take.
+        """
+        super().__init__()
+        if torso not in TORSOS:
+            raise ValueError(f"unknown torso {torso!r}; allowed values: {', '.join(TORSOS)}")
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        self.obs_shape = tuple(obs_shape)
+        self.num_actions = num_actions
+        self.dueling = dueling
+        self.torso_name = torso
+        if torso == "mlp":
+            self.torso, features = _mlp_torso(self.obs_shape, hidden_sizes)
+            hidden = None
+        else:
+            self.torso, features = _nature_torso(self.obs_shape)
+            hidden = NATURE_HIDDEN
+        if dueling:
+            self.value_head = _head(features, hidden, 1)
+            self.advantage_head = _head(features, hidden, num_actions)
+        else:
+            self.q_head = _head(features, hidden, num_actions)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Q-values for a batch of observations.
+
+        Args:
+            obs: observations, shape [B, *obs_shape], float or uint8.
+
+        Returns:
+            q_BA, float32, shape [B, A].
+        """
+        x = obs.to(torch.float32)
+        if self.torso_name == "nature":
+            x = x / 255.0
+        features = self.torso(x)
+        if not self.dueling:
+            return self.q_head(features)
+        value_B1 = self.value_head(features)
+        adv_BA = self.advantage_head(features)
+        # Q = V + A - mean_a A: the mean-zero advantage makes V and A identifiable.
+        return value_B1 + adv_BA - adv_BA.mean(dim=1, keepdim=True)
+
+
+def _mlp_torso(obs_shape: tuple[int, ...], hidden_sizes: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """Flatten, then Linear + ReLU per hidden size; returns the module and its output width."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(obs_shape)
+    for size in hidden_sizes:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    return nn.Sequential(*layers), width
+
+
+def _nature_torso(obs_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """The Nature DQN convolutions (32 8x8 s4, 64 4x4 s2, 64 3x3 s1) and a flatten."""
+    if len(obs_shape) != 3:
+        raise ValueError(f"the nature torso needs obs_shape [C, H, W], got {obs_shape}")
+    torso = nn.Sequential(
+        nn.Conv2d(obs_shape[0], 32, kernel_size=8, stride=4),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, kernel_size=4, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, kernel_size=3, stride=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+    with torch.no_grad():
+        # 3136 = 64 * 7 * 7 for 84x84 frames; computed so that other frame sizes work too.
+        width = torso(torch.zeros(1, *obs_shape)).shape[1]
+    return torso, int(width)
+
+
+def _head(features: int, hidden: int | None, out: int) -> nn.Module:
+    """Linear(features, out), or Linear + ReLU + Linear through ``hidden`` units."""
+    if hidden is None:
+        return nn.Linear(features, out)
+    return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, out))
+
+
+def get_weights(net: nn.Module) -> dict[str, np.ndarray]:
+    """CPU numpy copies of ``net.state_dict()``, safe to ship through Ray without torch pickling."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+
+def set_weights(net: nn.Module, weights: dict[str, np.ndarray]) -> None:
+    """Loads weights from ``get_weights`` into ``net`` (on whatever device it lives).
+
+    Args:
+        net: the module to update in place.
+        weights: parameter and buffer arrays by state-dict key; the key sets must match exactly.
+            Arrays may be read-only (as Ray's zero-copy arrays are): they are copied.
+    """
+    state = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in weights.items()}
+    net.load_state_dict(state, strict=True)
+
+
+def build_q_network(
+    network: NetworkConfig, *, obs_shape: tuple[int, ...], num_actions: int
+) -> QNetwork:
+    """The Q-network that ``network`` describes, for this observation shape and action count."""
+    return QNetwork(
+        obs_shape=obs_shape,
+        num_actions=num_actions,
+        hidden_sizes=tuple(network.hidden_sizes),
+        dueling=network.dueling,
+        torso=network.torso,
+    )

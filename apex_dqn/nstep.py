@@ -1,0 +1,184 @@
+"""N-step transition building for vector environments.
+
+This module owns the conversion of one-step experience from N lock-stepped environments into
+n-step transitions (Sutton & Barto, ch. 7): the discounted return of up to n rewards, the
+discount gamma^m to apply to the bootstrap value, and the observation m steps later. Pending
+steps live in per-env ring arrays of shape [N, n, ...], so the common path (every env in the middle
+of an episode) is vectorized over envs with no Python loop over transitions. When an env's episode
+ends, all its pending starts are flushed with fewer than n rewards and the env starts afresh, so
+transitions never mix episodes or envs. Numpy only: no torch, no Ray.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from apex_dqn.types import TransitionBatch
+
+
+class NStepBuilder:
+    """Turns lock-stepped vector-env steps into n-step transitions.
+
+    The caller passes, per step, the TRUE next observation for every env: for an env whose
+    episode ended at this step, the final observation (gymnasium's SAME_STEP autoreset mode puts
+    it in ``infos``), not the reset one. The observation it passes for that env at the next step
+    is the first of a new episode.
+
+    Rows are returned in a fixed order: first the full n-step windows (ascending env index), then
+    the flushed starts of envs whose episode ended (ascending env index, oldest start first).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_envs: int,
+        n: int,
+        gamma: float,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype | type = np.float32,
+    ) -> None:
+        """Allocates the ring arrays.
+
+        Args:
+            num_envs: number of environments N stepped together, >= 1.
+            n: the most rewards summed per transition, >= 1 (1 gives one-step transitions).
+            gamma: discount factor per step, in [0, 1].
+            obs_shape: shape of one observation.
+            obs_dtype: dtype observations are stored and returned in (uint8 for Atari frames).
+
+        Raises:
+            ValueError: if an argument is out of range.
+        """
+        if num_envs < 1 or n < 1:
+            raise ValueError(f"num_envs and n must be >= 1, got num_envs={num_envs}, n={n}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self._num_envs = num_envs
+        self._n = n
+        self._gamma = float(gamma)
+        self._obs_shape = tuple(obs_shape)
+        self._obs_dtype = np.dtype(obs_dtype)
+        # gamma^k for k < n, the weights of an n-step return.
+        self._powers_K = self._gamma ** np.arange(n, dtype=np.float64)
+        self._obs_NK = np.zeros((num_envs, n, *self._obs_shape), dtype=self._obs_dtype)
+        self._action_NK = np.zeros((num_envs, n), dtype=np.int64)
+        self._reward_NK = np.zeros((num_envs, n), dtype=np.float64)
+        self._greedy_NK = np.zeros((num_envs, n), dtype=bool)
+        # All envs write to the same ring slot each step; count_N says how many of the most
+        # recent slots hold pending starts of the env's current episode.
+        self._count_N = np.zeros(num_envs, dtype=np.int64)
+        self._slot = -1
+
+    def reset(self) -> None:
+        """Drops all pending steps (e.g. after the caller resets the environments)."""
+        self._count_N[:] = 0
+
+    def pending(self) -> int:
+        """The number of steps held that have not yet been emitted, over all envs."""
+        return int(self._count_N.sum())
+
+    def step(
+        self,
+        *,
+        obs_N: np.ndarray,
+        action_N: np.ndarray,
+        reward_N: np.ndarray,
+        next_obs_N: np.ndarray,
+        terminated_N: np.ndarray,
+        truncated_N: np.ndarray,
+        greedy_N: np.ndarray,
+        epsilon: float,
+    ) -> TransitionBatch:
+        """Records one vector-env step and returns the transitions it completes.
+
+        Args:
+            obs_N: observations s_t, shape [N, *obs_shape].
+            action_N: actions a_t taken, shape [N].
+            reward_N: rewards r_t, shape [N].
+            next_obs_N: true next observations s_{t+1} (final observations for envs that ended),
+                shape [N, *obs_shape].
+            terminated_N: episode reached a terminal state (no bootstrap), shape [N].
+            truncated_N: episode was cut short, e.g. by a time limit (still bootstraps), shape [N].
+            greedy_N: whether a_t was the greedy action, shape [N].
+            epsilon: the exploration epsilon that chose the actions.
+
+        Returns:
+            The completed transitions, possibly zero rows; ``priority_B`` is all zeros.
+        """
+        if obs_N.shape != (self._num_envs, *self._obs_shape):
+            raise ValueError(
+                f"obs_N has shape {obs_N.shape}, expected {(self._num_envs, *self._obs_shape)}"
+            )
+        self._slot = (self._slot + 1) % self._n
+        self._obs_NK[:, self._slot] = obs_N
+        self._action_NK[:, self._slot] = action_N
+        self._reward_NK[:, self._slot] = reward_N
+        self._greedy_NK[:, self._slot] = greedy_N
+        # Every env holds at most n - 1 pending starts between steps, so this stays <= n.
+        self._count_N += 1
+
+        terminated_N = np.asarray(terminated_N, dtype=bool)
+        ended_N = terminated_N | np.asarray(truncated_N, dtype=bool)
+        parts = [self._emit_full(np.flatnonzero(~ended_N & (self._count_N == self._n)), next_obs_N)]
+        for env in np.flatnonzero(ended_N):
+            parts.append(self._flush(int(env), next_obs_N[env], bool(terminated_N[env])))
+        batch = TransitionBatch.concatenate(parts)
+        batch.epsilon_B[:] = epsilon
+        return batch
+
+    def _emit_full(self, envs_E: np.ndarray, next_obs_N: np.ndarray) -> TransitionBatch:
+        """Emits the oldest pending start of each env in ``envs_E``, all holding n steps."""
+        # Chronological slot order of a full window: the oldest slot is the one after the newest.
+        order_K = (self._slot + 1 + np.arange(self._n)) % self._n
+        oldest = order_K[0]
+        # G = sum_{k<n} gamma^k r_{t+k}
+        return_E = self._reward_NK[envs_E][:, order_K] @ self._powers_K
+        self._count_N[envs_E] -= 1
+        num = envs_E.shape[0]
+        return self._batch(
+            obs_B=self._obs_NK[envs_E, oldest],
+            action_B=self._action_NK[envs_E, oldest],
+            return_B=return_E,
+            discount_B=np.full(num, self._gamma**self._n),
+            next_obs_B=np.asarray(next_obs_N, dtype=self._obs_dtype)[envs_E],
+            done_B=np.zeros(num, dtype=bool),
+            greedy_B=self._greedy_NK[envs_E, oldest],
+        )
+
+    def _flush(self, env: int, final_obs: np.ndarray, terminated: bool) -> TransitionBatch:
+        """Emits every pending start of ``env``, whose episode ended at this step."""
+        count = int(self._count_N[env])
+        # Slots of the pending starts, oldest first; start j sums m_j = count - j rewards.
+        order_C = (self._slot - count + 1 + np.arange(count)) % self._n
+        reward_C = self._reward_NK[env, order_C]
+        return_C = np.zeros(count, dtype=np.float64)
+        acc = 0.0
+        for j in range(count - 1, -1, -1):
+            # G_j = r_j + gamma * G_{j+1}, computed backwards from the final reward.
+            acc = reward_C[j] + self._gamma * acc
+            return_C[j] = acc
+        self._count_N[env] = 0
+        return self._batch(
+            obs_B=self._obs_NK[env, order_C],
+            action_B=self._action_NK[env, order_C],
+            return_B=return_C,
+            discount_B=self._gamma ** np.arange(count, 0, -1, dtype=np.float64),
+            next_obs_B=np.repeat(np.asarray(final_obs, dtype=self._obs_dtype)[None], count, 0),
+            done_B=np.full(count, terminated),
+            greedy_B=self._greedy_NK[env, order_C],
+        )
+
+    def _batch(self, **arrays: np.ndarray) -> TransitionBatch:
+        """A TransitionBatch with the project's dtypes; priority and epsilon set to zero."""
+        num = arrays["action_B"].shape[0]
+        return TransitionBatch(
+            obs_B=arrays["obs_B"].astype(self._obs_dtype, copy=False),
+            action_B=arrays["action_B"].astype(np.int64, copy=False),
+            return_B=arrays["return_B"].astype(np.float32),
+            discount_B=arrays["discount_B"].astype(np.float32),
+            next_obs_B=arrays["next_obs_B"].astype(self._obs_dtype, copy=False),
+            done_B=arrays["done_B"].astype(bool, copy=False),
+            priority_B=np.zeros(num, dtype=np.float32),
+            greedy_B=arrays["greedy_B"].astype(bool, copy=False),
+            epsilon_B=np.zeros(num, dtype=np.float32),
+        )

@@ -1,0 +1,69 @@
+"""Exact prioritized replay across shards: which shard to sample, and global importance weights.
+
+Each batch is drawn from one shard s picked with probability S_s / S (S_s its priority sum, S the
+sum over shards); within the shard item i is drawn with probability p_i / S_s, so its marginal
+probability is p_i / S, as if all shards were one buffer. Importance weights are then computed
+from the global size, sum and minimum. Pure numpy: the Ray learner host and the single-process
+loop both use it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from apex_dqn.replay.prioritized import importance_weights
+from apex_dqn.types import ReplayStats
+
+
+def pick_shard(
+    stats: list[ReplayStats | None], batch_size: int, rng: np.random.Generator
+) -> int | None:
+    """A shard index drawn proportionally to priority sums (shards with < batch_size excluded)."""
+    sums = np.array(
+        [s.priority_sum if s is not None and s.size >= batch_size else 0.0 for s in stats]
+    )
+    total = sums.sum()
+    if total <= 0:
+        return None
+    return int(rng.choice(len(sums), p=sums / total))
+
+
+def global_weights(
+    priorities_B: np.ndarray, stats: list[ReplayStats | None], beta: float
+) -> np.ndarray:
+    """Importance weights of a sample under the union of all shards' statistics."""
+    known = [s for s in stats if s is not None and s.size > 0]
+    return importance_weights(
+        priorities_B,
+        total=sum(s.priority_sum for s in known),
+        min_priority=min(s.priority_min for s in known),
+        size=sum(s.size for s in known),
+        beta=beta,
+    )
+
+
+def total_size(stats: list[ReplayStats | None]) -> int:
+    """Transitions held by all shards together."""
+    return sum(s.size for s in stats if s is not None)
+
+
+def replay_ratio_allows(
+    *, samples_drawn: int, stats: list[ReplayStats | None], max_ratio: float
+) -> bool:
+    """Whether samples_drawn / transitions_added stays within ``max_ratio`` (0: no limit)."""
+    if max_ratio <= 0:
+        return True
+    added = sum(s.added for s in stats if s is not None)
+    return samples_drawn <= max_ratio * added
+
+
+def totals(stats: list[ReplayStats | None]) -> dict[str, int]:
+    """Size, capacity, added, sampled and bytes summed over shards."""
+    known = [s for s in stats if s is not None]
+    return {
+        "size": sum(s.size for s in known),
+        "capacity": sum(s.capacity for s in known),
+        "added": sum(s.added for s in known),
+        "sampled": sum(s.sampled for s in known),
+        "bytes": sum(s.bytes for s in known),
+    }

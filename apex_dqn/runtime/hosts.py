@@ -1,0 +1,309 @@
+"""Ray hosts of the plain components: each wraps one plain class and adds its Ray traffic.
+
+A host owns one component (Actor, Learner, Evaluator) and talks to the parameter server and the
+replay shards through Ray handles; the plain class underneath stays unaware of Ray. The classes
+here are plain too; ``ray_runtime`` makes them remote with their resources in one place. Torch is
+imported inside the hosts' constructors, so the driver, which only holds handles, never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from apex_dqn.metrics import learner_metric_dict
+from apex_dqn.replay import sharded
+from apex_dqn.types import ReplayStats, Sample
+
+
+def _limit_torch_threads(num_cpus: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(num_cpus)))
+
+
+def _lower_priority(niceness: int) -> None:
+    """Raise this process's niceness so a learner sharing the machine wins the CPU."""
+    if niceness > 0 and hasattr(os, "nice"):
+        os.nice(niceness)
+
+
+def pull_weights(ps: Any, version: int) -> tuple[dict | None, int]:
+    """Ask the parameter server for weights newer than ``version``; fetch them if there are."""
+    ref_box, latest = ray.get(ps.get_if_newer.remote(version))
+    if ref_box is None:
+        return None, version
+    return ray.get(ref_box[0]), latest
+
+
+class ActorHost:
+    """Runs an ``Actor``: pulls weights when due, pushes full batches to replay shards.
+
+    Pushes go round-robin over the shards, starting at the actor's index; at most
+    ``max_pending_pushes`` are in flight before the actor waits for a shard (backpressure). With
+    ``actors.min_replay_ratio`` > 0 the actor also pauses while it is further ahead of the
+    learner than that ratio allows (the learner's progress is the published weights version).
+    """
+
+    def __init__(
+        self,
+        *,
+        actor_kwargs: dict,
+        parameter_server: Any,
+        shards: list,
+        num_cpus: float,
+        batch_size: int,
+        min_size_to_learn: int,
+    ) -> None:
+        _limit_torch_threads(num_cpus)
+        from apex_dqn.actor import Actor
+
+        cfg = actor_kwargs["actors"]
+        _lower_priority(cfg.nice)
+        self.actor = Actor(**actor_kwargs)
+        self._cfg = cfg
+        self._ps = parameter_server
+        self._shards = shards
+        self._next_shard = actor_kwargs["actor_index"] % len(shards)
+        self._sync_steps = max(1, cfg.sync_every // cfg.envs_per_actor)
+        self._batch_size = batch_size
+        self._min_size = min_size_to_learn
+        self._pending: list = []
+        self._since_sync = self._sync_steps
+        self.pushed = 0
+
+    def _sync(self) -> None:
+        weights, version = pull_weights(self._ps, self.actor.weights_version)
+        if weights is not None:
+            self.actor.set_weights(weights, version)
+        self._since_sync = 0
+
+    def _ahead_of_learner(self) -> bool:
+        """Whether this actor's share of inserted transitions exceeds what the ratio allows."""
+        ratio = self._cfg.min_replay_ratio
+        if ratio <= 0:
+            return False
+        learner_samples = max(0, self.actor.weights_version) * self._batch_size
+        allowed = (self._min_size + learner_samples / ratio) / self._cfg.num_actors
+        return self.pushed >= allowed
+
+    def _push(self, batches: list) -> None:
+        for batch in batches:
+            shard = self._shards[self._next_shard]
+            self._next_shard = (self._next_shard + 1) % len(self._shards)
+            self._pending.append(shard.add.remote(batch))
+            self.pushed += len(batch)
+        if len(self._pending) > self._cfg.max_pending_pushes:
+            _, self._pending = ray.wait(
+                self._pending, num_returns=len(self._pending) - self._cfg.max_pending_pushes
+            )
+
+    def run(self) -> dict:
+        """Act for ``actors.steps_per_call`` vector steps; return what happened."""
+        totals: dict[str, Any] = {"env_steps": 0, "episode_returns": [], "transitions": 0}
+        done, waited = 0, 0.0
+        while done < self._cfg.steps_per_call:
+            if self._since_sync >= self._sync_steps:
+                self._sync()
+            while self._ahead_of_learner() and waited < 1.0:
+                time.sleep(0.01)
+                waited += 0.01
+                self._sync()
+            chunk = min(self._sync_steps - self._since_sync, self._cfg.steps_per_call - done)
+            batches, report = self.actor.run_steps(chunk)
+            self._push(batches)
+            done += chunk
+            self._since_sync += chunk
+            totals["env_steps"] += report.env_steps
+            totals["episode_returns"] += report.episode_returns
+            totals["transitions"] += report.transitions
+        totals["weights_version"] = self.actor.weights_version
+        totals["pushed"] = self.pushed
+        totals["waited_s"] = waited
+        return totals
+
+
+class ReplayShardHost:
+    """Hosts one ``PrioritizedReplay`` and serves several batches per call.
+
+    Each Ray call costs far more than a replay operation on small transitions (hundreds of
+    microseconds against about a hundred), so the learner asks for ``num_batches`` batches at once
+    and returns their priorities in one call.
+    """
+
+    def __init__(self, *, replay_kwargs: dict) -> None:
+        from apex_dqn.replay.prioritized import PrioritizedReplay
+
+        self.replay = PrioritizedReplay(**replay_kwargs)
+
+    def add(self, batch: Any) -> int:
+        """Insert a pushed batch; return the shard's size."""
+        self.replay.add(batch)
+        return len(self.replay)
+
+    def sample_many(self, batch_size: int, beta: float, num_batches: int) -> list[Sample]:
+        """``num_batches`` independent prioritized samples of ``batch_size``."""
+        return [self.replay.sample(batch_size, beta) for _ in range(num_batches)]
+
+    def update_priorities(self, ids_B: np.ndarray, priorities_B: np.ndarray) -> int:
+        """Apply new priorities (stale ids are ignored); return how many were applied."""
+        return self.replay.update_priorities(ids_B, priorities_B)
+
+    def stats(self) -> ReplayStats:
+        """The shard's statistics."""
+        return self.replay.stats()
+
+
+class LearnerHost:
+    """Runs a ``Learner`` against the replay shards, with sample requests kept in flight.
+
+    With several shards a batch comes from one shard chosen with probability proportional to its
+    priority sum, and the importance weights are recomputed from the global size, sum and minimum,
+    so that the marginal sampling probability of item i is p_i / sum over all shards (exact
+    prioritized replay across shards).
+    """
+
+    def __init__(
+        self,
+        *,
+        learner_kwargs: dict,
+        parameter_server: Any,
+        shards: list,
+        seed: int,
+    ) -> None:
+        _limit_torch_threads(learner_kwargs["learner"].num_cpus)
+        from apex_dqn.learner import Learner
+
+        self.learner = Learner(**learner_kwargs)
+        self.cfg = learner_kwargs["learner"]
+        self._replay_cfg = learner_kwargs["replay"]
+        self._ps = parameter_server
+        self._shards = shards
+        self._rng = np.random.default_rng(seed)
+        self._stats: list[ReplayStats | None] = [None] * len(shards)
+        self._inflight: dict[Any, int] = {}
+        self._last_metrics: dict[str, float] = {}
+        self.published_version = -1
+        self.publish()
+
+    def device(self) -> str:
+        """The torch device the learner runs on."""
+        return str(self.learner.device)
+
+    def publish(self) -> int:
+        """Put the online weights into the object store once and announce them; return version."""
+        version = self.learner.learner_steps
+        ref = ray.put(self.learner.get_weights())
+        self._ps.set_weights.remote([ref], version)
+        self.published_version = version
+        return version
+
+    def _refresh_stats(self) -> None:
+        stats = ray.get([s.stats.remote() for s in self._shards])
+        self._stats = list(stats)
+
+    def _request(self) -> bool:
+        """Submit one sample request if the replay is ready and the ratio allows; True if sent."""
+        if sharded.total_size(self._stats) < self._replay_cfg.min_size_to_learn:
+            return False
+        k = self.cfg.batches_per_request
+        drawn = (self.learner.learner_steps + k * (len(self._inflight) + 1)) * self.cfg.batch_size
+        if not sharded.replay_ratio_allows(
+            samples_drawn=drawn, stats=self._stats, max_ratio=self.cfg.max_replay_ratio
+        ):
+            return False
+        shard = sharded.pick_shard(self._stats, self.cfg.batch_size, self._rng)
+        if shard is None:
+            return False
+        ref = self._shards[shard].sample_many.remote(self.cfg.batch_size, self.learner.beta(), k)
+        self._inflight[ref] = shard
+        return True
+
+    def _learn_from(self, shard: int, samples: list[Sample]) -> None:
+        """One update per sample, then one priority-update call for all of them."""
+        ids, priorities = [], []
+        for sample in samples:
+            self._stats[shard] = sample.stats
+            beta = self.learner.beta()
+            weights_B = sharded.global_weights(sample.priorities_B, self._stats, beta)
+            metrics, priorities_B = self.learner.step(sample.batch, weights_B)
+            ids.append(sample.ids_B)
+            priorities.append(priorities_B)
+            if self.learner.learner_steps % self.cfg.publish_every == 0:
+                self.publish()
+            self._last_metrics = learner_metric_dict(metrics)
+        self._shards[shard].update_priorities.remote(
+            np.concatenate(ids), np.concatenate(priorities)
+        )
+
+    def run_for(self, seconds: float) -> dict:
+        """Train for about ``seconds``; return counters, replay totals and the latest metrics."""
+        deadline = time.monotonic() + seconds
+        start_steps = self.learner.learner_steps
+        while time.monotonic() < deadline:
+            while len(self._inflight) < self.cfg.prefetch and self._request():
+                pass
+            if not self._inflight:
+                self._refresh_stats()
+                if not self._request():
+                    time.sleep(0.005)
+                continue
+            timeout = max(0.0, deadline - time.monotonic())
+            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
+            if not ready:
+                break
+            shard = self._inflight.pop(ready[0])
+            self._learn_from(shard, ray.get(ready[0]))
+        return self._report(self.learner.learner_steps - start_steps)
+
+    def _report(self, updates: int) -> dict:
+        return {
+            "updates": updates,
+            "learner_steps": self.learner.learner_steps,
+            "weights_version": self.published_version,
+            "skipped_updates": self.learner.skipped_updates,
+            "replay": sharded.totals(self._stats),
+            "metrics": self._last_metrics,
+        }
+
+    def save_checkpoint(self, path: str, extra: dict) -> str:
+        """Write the learner's state plus ``extra`` atomically to ``path``."""
+        from apex_dqn.checkpoint import save_checkpoint
+
+        save_checkpoint(path, {**extra, "learner": self.learner.state_dict()})
+        return path
+
+
+class EvaluatorHost:
+    """Runs an ``Evaluator`` on the latest published weights, at most once per ``interval_s``."""
+
+    def __init__(
+        self, *, evaluator_kwargs: dict, parameter_server: Any, interval_s: float, num_cpus: float
+    ) -> None:
+        _limit_torch_threads(num_cpus)
+        from apex_dqn.evaluate import Evaluator
+
+        self.evaluator = Evaluator(**evaluator_kwargs)
+        self._ps = parameter_server
+        self._interval_s = interval_s
+        self._version = -1
+        self._last_start = -float("inf")
+
+    def evaluate_latest(self) -> dict | None:
+        """Evaluate weights newer than the last evaluated ones; None if there are none yet."""
+        from dataclasses import asdict
+
+        wait = self._last_start + self._interval_s - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        weights, version = pull_weights(self._ps, self._version)
+        if weights is None:
+            time.sleep(0.02)
+            return None
+        self._last_start = time.monotonic()
+        self._version = version
+        return asdict(self.evaluator.evaluate(weights, version))

@@ -1,0 +1,134 @@
+"""The same components in one process: the readable reference loop, used by tests.
+
+One iteration lets every actor act for ``actors.steps_per_call`` vector steps and push its
+batches, then lets the learner update as long as the replay ratio allows, then evaluates when
+``eval.interval_s`` has passed. Weights go through a ``ParameterServer`` exactly as under Ray
+(actors pull every ``actors.sync_every`` steps, only when the version changed), so policy lag and
+the data flow are the same, just sequential.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apex_dqn.actor import Actor
+from apex_dqn.config import Config
+from apex_dqn.envs import EnvInfo
+from apex_dqn.evaluate import Evaluator
+from apex_dqn.learner import Learner
+from apex_dqn.metrics import RunTracker, learner_metric_dict
+from apex_dqn.parameter_server import ParameterServer
+from apex_dqn.replay import sharded
+from apex_dqn.replay.prioritized import PrioritizedReplay
+from apex_dqn.runtime import common
+
+
+class LocalRun:
+    """All components of a run in this process (see module docstring)."""
+
+    def __init__(self, cfg: Config, info: EnvInfo, tracker: RunTracker) -> None:
+        self.cfg = cfg
+        self.tracker = tracker
+        self.actors = [
+            Actor(**common.actor_kwargs(cfg, info, i)) for i in range(cfg.actors.num_actors)
+        ]
+        self.shards = [
+            PrioritizedReplay(**common.replay_kwargs(cfg, info, s))
+            for s in range(cfg.replay.num_shards)
+        ]
+        self.learner = Learner(**common.learner_kwargs(cfg, info))
+        self.evaluator = Evaluator(**common.evaluator_kwargs(cfg, info))
+        self.ps = ParameterServer()
+        self.ps.set_weights(self.learner.get_weights(), 0)
+        self._rng = np.random.default_rng(cfg.seed)
+        self._next_shard = 0
+        self._last_eval = -float("inf")
+
+    def _act(self) -> None:
+        sync_steps = max(1, self.cfg.actors.sync_every // self.cfg.actors.envs_per_actor)
+        for i, actor in enumerate(self.actors):
+            done = 0
+            while done < self.cfg.actors.steps_per_call:
+                weights, version = self.ps.get_if_newer(actor.weights_version)
+                if weights is not None:
+                    actor.set_weights(weights, version)
+                chunk = min(sync_steps, self.cfg.actors.steps_per_call - done)
+                batches, report = actor.run_steps(chunk)
+                done += chunk
+                for batch in batches:
+                    self.shards[self._next_shard].add(batch)
+                    self._next_shard = (self._next_shard + 1) % len(self.shards)
+                self.tracker.env_steps += report.env_steps
+                self.tracker.add_episode_returns(report.episode_returns)
+                self.tracker.actor_versions[i] = report.weights_version
+
+    def _learn(self) -> None:
+        cfg = self.cfg.learner
+        stats = [s.stats() for s in self.shards]
+        while sharded.total_size(stats) >= self.cfg.replay.min_size_to_learn:
+            drawn = (self.learner.learner_steps + 1) * cfg.batch_size
+            if not sharded.replay_ratio_allows(
+                samples_drawn=drawn, stats=stats, max_ratio=cfg.max_replay_ratio
+            ):
+                break
+            shard = sharded.pick_shard(stats, cfg.batch_size, self._rng)
+            if shard is None:
+                break
+            sample = self.shards[shard].sample(cfg.batch_size, self.learner.beta())
+            weights_B = sharded.global_weights(sample.priorities_B, stats, self.learner.beta())
+            metrics, priorities_B = self.learner.step(sample.batch, weights_B)
+            self.shards[shard].update_priorities(sample.ids_B, priorities_B)
+            stats[shard] = self.shards[shard].stats()
+            if self.learner.learner_steps % cfg.publish_every == 0:
+                self.ps.set_weights(self.learner.get_weights(), self.learner.learner_steps)
+                self.tracker.weights_version = self.learner.learner_steps
+            self.tracker.learner_metrics = learner_metric_dict(metrics)
+        self.tracker.learner_steps = self.learner.learner_steps
+        self.tracker.skipped_updates = self.learner.skipped_updates
+        self.tracker.replay = sharded.totals(stats)
+
+    def _maybe_evaluate(self) -> bool:
+        if time.monotonic() - self._last_eval < self.cfg.eval.interval_s:
+            return False
+        self._last_eval = time.monotonic()
+        weights, version = self.ps.get_if_newer(-1)
+        result = self.evaluator.evaluate(weights, version)
+        return self.tracker.add_eval(result.mean_return)
+
+    def iterate(self) -> bool:
+        """One round of acting, learning and (maybe) evaluating; True when the target is hit."""
+        self._act()
+        self._learn()
+        return self._maybe_evaluate()
+
+
+def train_local(cfg: Config, info: EnvInfo, out_dir: Path) -> dict[str, Any]:
+    """Train in this process with the same stop rules and outputs as the Ray runtime."""
+    tracker = RunTracker(
+        env_id=cfg.env.id, seed=cfg.seed, target_return=common.target_return(cfg, info)
+    )
+    run = LocalRun(cfg, info, tracker)
+    outputs = common.RunOutputs(out_dir, cfg, tracker)
+    next_report = time.time() + cfg.train.report_interval_s
+    deadline = tracker.train_start + cfg.train.max_seconds
+    while True:
+        reached = run.iterate()
+        if time.time() >= next_report:
+            outputs.report()
+            next_report += cfg.train.report_interval_s
+        if (reached and cfg.train.stop_on_target) or tracker.env_steps >= cfg.train.max_env_steps:
+            break
+        if time.time() >= deadline:
+            break
+    outputs.report()
+    from apex_dqn.checkpoint import save_checkpoint
+
+    save_checkpoint(
+        outputs.checkpoint_path,
+        {**common.checkpoint_extra(cfg, info, tracker), "learner": run.learner.state_dict()},
+    )
+    return outputs.finish()

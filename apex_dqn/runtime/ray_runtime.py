@@ -1,0 +1,232 @@
+"""The Ray layer: starts or joins Ray, places the components, and drives a run.
+
+This is the one place where plain classes become Ray actors (``ray.remote(**resources)(Cls)``).
+The driver keeps one call in flight per actor (``run``), one for the learner (``run_for``) and one
+for the evaluator (``evaluate_latest``); transitions and weights never pass through it, only
+counters and metrics do. Actors are created with ``max_restarts=-1``: Ray restarts a crashed one,
+and the driver resubmits its call and counts the restart.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from apex_dqn.config import Config, ConfigError, RayConfig
+from apex_dqn.envs import EnvInfo
+from apex_dqn.metrics import RunTracker
+from apex_dqn.parameter_server import ParameterServer
+from apex_dqn.runtime import common
+from apex_dqn.runtime.hosts import ActorHost, EvaluatorHost, LearnerHost, ReplayShardHost
+
+LEARNER_CALL_S = 0.25
+
+
+def init_ray(cfg: RayConfig) -> bool:
+    """Start a local Ray instance or connect to ``ray.address``; True if this call started it.
+
+    An already initialised Ray (Hydra multirun in one process) is reused.
+    """
+    if ray.is_initialized():
+        return False
+    address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+    if address is None:
+        kwargs["num_cpus"] = cfg.num_cpus or os.cpu_count() or 1
+        if cfg.object_store_memory is not None:
+            kwargs["object_store_memory"] = cfg.object_store_memory
+        # Ray starts workers at niceness 15; at 0 the learner (and the shards it waits on) win
+        # the CPU over actors, which lower their own priority by actors.nice.
+        kwargs["_system_config"] = {"worker_niceness": 0}
+        # An explicit "local" stops ray.init from joining a stale cluster left by `ray start`.
+        ray.init(address="local", **kwargs)
+    else:
+        ray.init(address=address, **kwargs)
+    return True
+
+
+def required_cpus(cfg: Config) -> float:
+    """CPUs that all components together reserve."""
+    return (
+        cfg.actors.num_actors * cfg.actors.num_cpus
+        + cfg.replay.num_shards * cfg.replay.num_cpus
+        + cfg.learner.num_cpus
+        + cfg.eval.num_cpus
+        + cfg.ray.parameter_server_num_cpus
+    )
+
+
+def check_resources(cfg: Config) -> None:
+    """Fail with a clear message when the cluster cannot host the run (instead of hanging)."""
+    have = ray.cluster_resources()
+    cpus = required_cpus(cfg)
+    if cpus > have.get("CPU", 0) + 1e-9:
+        raise ConfigError(
+            f"the run reserves {cpus:g} CPUs (actors.num_actors * actors.num_cpus + "
+            "replay.num_shards * replay.num_cpus + learner.num_cpus + eval.num_cpus + "
+            f"ray.parameter_server_num_cpus) but the Ray cluster has {have.get('CPU', 0):g}: "
+            "lower those num_cpus or the number of actors"
+        )
+    if cfg.learner.num_gpus > have.get("GPU", 0) + 1e-9:
+        raise ConfigError(
+            f"learner.num_gpus={cfg.learner.num_gpus:g} but the Ray cluster has "
+            f"{have.get('GPU', 0):g} GPUs"
+        )
+
+
+def _learner_gpus(cfg: Config) -> float:
+    if cfg.learner.num_gpus > 0:
+        return cfg.learner.num_gpus
+    wants_gpu = cfg.learner.device.startswith("cuda") or cfg.learner.device == "auto"
+    return 1.0 if wants_gpu and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+class _Components:
+    """Handles to every remote component of one run."""
+
+    def __init__(self, cfg: Config, info: EnvInfo) -> None:
+        ps_cls = ray.remote(num_cpus=cfg.ray.parameter_server_num_cpus)(ParameterServer)
+        shard_cls = ray.remote(num_cpus=cfg.replay.num_cpus)(ReplayShardHost)
+        learner_cls = ray.remote(num_cpus=cfg.learner.num_cpus, num_gpus=_learner_gpus(cfg))(
+            LearnerHost
+        )
+        actor_cls = ray.remote(num_cpus=cfg.actors.num_cpus, max_restarts=-1)(ActorHost)
+        eval_cls = ray.remote(num_cpus=cfg.eval.num_cpus, max_restarts=-1)(EvaluatorHost)
+        self.ps = ps_cls.remote()
+        self.shards = [
+            shard_cls.remote(replay_kwargs=common.replay_kwargs(cfg, info, s))
+            for s in range(cfg.replay.num_shards)
+        ]
+        self.learner = learner_cls.remote(
+            learner_kwargs=common.learner_kwargs(cfg, info),
+            parameter_server=self.ps,
+            shards=self.shards,
+            seed=cfg.seed,
+        )
+        self.actors = [
+            actor_cls.remote(
+                actor_kwargs=common.actor_kwargs(cfg, info, i),
+                parameter_server=self.ps,
+                shards=self.shards,
+                num_cpus=cfg.actors.num_cpus,
+                batch_size=cfg.learner.batch_size,
+                min_size_to_learn=cfg.replay.min_size_to_learn,
+            )
+            for i in range(cfg.actors.num_actors)
+        ]
+        self.evaluator = eval_cls.remote(
+            evaluator_kwargs=common.evaluator_kwargs(cfg, info),
+            parameter_server=self.ps,
+            interval_s=cfg.eval.interval_s,
+            num_cpus=cfg.eval.num_cpus,
+        )
+
+
+class _Driver:
+    """The driver loop of one run: dispatch results, report, and decide when to stop."""
+
+    def __init__(self, cfg: Config, parts: _Components, outputs: common.RunOutputs) -> None:
+        self.cfg = cfg
+        self.parts = parts
+        self.out = outputs
+        self.tracker = outputs.tracker
+        self.inflight: dict[Any, tuple[str, int]] = {}
+        self.target_reached = False
+
+    def _submit(self, kind: str, index: int = 0) -> None:
+        if kind == "actor":
+            ref = self.parts.actors[index].run.remote()
+        elif kind == "learner":
+            ref = self.parts.learner.run_for.remote(LEARNER_CALL_S)
+        else:
+            ref = self.parts.evaluator.evaluate_latest.remote()
+        self.inflight[ref] = (kind, index)
+
+    def _handle(self, ref: Any) -> None:
+        kind, index = self.inflight.pop(ref)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayActorError:
+            if kind == "learner":
+                raise
+            if kind == "actor":
+                self.tracker.actor_restarts += 1
+            self._submit(kind, index)
+            return
+        t = self.tracker
+        if kind == "actor":
+            t.env_steps += result["env_steps"]
+            t.add_episode_returns(result["episode_returns"])
+            t.actor_versions[index] = result["weights_version"]
+        elif kind == "learner":
+            t.learner_steps = result["learner_steps"]
+            t.weights_version = result["weights_version"]
+            t.skipped_updates = result["skipped_updates"]
+            t.replay = result["replay"]
+            t.learner_metrics = result["metrics"]
+        elif result is not None:
+            reached = t.add_eval(result["mean_return"])
+            self.target_reached = self.target_reached or reached
+        self._submit(kind, index)
+
+    def _should_stop(self, deadline: float) -> str | None:
+        if self.target_reached and self.cfg.train.stop_on_target:
+            return "target return reached"
+        if self.tracker.env_steps >= self.cfg.train.max_env_steps:
+            return "train.max_env_steps reached"
+        if time.time() >= deadline:
+            return "train.max_seconds reached"
+        return None
+
+    def loop(self) -> str:
+        """Run until a stop condition holds; return the reason."""
+        for i in range(len(self.parts.actors)):
+            self._submit("actor", i)
+        self._submit("learner")
+        self._submit("eval")
+        deadline = self.tracker.train_start + self.cfg.train.max_seconds
+        next_report = time.time() + self.cfg.train.report_interval_s
+        while (reason := self._should_stop(deadline)) is None:
+            timeout = max(0.0, min(next_report, deadline) - time.time())
+            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+            for ref in ready:
+                self._handle(ref)
+            if time.time() >= next_report:
+                self.out.report()
+                next_report += self.cfg.train.report_interval_s
+        return reason
+
+
+def train(cfg: Config, info: EnvInfo, out_dir: Path) -> dict[str, Any]:
+    """Run Ape-X DQN on Ray with ``cfg``; write the run's files to ``out_dir``; return summary."""
+    tracker = RunTracker(
+        env_id=cfg.env.id, seed=cfg.seed, target_return=common.target_return(cfg, info)
+    )
+    started = init_ray(cfg.ray)
+    try:
+        check_resources(cfg)
+        parts = _Components(cfg, info)
+        outputs = common.RunOutputs(out_dir, cfg, tracker)
+        print(
+            f"apex-dqn: {cfg.env.id}, {cfg.actors.num_actors} actors x "
+            f"{cfg.actors.envs_per_actor} envs, {cfg.replay.num_shards} replay shard(s), "
+            f"target return {tracker.target_return}, output {outputs.dir}",
+            flush=True,
+        )
+        driver = _Driver(cfg, parts, outputs)
+        reason = driver.loop()
+        outputs.report()
+        print(f"apex-dqn: stopping ({reason})", flush=True)
+        ray.get(
+            parts.learner.save_checkpoint.remote(
+                str(outputs.checkpoint_path), common.checkpoint_extra(cfg, info, tracker)
+            )
+        )
+        return outputs.finish()
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,118 @@
+"""Batch types that travel between components.
+
+Transitions move as one struct of numpy arrays per batch (never one Python object per
+transition), so that Ray can ship the arrays zero-copy through its object store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass
+class TransitionBatch:
+    """A batch of n-step transitions, all arrays sharing the leading dimension B.
+
+    Attributes:
+        obs_B: observations s_t, shape [B, *obs_shape].
+        action_B: actions a_t (int64), shape [B].
+        return_B: n-step discounted return sum_{k<m} gamma^k r_{t+k} (float32), shape [B].
+        discount_B: gamma^m, m the number of rewards summed (float32), shape [B].
+        next_obs_B: observation s_{t+m} to bootstrap from, shape [B, *obs_shape].
+        done_B: True when the episode terminated within the m steps (no bootstrap), shape [B].
+            A truncation (time limit) is not a termination: it still bootstraps.
+        priority_B: the actor's initial priority |TD error| (float32), shape [B].
+        greedy_B: whether a_t was the actor's greedy action (bool), shape [B].
+        epsilon_B: the exploration epsilon of the actor that produced it (float32), shape [B].
+    """
+
+    obs_B: np.ndarray
+    action_B: np.ndarray
+    return_B: np.ndarray
+    discount_B: np.ndarray
+    next_obs_B: np.ndarray
+    done_B: np.ndarray
+    priority_B: np.ndarray
+    greedy_B: np.ndarray
+    epsilon_B: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.action_B.shape[0])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fields by name, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def index(self, idx: np.ndarray | slice) -> TransitionBatch:
+        """Rows ``idx`` of every field (a copy for fancy indices, a view for slices)."""
+        return TransitionBatch(**{k: v[idx] for k, v in self.arrays().items()})
+
+    @staticmethod
+    def concatenate(batches: list[TransitionBatch]) -> TransitionBatch:
+        """One batch holding the rows of ``batches`` in order."""
+        names = [f.name for f in fields(TransitionBatch)]
+        return TransitionBatch(
+            **{n: np.concatenate([getattr(b, n) for b in batches]) for n in names}
+        )
+
+    @staticmethod
+    def empty(
+        obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32
+    ) -> TransitionBatch:
+        """A batch with zero rows and the right dtypes."""
+        return TransitionBatch(
+            obs_B=np.zeros((0, *obs_shape), dtype=obs_dtype),
+            action_B=np.zeros(0, dtype=np.int64),
+            return_B=np.zeros(0, dtype=np.float32),
+            discount_B=np.zeros(0, dtype=np.float32),
+            next_obs_B=np.zeros((0, *obs_shape), dtype=obs_dtype),
+            done_B=np.zeros(0, dtype=bool),
+            priority_B=np.zeros(0, dtype=np.float32),
+            greedy_B=np.zeros(0, dtype=bool),
+            epsilon_B=np.zeros(0, dtype=np.float32),
+        )
+
+
+@dataclass
+class ReplayStats:
+    """What a replay shard reports about itself (cheap to compute, sent with every sample).
+
+    Attributes:
+        size: transitions currently stored.
+        capacity: the most it can hold.
+        priority_sum: sum of stored priorities p_i ** alpha.
+        priority_min: min of stored p_i ** alpha (inf when empty).
+        added: transitions ever added.
+        sampled: transitions ever sampled.
+        bytes: bytes held by the storage arrays.
+    """
+
+    size: int
+    capacity: int
+    priority_sum: float
+    priority_min: float
+    added: int
+    sampled: int
+    bytes: int
+
+
+@dataclass
+class Sample:
+    """A prioritized sample drawn from one replay shard.
+
+    Attributes:
+        batch: the transitions.
+        weights_B: importance-sampling weights computed from this shard alone (float32).
+        ids_B: ids to pass back to ``update_priorities`` (int64; stale ids are ignored there).
+        priorities_B: the sampled items' p_i ** alpha, so that a learner reading several shards
+            can recompute weights from global statistics.
+        stats: the shard's statistics when the sample was drawn.
+    """
+
+    batch: TransitionBatch
+    weights_B: np.ndarray
+    ids_B: np.ndarray
+    priorities_B: np.ndarray
+    stats: ReplayStats

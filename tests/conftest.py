@@ -1,0 +1,26 @@
+"""Shared fixtures: Hydra composition of the real conf/, and a clean Ray environment."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never join a cluster left behind by `ray start` or named by the caller (PITFALLS.md 8).
+os.environ.pop("RAY_ADDRESS", None)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture
+def compose_config():
+    """Compose conf/config.yaml with overrides and convert it (running validation)."""
+    from hydra import compose, initialize_config_dir
+
+    from apex_dqn.cli import CONF_DIR, to_config
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return to_config(compose("config", overrides=list(overrides)))
+
+    return _compose

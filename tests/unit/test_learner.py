@@ -1,0 +1,130 @@
+"""The Learner: updates that fit targets, target-network period, skipped non-finite updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
+from apex_dqn.learner import Learner, resolve_device
+from apex_dqn.types import TransitionBatch
+
+
+def _batch(n: int = 64, seed: int = 0) -> TransitionBatch:
+    rng = np.random.default_rng(seed)
+    return TransitionBatch(
+        obs_B=rng.normal(size=(n, 4)).astype(np.float32),
+        action_B=rng.integers(0, 2, n).astype(np.int64),
+        return_B=rng.normal(size=n).astype(np.float32),
+        discount_B=np.full(n, 0.99**3, np.float32),
+        next_obs_B=rng.normal(size=(n, 4)).astype(np.float32),
+        done_B=np.ones(n, bool),  # terminal: the target is the return itself
+        priority_B=np.ones(n, np.float32),
+        greedy_B=rng.random(n) < 0.5,
+        epsilon_B=np.full(n, 0.4, np.float32),
+    )
+
+
+def _learner(**learner_overrides) -> Learner:
+    return Learner(
+        obs_shape=(4,),
+        num_actions=2,
+        network=NetworkConfig(hidden_sizes=[32, 32]),
+        algo=AlgoConfig(),
+        learner=LearnerConfig(**{"device": "cpu", **learner_overrides}),
+        replay=ReplayConfig(beta_anneal_steps=100),
+        actor_epsilons=np.array([0.4, 0.1]),
+        seed=0,
+    )
+
+
+def test_updates_fit_terminal_targets_and_priorities_shrink():
+    learner = _learner(lr=1e-2)
+    batch = _batch()
+    _, first = learner.step(batch, np.ones(len(batch), np.float32))
+    for _ in range(300):
+        _, last = learner.step(batch, np.ones(len(batch), np.float32))
+    assert last.shape == (64,)
+    assert last.mean() < 0.3 * first.mean()
+    assert learner.learner_steps == 301
+
+
+def test_target_network_copied_every_period():
+    learner = _learner(target_update_period=5, lr=1e-2)
+    batch = _batch()
+    w = np.ones(len(batch), np.float32)
+    for _ in range(4):
+        learner.step(batch, w)
+    online, target = learner.online.state_dict(), learner.target.state_dict()
+    assert any(not torch.equal(online[k], target[k]) for k in online)
+    learner.step(batch, w)
+    online, target = learner.online.state_dict(), learner.target.state_dict()
+    assert all(torch.equal(online[k], target[k]) for k in online)
+
+
+def test_non_finite_loss_skips_the_update():
+    learner = _learner()
+    before = {k: v.clone() for k, v in learner.online.state_dict().items()}
+    batch = _batch()
+    batch.return_B[0] = np.nan
+    metrics, _ = learner.step(batch, np.ones(len(batch), np.float32))
+    assert metrics.skipped and learner.skipped_updates == 1
+    after = learner.online.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_beta_anneals_linearly_to_one():
+    learner = _learner()
+    assert learner.beta() == pytest.approx(0.4)
+    batch, w = _batch(), np.ones(64, np.float32)
+    for _ in range(50):
+        learner.step(batch, w)
+    assert learner.beta() == pytest.approx(0.7)
+    for _ in range(100):
+        learner.step(batch, w)
+    assert learner.beta() == pytest.approx(1.0)
+
+
+def test_importance_weights_scale_the_gradient():
+    batch = _batch()
+    grads = []
+    for scale in (1.0, 0.0):
+        learner = _learner(grad_clip=0.0)
+        learner.step(batch, np.full(len(batch), scale, np.float32))
+        grads.append(
+            sum(
+                float(p.grad.abs().sum()) for p in learner.online.parameters() if p.grad is not None
+            )
+        )
+    assert grads[0] > 0 and grads[1] == 0.0
+
+
+def test_state_round_trip_continues_identically():
+    a = _learner()
+    batch, w = _batch(), np.ones(64, np.float32)
+    for _ in range(10):
+        a.step(batch, w)
+    b = _learner()
+    b.load_state_dict(a.state_dict())
+    assert b.learner_steps == 10
+    _, pa = a.step(batch, w)
+    _, pb = b.step(batch, w)
+    np.testing.assert_allclose(pa, pb, rtol=1e-6)
+
+
+def test_device_resolution_falls_back_to_cpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_actor_correction_multiplies_weights():
+    batch = _batch()
+    batch.done_B[:] = True
+    plain, corrected = _learner(), _learner(actor_correction=True)
+    mp, _ = plain.step(batch, np.ones(64, np.float32))
+    mc, _ = corrected.step(batch, np.ones(64, np.float32))
+    assert mp.loss != pytest.approx(mc.loss)

@@ -1,0 +1,85 @@
+"""Tests for the Q-network torsos, the dueling head and numpy weight shipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apex_dqn.networks import QNetwork, get_weights, set_weights
+
+
+@pytest.mark.parametrize("dueling", [True, False])
+def test_mlp_output_shape(dueling: bool) -> None:
+    net = QNetwork(obs_shape=(4,), num_actions=3, hidden_sizes=(32, 16), dueling=dueling)
+    q_BA = net(torch.randn(5, 4))
+    assert q_BA.shape == (5, 3)
+    assert q_BA.dtype == torch.float32
+
+
+def test_mlp_flattens_multi_dim_obs() -> None:
+    net = QNetwork(obs_shape=(2, 3), num_actions=2, hidden_sizes=(8,))
+    assert net(torch.randn(7, 2, 3)).shape == (7, 2)
+
+
+@pytest.mark.parametrize("dueling", [True, False])
+def test_nature_output_shape_and_uint8_scaling(dueling: bool) -> None:
+    torch.manual_seed(0)
+    net = QNetwork(obs_shape=(4, 84, 84), num_actions=6, torso="nature", dueling=dueling)
+    frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    q_BA = net(frames)
+    assert q_BA.shape == (2, 6)
+    assert q_BA.dtype == torch.float32
+    # uint8 frames and the same values as floats give the same Q (scaling happens inside).
+    torch.testing.assert_close(net(frames.float()), q_BA)
+    assert net.torso(torch.zeros(1, 4, 84, 84)).shape == (1, 3136)
+
+
+def test_dueling_identity() -> None:
+    torch.manual_seed(0)
+    net = QNetwork(obs_shape=(5,), num_actions=4, hidden_sizes=(16,))
+    obs = torch.randn(8, 5)
+    with torch.no_grad():
+        features = net.torso(obs)
+        value_B1 = net.value_head(features)
+        adv_BA = net.advantage_head(features)
+        q_BA = net(obs)
+    assert value_B1.shape == (8, 1)
+    assert adv_BA.shape == (8, 4)
+    # Q - V = A - mean_a A, which has zero mean over actions.
+    torch.testing.assert_close(q_BA - value_B1, adv_BA - adv_BA.mean(dim=1, keepdim=True))
+    torch.testing.assert_close((q_BA - value_B1).mean(dim=1), torch.zeros(8), atol=1e-6, rtol=0)
+    assert (adv_BA.mean(dim=1).abs() > 1e-4).any()  # the raw advantages are not already centred
+
+
+def test_weights_round_trip_gives_identical_outputs() -> None:
+    torch.manual_seed(0)
+    src = QNetwork(obs_shape=(4, 84, 84), num_actions=3, torso="nature")
+    torch.manual_seed(1)
+    dst = QNetwork(obs_shape=(4, 84, 84), num_actions=3, torso="nature")
+    frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    assert not torch.equal(src(frames), dst(frames))
+    weights = get_weights(src)
+    assert all(isinstance(v, np.ndarray) for v in weights.values())
+    for v in weights.values():
+        v.setflags(write=False)  # as Ray's zero-copy arrays arrive
+    set_weights(dst, weights)
+    assert torch.equal(src(frames), dst(frames))
+    # The numpy copies are independent of the source parameters.
+    with torch.no_grad():
+        next(src.parameters()).add_(1.0)
+    assert not torch.equal(src(frames), dst(frames))
+
+
+def test_set_weights_rejects_mismatched_keys() -> None:
+    net = QNetwork(obs_shape=(3,), num_actions=2, hidden_sizes=(4,))
+    other = QNetwork(obs_shape=(3,), num_actions=2, hidden_sizes=(4,), dueling=False)
+    with pytest.raises(RuntimeError):
+        set_weights(net, get_weights(other))
+
+
+def test_invalid_torso_and_shapes() -> None:
+    with pytest.raises(ValueError, match="mlp, nature"):
+        QNetwork(obs_shape=(4,), num_actions=2, torso="resnet")
+    with pytest.raises(ValueError, match="C, H, W"):
+        QNetwork(obs_shape=(4,), num_actions=2, torso="nature")
