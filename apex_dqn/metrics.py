@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ class RunTracker:
     weights_version: int = -1
     skipped_updates: int = 0
     actor_restarts: int = 0
-    replay: dict[str, float] = field(default_factory=dict)
+    replay: Mapping[str, float] = field(default_factory=dict)
     actor_versions: dict[int, int] = field(default_factory=dict)
     learner_metrics: dict[str, float] = field(default_factory=dict)
     recent_episode_returns: list[float] = field(default_factory=list)
@@ -164,10 +165,10 @@ class RunTracker:
         """The ``summary.json`` of the run so far (every key of SUMMARY_KEYS present)."""
         wall = self.wall_s()
         returns = [e.mean_return for e in self.evals]
-        solved = self.time_to_solve_s is not None
+        solve_s = self.time_to_solve_s
         return {
-            "solved": solved,
-            "time_to_solve_s": round(self.time_to_solve_s, 3) if solved else None,
+            "solved": solve_s is not None,
+            "time_to_solve_s": None if solve_s is None else round(solve_s, 3),
             "env_steps_at_solve": self.env_steps_at_solve,
             "best_eval_return": max(returns) if returns else None,
             "final_eval_return": returns[-1] if returns else None,

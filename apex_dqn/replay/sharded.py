@@ -9,6 +9,8 @@ loop both use it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from apex_dqn.replay.prioritized import importance_weights
@@ -16,7 +18,7 @@ from apex_dqn.types import ReplayStats
 
 
 def pick_shard(
-    stats: list[ReplayStats | None], batch_size: int, rng: np.random.Generator
+    stats: Sequence[ReplayStats | None], batch_size: int, rng: np.random.Generator
 ) -> int | None:
     """A shard index drawn proportionally to priority sums (shards with < batch_size excluded)."""
     sums = np.array(
@@ -29,7 +31,7 @@ def pick_shard(
 
 
 def global_weights(
-    priorities_B: np.ndarray, stats: list[ReplayStats | None], beta: float
+    priorities_B: np.ndarray, stats: Sequence[ReplayStats | None], beta: float
 ) -> np.ndarray:
     """Importance weights of a sample under the union of all shards' statistics."""
     known = [s for s in stats if s is not None and s.size > 0]
@@ -42,13 +44,13 @@ def global_weights(
     )
 
 
-def total_size(stats: list[ReplayStats | None]) -> int:
+def total_size(stats: Sequence[ReplayStats | None]) -> int:
     """Transitions held by all shards together."""
     return sum(s.size for s in stats if s is not None)
 
 
 def replay_ratio_allows(
-    *, samples_drawn: int, stats: list[ReplayStats | None], max_ratio: float
+    *, samples_drawn: int, stats: Sequence[ReplayStats | None], max_ratio: float
 ) -> bool:
     """Whether samples_drawn / transitions_added stays within ``max_ratio`` (0: no limit)."""
     if max_ratio <= 0:
@@ -57,7 +59,7 @@ def replay_ratio_allows(
     return samples_drawn <= max_ratio * added
 
 
-def totals(stats: list[ReplayStats | None]) -> dict[str, int]:
+def totals(stats: Sequence[ReplayStats | None]) -> dict[str, int]:
     """Size, capacity, added, sampled and bytes summed over shards."""
     known = [s for s in stats if s is not None]
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,24 @@ def _lower_priority(niceness: int) -> None:
     """Raise this process's niceness so a learner sharing the machine wins the CPU."""
     if niceness > 0 and hasattr(os, "nice"):
         os.nice(niceness)
+
+
+@dataclass(frozen=True)
+class Peers:
+    """Names of the named Ray actors a host talks to; hosts look them up with ``connect``.
+
+    Names rather than handles: an actor handle among a restartable actor's constructor
+    arguments makes Ray hold the arguments in the object store, and a restart could then fail.
+    """
+
+    parameter_server: str
+    shards: tuple[str, ...]
+    namespace: str
+
+    def connect(self) -> tuple[Any, list]:
+        """(parameter server handle, shard handles)."""
+        ps = ray.get_actor(self.parameter_server, namespace=self.namespace)
+        return ps, [ray.get_actor(n, namespace=self.namespace) for n in self.shards]
 
 
 def pull_weights(ps: Any, version: int) -> tuple[dict | None, int]:
@@ -53,8 +72,7 @@ class ActorHost:
         self,
         *,
         actor_kwargs: dict,
-        parameter_server: Any,
-        shards: list,
+        peers: Peers,
         num_cpus: float,
         batch_size: int,
         min_size_to_learn: int,
@@ -66,9 +84,8 @@ class ActorHost:
         _lower_priority(cfg.nice)
         self.actor = Actor(**actor_kwargs)
         self._cfg = cfg
-        self._ps = parameter_server
-        self._shards = shards
-        self._next_shard = actor_kwargs["actor_index"] % len(shards)
+        self._ps, self._shards = peers.connect()
+        self._next_shard = actor_kwargs["actor_index"] % len(self._shards)
         self._sync_steps = max(1, cfg.sync_every // cfg.envs_per_actor)
         self._batch_size = batch_size
         self._min_size = min_size_to_learn
@@ -171,8 +188,7 @@ class LearnerHost:
         self,
         *,
         learner_kwargs: dict,
-        parameter_server: Any,
-        shards: list,
+        peers: Peers,
         seed: int,
     ) -> None:
         _limit_torch_threads(learner_kwargs["learner"].num_cpus)
@@ -181,10 +197,9 @@ class LearnerHost:
         self.learner = Learner(**learner_kwargs)
         self.cfg = learner_kwargs["learner"]
         self._replay_cfg = learner_kwargs["replay"]
-        self._ps = parameter_server
-        self._shards = shards
+        self._ps, self._shards = peers.connect()
         self._rng = np.random.default_rng(seed)
-        self._stats: list[ReplayStats | None] = [None] * len(shards)
+        self._stats: list[ReplayStats | None] = [None] * len(self._shards)
         self._inflight: dict[Any, int] = {}
         self._last_metrics: dict[str, float] = {}
         self.published_version = -1
@@ -282,13 +297,13 @@ class EvaluatorHost:
     """Runs an ``Evaluator`` on the latest published weights, at most once per ``interval_s``."""
 
     def __init__(
-        self, *, evaluator_kwargs: dict, parameter_server: Any, interval_s: float, num_cpus: float
+        self, *, evaluator_kwargs: dict, peers: Peers, interval_s: float, num_cpus: float
     ) -> None:
         _limit_torch_threads(num_cpus)
         from apex_dqn.evaluate import Evaluator
 
         self.evaluator = Evaluator(**evaluator_kwargs)
-        self._ps = parameter_server
+        self._ps, _ = peers.connect()
         self._interval_s = interval_s
         self._version = -1
         self._last_start = -float("inf")

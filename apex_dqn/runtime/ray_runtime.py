@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,16 @@ from apex_dqn.envs import EnvInfo
 from apex_dqn.metrics import RunTracker
 from apex_dqn.parameter_server import ParameterServer
 from apex_dqn.runtime import common
-from apex_dqn.runtime.hosts import ActorHost, EvaluatorHost, LearnerHost, ReplayShardHost
+from apex_dqn.runtime.hosts import (
+    ActorHost,
+    EvaluatorHost,
+    LearnerHost,
+    Peers,
+    ReplayShardHost,
+)
 
 LEARNER_CALL_S = 0.25
+NAMESPACE = "apex-dqn"
 
 
 def init_ray(cfg: RayConfig) -> bool:
@@ -96,31 +104,37 @@ class _Components:
         )
         actor_cls = ray.remote(num_cpus=cfg.actors.num_cpus, max_restarts=-1)(ActorHost)
         eval_cls = ray.remote(num_cpus=cfg.eval.num_cpus, max_restarts=-1)(EvaluatorHost)
-        self.ps = ps_cls.remote()
+        run_id = uuid.uuid4().hex[:8]
+        peers = Peers(
+            parameter_server=f"apex-dqn-{run_id}-ps",
+            shards=tuple(f"apex-dqn-{run_id}-shard{s}" for s in range(cfg.replay.num_shards)),
+            namespace=NAMESPACE,
+        )
+        self.ps = ps_cls.options(name=peers.parameter_server, namespace=NAMESPACE).remote()
         self.shards = [
-            shard_cls.remote(replay_kwargs=common.replay_kwargs(cfg, info, s))
-            for s in range(cfg.replay.num_shards)
+            shard_cls.options(name=name, namespace=NAMESPACE).remote(
+                replay_kwargs=common.replay_kwargs(cfg, info, s)
+            )
+            for s, name in enumerate(peers.shards)
         ]
-        self.learner = learner_cls.remote(
+        self.learner: Any = learner_cls.remote(
             learner_kwargs=common.learner_kwargs(cfg, info),
-            parameter_server=self.ps,
-            shards=self.shards,
+            peers=peers,
             seed=cfg.seed,
         )
-        self.actors = [
+        self.actors: list[Any] = [
             actor_cls.remote(
                 actor_kwargs=common.actor_kwargs(cfg, info, i),
-                parameter_server=self.ps,
-                shards=self.shards,
+                peers=peers,
                 num_cpus=cfg.actors.num_cpus,
                 batch_size=cfg.learner.batch_size,
                 min_size_to_learn=cfg.replay.min_size_to_learn,
             )
             for i in range(cfg.actors.num_actors)
         ]
-        self.evaluator = eval_cls.remote(
+        self.evaluator: Any = eval_cls.remote(
             evaluator_kwargs=common.evaluator_kwargs(cfg, info),
-            parameter_server=self.ps,
+            peers=peers,
             interval_s=cfg.eval.interval_s,
             num_cpus=cfg.eval.num_cpus,
         )

@@ -1,0 +1,146 @@
+"""Run bookkeeping and files: tracker, summary, metrics.jsonl, checkpoints, plot, evaluator."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from apex_dqn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from apex_dqn.config import Config, EnvConfig, NetworkConfig
+from apex_dqn.envs import inspect_env
+from apex_dqn.evaluate import Evaluator
+from apex_dqn.metrics import (
+    ENV_STEPS,
+    EVAL_RETURN,
+    SUMMARY_KEYS,
+    JsonlWriter,
+    RunTracker,
+    status_line,
+)
+from apex_dqn.networks import build_q_network, get_weights
+from apex_dqn.plotting import plot_learning_curve
+from apex_dqn.runtime.common import RunOutputs
+
+
+def test_tracker_solves_at_first_eval_reaching_target():
+    t = RunTracker(env_id="CartPole-v1", seed=3, target_return=475.0, process_start=time.time())
+    t.env_steps = 1000
+    assert not t.add_eval(100.0)
+    t.env_steps = 5000
+    assert t.add_eval(480.0)
+    t.env_steps = 9000
+    t.add_eval(500.0)
+    s = t.summary()
+    assert set(SUMMARY_KEYS) <= set(s)
+    assert s["solved"] and s["env_steps_at_solve"] == 5000
+    assert s["best_eval_return"] == 500.0 and s["final_eval_return"] == 500.0
+    assert 0 <= s["time_to_solve_s"] < 5
+    assert s["seed"] == 3 and s["env_id"] == "CartPole-v1"
+
+
+def test_unsolved_summary_has_nulls_not_missing_keys():
+    s = RunTracker(env_id="X", seed=0, target_return=None).summary()
+    assert set(SUMMARY_KEYS) <= set(s)
+    assert s["solved"] is False and s["time_to_solve_s"] is None
+    assert s["best_eval_return"] is None
+
+
+def test_record_rates_and_status_line():
+    t = RunTracker(env_id="X", seed=0, target_return=1.0)
+    t.train_start -= 2.0
+    t.env_steps, t.learner_steps = 2000, 100
+    t.replay = {"size": 2000, "capacity": 10000, "added": 2000, "sampled": 6400}
+    t.weights_version, t.actor_versions = 100, {0: 90, 1: 80}
+    rec = t.record()
+    assert rec[ENV_STEPS] == 2000 and 800 < rec["perf/env_steps_per_s"] < 1100
+    assert rec["replay/replay_ratio"] == pytest.approx(3.2)
+    assert rec["actors/policy_lag"] == pytest.approx(15.0)
+    line = status_line(rec)
+    for fragment in ("env", "2,000", "learner", "replay", "ratio", "eval", "lag"):
+        assert fragment in line
+
+
+def test_jsonl_writer_appends_one_record_per_line(tmp_path):
+    w = JsonlWriter(tmp_path / "m.jsonl")
+    w.write({"a": 1})
+    w.write({"a": 2})
+    w.close()
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert [json.loads(x)["a"] for x in lines] == [1, 2]
+
+
+def test_checkpoint_round_trip_and_atomicity(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    state = {"format": "apex-dqn/1", "learner": {"w": torch.arange(3.0)}, "n": 5}
+    save_checkpoint(path, state)
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["learner"]["w"], torch.arange(3.0)) and loaded["n"] == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"], "no temporary file left behind"
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable apex-dqn checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"x": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="format"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_learning_curve_png(tmp_path):
+    path = plot_learning_curve(
+        env_steps=[0, 100, 200],
+        wall_s=[0.0, 1.0, 2.0],
+        returns=[10.0, 50.0, 200.0],
+        path=tmp_path / "curve.png",
+        title="t",
+        target=195.0,
+    )
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_run_outputs_write_every_file(tmp_path):
+    cfg = Config(output_dir=str(tmp_path))
+    t = RunTracker(env_id=cfg.env.id, seed=0, target_return=475.0)
+    out = RunOutputs(tmp_path, cfg, t)
+    t.env_steps = 10
+    t.add_eval(20.0)
+    out.report(quiet=True)
+    summary = out.finish()
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "summary.json", "learning_curve.png"} <= names
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert rec[EVAL_RETURN] == 20.0
+
+
+def test_evaluator_runs_each_episode_once_greedily():
+    env = EnvConfig(id="CartPole-v1", max_episode_steps=50)
+    info = inspect_env(env)
+    net_cfg = NetworkConfig(hidden_sizes=[16])
+    ev = Evaluator(
+        env=env,
+        network=net_cfg,
+        obs_shape=info.obs_shape,
+        num_actions=info.num_actions,
+        episodes=4,
+        seed=0,
+    )
+    weights = get_weights(build_q_network(net_cfg, obs_shape=(4,), num_actions=2))
+    r = ev.evaluate(weights, version=3)
+    assert r.episodes == 4 and r.weights_version == 3
+    assert 1 <= r.min_return <= r.mean_return <= r.max_return <= 50
+    # CartPole returns equal lengths (+1 per step).
+    assert r.mean_length == pytest.approx(r.mean_return)
+    # Same weights, same seed sequence position -> same result on a fresh evaluator.
+    ev2 = Evaluator(env=env, network=net_cfg, obs_shape=(4,), num_actions=2, episodes=4, seed=0)
+    assert ev2.evaluate(weights, 3).mean_return == r.mean_return
+    assert np.isfinite(r.mean_return)

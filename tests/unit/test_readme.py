@@ -1,0 +1,35 @@
+"""The README's two quick-start commands stay true: CI runs the same test line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _quick_start_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_quick_start_has_exactly_two_commands():
+    commands = _quick_start_commands()
+    assert len(commands) == 2, commands
+    train, test = commands
+    assert train.endswith("apex-dqn") and "pip install -e ." in train
+    assert test.endswith("pytest") and "[test]" in test
+    for cmd in commands:
+        assert cmd.startswith("python3 -m venv .venv")
+        assert cmd.index("torch==2.13.0") < cmd.index("pip install -e")
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert _quick_start_commands()[1] in ci
+
+
+def test_package_requirement_on_torch_is_a_range():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"torch>=2.4"' in pyproject and "torch==" not in pyproject
