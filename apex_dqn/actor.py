@@ -77,7 +77,7 @@ class Actor:
         self._gamma = algo.gamma
         self._push_every = actors.push_every
         self._rng = np.random.default_rng(seed)
-        with torch.random.fork_rng():  # seeded init without touching the global RNG
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
             torch.manual_seed(seed)
             self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
         self._net.eval()

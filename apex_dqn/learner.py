@@ -75,9 +75,10 @@ class Learner:
         self._replay = replay
         self._num_actions = num_actions
         self._actor_epsilons = actor_epsilons
-        self.online = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions).to(
-            self.device
-        )
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
+            torch.manual_seed(seed)
+            self.online = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
+        self.online.to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(
             self.online.parameters(), lr=learner.lr, eps=learner.adam_eps

@@ -10,6 +10,8 @@ import pytest
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("WANDB_MODE", "offline")
+# Tiny networks gain nothing from threads, and on a busy 2-core machine threads spin-wait.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

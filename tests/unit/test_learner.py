@@ -128,3 +128,21 @@ def test_actor_correction_multiplies_weights():
     mp, _ = plain.step(batch, np.ones(64, np.float32))
     mc, _ = corrected.step(batch, np.ones(64, np.float32))
     assert mp.loss != pytest.approx(mc.loss)
+
+
+def test_seed_fixes_the_initial_network():
+    a, b = _learner(), _learner()
+    for k, v in a.online.state_dict().items():
+        assert torch.equal(v, b.online.state_dict()[k])
+    other = Learner(
+        obs_shape=(4,),
+        num_actions=2,
+        network=NetworkConfig(hidden_sizes=[32, 32]),
+        algo=AlgoConfig(),
+        learner=LearnerConfig(device="cpu"),
+        replay=ReplayConfig(),
+        seed=1,
+    )
+    assert not torch.equal(
+        next(iter(a.online.state_dict().values())), next(iter(other.online.state_dict().values()))
+    )
