@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +194,9 @@ class LearnerHost:
     ) -> None:
         _limit_torch_threads(learner_kwargs["learner"].num_cpus)
         from apex_dqn.learner import Learner
+
+        # Samples arrive as read-only zero-copy arrays; the learner never writes to them.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
         self.learner = Learner(**learner_kwargs)
         self.cfg = learner_kwargs["learner"]

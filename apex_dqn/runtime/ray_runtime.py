@@ -233,6 +233,9 @@ def train(cfg: Config, info: EnvInfo, out_dir: Path) -> dict[str, Any]:
         )
         driver = _Driver(cfg, parts, outputs)
         reason = driver.loop()
+        # Actors and evaluator stop now, so the checkpoint and plot get the CPU.
+        for handle in [*parts.actors, parts.evaluator]:
+            ray.kill(handle, no_restart=True)
         outputs.report()
         print(f"apex-dqn: stopping ({reason})", flush=True)
         ray.get(
