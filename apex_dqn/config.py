@@ -109,8 +109,9 @@ class AlgoConfig:
 
     gamma: float = 0.99
     """Discount factor, in (0, 1]."""
-    n_step: int = 3
-    """Rewards summed before bootstrapping (Ape-X: 3), in [1, 100]."""
+    n_step: int = 5
+    """Rewards summed before bootstrapping, in [1, 100]. Ape-X used 3 on Atari; 5 propagates
+    values faster and solved CartPole-v1 in about half the updates here (README, Benchmarks)."""
     double_q: bool = True
     """Double DQN target: online argmax, target-network value (van Hasselt et al. 2016)."""
 
@@ -131,13 +132,13 @@ class ActorsConfig:
     """Ape-X exploration: actor i of N uses eps_base ** (1 + eps_alpha * i / (N - 1))."""
     eps_alpha: float = 7.0
     """Ape-X exploration exponent spread, >= 0."""
-    push_every: int = 64
+    push_every: int = 256
     """Transitions gathered before one batch is pushed to a replay shard, >= 1."""
     sync_every: int = 400
     """Environment steps (summed over the actor's envs) between weight pulls, >= 1."""
     steps_per_call: int = 64
     """Vector-env steps per remote call; bounds how often the actor yields to Ray, >= 1."""
-    min_replay_ratio: float = 0.0
+    min_replay_ratio: float = 4.0
     """Actors pause while samples drawn per transition inserted is below this, leaving the CPU
     to the learner on a shared machine (0: never pause); must be < learner.max_replay_ratio."""
     max_pending_pushes: int = 2
@@ -200,9 +201,9 @@ class ReplayConfig:
 class LearnerConfig:
     """The learner: samples prioritized batches and updates the Q-network."""
 
-    batch_size: int = 128
+    batch_size: int = 64
     """Transitions per update (Ape-X used 512), >= 1."""
-    lr: float = 1e-3
+    lr: float = 2e-3
     """Adam learning rate, in (0, 1]."""
     adam_eps: float = 1e-8
     """Adam epsilon, > 0."""
@@ -210,7 +211,7 @@ class LearnerConfig:
     """Max global gradient norm (0 disables clipping), >= 0."""
     huber_delta: float = 1.0
     """Huber loss threshold, > 0."""
-    target_update_period: int = 250
+    target_update_period: int = 50
     """Updates between copies of the online network into the target network (Ape-X: 2500)."""
     publish_every: int = 10
     """Updates between weight publications to the parameter server, >= 1."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,6 @@ class _Components:
             LearnerHost
         )
         actor_cls = ray.remote(num_cpus=cfg.actors.num_cpus, max_restarts=-1)(ActorHost)
-        eval_cls = ray.remote(num_cpus=cfg.eval.num_cpus, max_restarts=-1)(EvaluatorHost)
         run_id = uuid.uuid4().hex[:8]
         peers = Peers(
             parameter_server=f"apex-dqn-{run_id}-ps",
@@ -132,7 +132,14 @@ class _Components:
             )
             for i in range(cfg.actors.num_actors)
         ]
-        self.evaluator: Any = eval_cls.remote(
+        self.evaluator: Any = None
+        self._eval_args = (cfg, info, peers)
+
+    def start_evaluator(self) -> None:
+        """Create the evaluator; it is started once learning has begun (see ``_Driver``)."""
+        cfg, info, peers = self._eval_args
+        eval_cls = ray.remote(num_cpus=cfg.eval.num_cpus, max_restarts=-1)(EvaluatorHost)
+        self.evaluator = eval_cls.remote(
             evaluator_kwargs=common.evaluator_kwargs(cfg, info),
             peers=peers,
             interval_s=cfg.eval.interval_s,
@@ -182,6 +189,11 @@ class _Driver:
             t.skipped_updates = result["skipped_updates"]
             t.replay = result["replay"]
             t.learner_metrics = result["metrics"]
+            if self.parts.evaluator is None and t.learner_steps > 0:
+                # Started only now: at start-up its process would compete with the actors and
+                # the learner for the CPU, only to evaluate the untrained network.
+                self.parts.start_evaluator()
+                self._submit("eval")
         elif result is not None:
             reached = t.add_eval(result["mean_return"])
             self.target_reached = self.target_reached or reached
@@ -201,7 +213,6 @@ class _Driver:
         for i in range(len(self.parts.actors)):
             self._submit("actor", i)
         self._submit("learner")
-        self._submit("eval")
         deadline = self.tracker.train_start + self.cfg.train.max_seconds
         next_report = time.time() + self.cfg.train.report_interval_s
         while (reason := self._should_stop(deadline)) is None:
@@ -235,7 +246,8 @@ def train(cfg: Config, info: EnvInfo, out_dir: Path) -> dict[str, Any]:
         reason = driver.loop()
         # Actors and evaluator stop now, so the checkpoint and plot get the CPU.
         for handle in [*parts.actors, parts.evaluator]:
-            ray.kill(handle, no_restart=True)
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
         outputs.report()
         print(f"apex-dqn: stopping ({reason})", flush=True)
         ray.get(
@@ -243,7 +255,14 @@ def train(cfg: Config, info: EnvInfo, out_dir: Path) -> dict[str, Any]:
                 str(outputs.checkpoint_path), common.checkpoint_extra(cfg, info, tracker)
             )
         )
-        return outputs.finish()
+        # Summary and plot are written while Ray shuts down (about a second of waiting on
+        # its processes); the learner's checkpoint above is the last thing Ray was needed for.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            finished = pool.submit(outputs.finish)
+            if started:
+                ray.shutdown()
+                started = False
+            return finished.result()
     finally:
         if started:
             ray.shutdown()

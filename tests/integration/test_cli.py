@@ -15,7 +15,7 @@ from tests.integration.helpers import check_run_dir, run_cli
         (("actors.num_actors=0",), "actors.num_actors must be an integer in [1, 4096], got 0"),
         (("env.id=Pendulum-v1",), "needs a Discrete action space"),
         (("env.id=NoSuchEnv-v9",), "not a registered gymnasium environment"),
-        (("replay.capacity=64",), "replay.capacity / replay.num_shards must be >="),
+        (("replay.capacity=32",), "replay.capacity / replay.num_shards must be >="),
     ],
 )
 def test_bad_config_fails_before_ray_with_one_clear_line(tmp_path, overrides, fragment):

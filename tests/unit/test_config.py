@@ -67,7 +67,7 @@ def test_defaults_compose_to_the_dataclass(compose_config):
     cfg = compose_config()
     assert isinstance(cfg, Config)
     assert cfg.env.id == "CartPole-v1"
-    assert cfg.algo.n_step == 3 and cfg.replay.alpha == 0.6 and cfg.replay.beta_start == 0.4
+    assert cfg.algo.n_step == 5 and cfg.replay.alpha == 0.6 and cfg.replay.beta_start == 0.4
     assert cfg.actors.eps_base == 0.4 and cfg.actors.eps_alpha == 7.0
 
 
