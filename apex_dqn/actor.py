@@ -9,6 +9,7 @@ guess) and hands the batch out. It knows nothing of Ray: the runtime ships its b
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,11 @@ class ActorReport:
     episode_lengths: list[int] = field(default_factory=list)
     weights_version: int = -1
     transitions: int = 0
+    env_errors: int = 0
+
+
+class EnvFailure(RuntimeError):
+    """An environment that keeps raising: ``actors.max_env_errors`` errors in a row."""
 
 
 class Actor:
@@ -81,6 +87,11 @@ class Actor:
             torch.manual_seed(seed)
             self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
         self._net.eval()
+        self._env_cfg = env
+        self._seed = seed
+        self._max_env_errors = actors.max_env_errors
+        self._errors_in_a_row = 0
+        self.env_errors = 0
         self._envs = make_vector_env(env, num_envs=actors.envs_per_actor)
         self._obs_N, _ = self._envs.reset(seed=seed)
         n = actors.envs_per_actor
@@ -117,7 +128,12 @@ class Actor:
     def _step_once(self, report: ActorReport) -> None:
         q_NA = self._q_values(self._obs_N)
         action_N, greedy_N = epsilon_greedy(q_NA, self.epsilon, self._rng)
-        next_obs_N, reward_N, term_N, trunc_N, infos = self._envs.step(action_N)
+        try:
+            next_obs_N, reward_N, term_N, trunc_N, infos = self._envs.step(action_N)
+        except Exception as exc:  # any error of user environment code
+            self._recover_from_env_error(exc, report)
+            return
+        self._errors_in_a_row = 0
         done_N = term_N | trunc_N
         real_next_N = true_next_obs(next_obs_N, done_N, infos)
         batch = self._nstep.step(
@@ -142,6 +158,39 @@ class Actor:
         self._episode_return_N[done_N] = 0.0
         self._episode_length_N[done_N] = 0
         self._obs_N = next_obs_N
+
+    def _recover_from_env_error(self, exc: Exception, report: ActorReport) -> None:
+        """Replace the vector env after an error: its episodes are dropped, acting goes on.
+
+        The environments of a vector env that raised mid-step are in an unknown state, so they
+        are all rebuilt and reset (with a new seed); the n-step builder forgets the unfinished
+        episodes. ``actors.max_env_errors`` errors in a row raise ``EnvFailure``.
+        """
+        self.env_errors += 1
+        report.env_errors += 1
+        self._errors_in_a_row += 1
+        while True:
+            if self._errors_in_a_row >= self._max_env_errors:
+                raise EnvFailure(
+                    f"env.id={self._env_cfg.id!r} raised {self._errors_in_a_row} times in a row "
+                    f"(actors.max_env_errors={self._max_env_errors}); last error: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            # Closing a broken env may fail too; it is replaced anyway.
+            with contextlib.suppress(Exception):
+                self._envs.close()
+            try:
+                self._envs = make_vector_env(self._env_cfg, num_envs=len(self._obs_N))
+                self._obs_N, _ = self._envs.reset(seed=self._seed + 7_919 * self.env_errors)
+                break
+            except Exception as again:
+                exc = again
+                self.env_errors += 1
+                report.env_errors += 1
+                self._errors_in_a_row += 1
+        self._nstep.reset()
+        self._episode_return_N[:] = 0.0
+        self._episode_length_N[:] = 0
 
     def _take_full_batches(self) -> list[TransitionBatch]:
         if self._pending_count < self._push_every:

@@ -7,8 +7,10 @@ fails in milliseconds with one line naming the key and the allowed values.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -25,9 +27,9 @@ CONF_DIR = str(_REPO_CONF if _REPO_CONF.is_dir() else Path(__file__).resolve().p
 ConfigStore.instance().store(name="apex_dqn_schema", node=Config)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     print(f"apex-dqn: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def to_config(cfg: DictConfig) -> Config:
@@ -45,12 +47,67 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
+def _task_overrides() -> list[str]:
+    """The command line's overrides of config values (not Hydra's own)."""
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # not under a Hydra app (tests composing configs directly)
+        return []
+
+
+def resumed_config(saved: dict, overrides: list[str]) -> Config:
+    """The saved run's config with the command line's overrides on top, validated."""
+    base = OmegaConf.merge(OmegaConf.structured(Config), saved)
+    dotlist = [o.lstrip("+") for o in overrides if not o.startswith("~")]
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(dotlist))
+    except Exception as exc:
+        raise ConfigError(f"cannot apply {dotlist} to the resumed run's config: {exc}") from None
+    return to_config(merged)  # type: ignore[arg-type]
+
+
+def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
+    """Read the run to resume; return its config (with overrides) and what train() needs."""
+    from apex_dqn import checkpoint as ckpt
+    from apex_dqn.envs import inspect_env
+    from apex_dqn.runtime.common import Resume
+
+    assert config.resume is not None
+    run_dir = Path(config.resume).resolve()
+    try:
+        path = ckpt.run_checkpoint_path(run_dir)
+        data = path.read_bytes()
+        state = ckpt.state_from_bytes(data, name=f"checkpoint {str(path)!r}")
+    except ckpt.CheckpointError as exc:
+        raise ConfigError(str(exc)) from None
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"checkpoint {str(path)!r} holds no run config; it cannot be resumed")
+    saved = {**saved, "resume": str(run_dir), "output_dir": str(run_dir)}
+    resumed = resumed_config(saved, overrides)
+    info = inspect_env(resumed.env)
+    try:
+        ckpt.check_compatible(
+            state,
+            env_id=resumed.env.id,
+            obs_shape=info.obs_shape,
+            num_actions=info.num_actions,
+            network=dataclasses.asdict(resumed.network),
+        )
+    except ckpt.CheckpointError as exc:
+        raise ConfigError(f"resume={str(run_dir)!r}: {exc}") from None
+    return resumed, Resume(run_dir=run_dir, data=data, state=state)
+
+
 def run(cfg: DictConfig) -> dict:
     """Validate ``cfg``, check the environment, train; return the run's summary."""
     from apex_dqn.envs import inspect_env
 
+    resume = None
     try:
         config = to_config(cfg)
+        if config.resume is not None:
+            config, resume = load_resume(config, _task_overrides())
         info = inspect_env(config.env)
     except ConfigError as exc:
         _fail(str(exc))
@@ -60,7 +117,7 @@ def run(cfg: DictConfig) -> dict:
     else:
         from apex_dqn.runtime.ray_runtime import train
     try:
-        summary = train(config, info, out_dir)
+        summary = train(config, info, out_dir, resume)
     except ConfigError as exc:
         _fail(str(exc))
     solved = "solved" if summary["solved"] else "not solved"
@@ -70,6 +127,11 @@ def run(cfg: DictConfig) -> dict:
         f"{summary['wall_s']:.1f}s; outputs in {out_dir.resolve()}",
         flush=True,
     )
+    reason = summary.get("stop_reason") or ""
+    if reason.startswith("failed"):
+        _fail(f"the run {reason}", code=1)
+    if summary.get("interrupted_by"):
+        sys.exit(128 + int(summary["interrupted_by"]))
     return summary
 
 

@@ -147,6 +147,9 @@ class ActorsConfig:
     """Ray CPUs reserved per actor (fractional is fine), in [0, 64]."""
     nice: int = 5
     """Niceness added to actor processes, so the learner wins a shared CPU, in [0, 19]."""
+    max_env_errors: int = 10
+    """An environment that raises is reset and counted; this many errors in a row (no
+    successful step between them) stop the run with the error, >= 1."""
 
     def __post_init__(self) -> None:
         check_int("actors.num_actors", self.num_actors, lo=1, hi=4096)
@@ -160,6 +163,7 @@ class ActorsConfig:
         check_float("actors.min_replay_ratio", self.min_replay_ratio, lo=0.0)
         check_float("actors.num_cpus", self.num_cpus, lo=0.0, hi=64.0)
         check_int("actors.nice", self.nice, lo=0, hi=19)
+        check_int("actors.max_env_errors", self.max_env_errors, lo=1)
 
 
 @dataclass
@@ -184,8 +188,12 @@ class ReplayConfig:
     """Transitions the whole replay must hold before the learner starts, >= 1."""
     num_cpus: float = 0.05
     """Ray CPUs reserved per shard, in [0, 64]."""
+    snapshot_every_s: float = 0.0
+    """Seconds between snapshots of each shard to <run dir>/replay/ (0: off). A restarted
+    shard, and a resumed run, reload them; without, a shard comes back empty. >= 0."""
 
     def __post_init__(self) -> None:
+        check_float("replay.snapshot_every_s", self.snapshot_every_s, lo=0.0)
         check_int("replay.capacity", self.capacity, lo=1)
         check_int("replay.num_shards", self.num_shards, lo=1, hi=1024)
         check_float("replay.alpha", self.alpha, lo=0.0, hi=1.0)
@@ -293,6 +301,22 @@ class TrainConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """Periodic checkpoints of the learner (and the run's counters) in the run directory."""
+
+    every_s: float = 60.0
+    """Seconds between periodic checkpoints (0: only the final one), >= 0."""
+    keep_last: int = 3
+    """Periodic checkpoints kept in <run dir>/checkpoints/ (older ones are deleted), >= 1."""
+    save_best: bool = True
+    """Also keep checkpoint_best.pt: the checkpoint taken after the best greedy evaluation."""
+
+    def __post_init__(self) -> None:
+        check_float("checkpoint.every_s", self.every_s, lo=0.0)
+        check_int("checkpoint.keep_last", self.keep_last, lo=1, hi=1000)
+
+
+@dataclass
 class RayConfig:
     """How to reach Ray."""
 
@@ -326,12 +350,16 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     seed: int = 0
     """Seed for networks, environments and replay sampling, >= 0."""
     output_dir: str | None = None
     """Where the run writes its files (None: the Hydra run directory / current directory)."""
     runtime: str = "ray"
     """ray: distributed components on Ray; local: the same components in one process."""
+    resume: str | None = None
+    """A run directory to continue (its checkpoint.pt, counters, metrics and replay snapshots);
+    the run keeps writing there. Other overrides given with it replace the saved values."""
 
     def __post_init__(self) -> None:
         check_int("seed", self.seed, lo=0, hi=2**31 - 1)

@@ -34,6 +34,12 @@ REPLAY_CAPACITY = "replay/capacity"
 REPLAY_ADDED = "replay/added"
 REPLAY_RATIO = "replay/replay_ratio"
 ACTOR_RESTARTS = "actors/restarts"
+ENV_ERRORS = "actors/env_errors"
+PUSHED = "actors/transitions_pushed"
+PUSH_LOST = "actors/transitions_lost"
+SHARD_FAILURES = "replay/shard_failures"
+SHARD_RETURNS = "replay/shard_returns"
+LEARNER_RESTARTS = "learner/restarts"
 POLICY_LAG = "actors/policy_lag"
 WEIGHTS_VERSION = "learner/weights_version"
 SKIPPED_UPDATES = "learner/skipped_updates"
@@ -96,6 +102,16 @@ class RunTracker:
     weights_version: int = -1
     skipped_updates: int = 0
     actor_restarts: int = 0
+    learner_restarts: int = 0
+    env_errors: int = 0
+    transitions_pushed: int = 0
+    transitions_lost: int = 0
+    shard_failures: int = 0
+    shard_returns: int = 0
+    resumes: int = 0
+    stop_reason: str | None = None
+    interrupted_by: int | None = None
+    resumed_from: dict[str, Any] | None = None
     replay: Mapping[str, float] = field(default_factory=dict)
     actor_versions: dict[int, int] = field(default_factory=dict)
     learner_metrics: dict[str, float] = field(default_factory=dict)
@@ -150,6 +166,12 @@ class RunTracker:
             POLICY_LAG: self.policy_lag(),
             WEIGHTS_VERSION: self.weights_version,
             ACTOR_RESTARTS: self.actor_restarts,
+            ENV_ERRORS: self.env_errors,
+            PUSHED: self.transitions_pushed,
+            PUSH_LOST: self.transitions_lost,
+            SHARD_FAILURES: self.shard_failures,
+            SHARD_RETURNS: self.shard_returns,
+            LEARNER_RESTARTS: self.learner_restarts,
             SKIPPED_UPDATES: self.skipped_updates,
         }
         if self.recent_episode_returns:
@@ -181,8 +203,51 @@ class RunTracker:
             "env_id": self.env_id,
             "target_return": self.target_return,
             "actor_restarts": self.actor_restarts,
+            "learner_restarts": self.learner_restarts,
+            "shard_failures": self.shard_failures,
+            "env_errors": self.env_errors,
             "skipped_updates": self.skipped_updates,
+            "resumes": self.resumes,
+            "stop_reason": self.stop_reason,
+            "interrupted_by": self.interrupted_by,
+            "resumed_from": self.resumed_from,
         }
+
+    _COUNTERS = (
+        "env_steps",
+        "learner_steps",
+        "weights_version",
+        "skipped_updates",
+        "actor_restarts",
+        "learner_restarts",
+        "env_errors",
+        "transitions_pushed",
+        "transitions_lost",
+        "shard_failures",
+        "shard_returns",
+        "resumes",
+    )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data to continue this run's counters and learning curve after a resume."""
+        return {
+            **{k: getattr(self, k) for k in self._COUNTERS},
+            "wall_s": self.wall_s(),
+            "evals": [[e.env_steps, e.wall_s, e.mean_return] for e in self.evals],
+            "time_to_solve_s": self.time_to_solve_s,
+            "env_steps_at_solve": self.env_steps_at_solve,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict``: counters, curve, and the wall clock (shifted back)."""
+        for k in self._COUNTERS:
+            if k in state:
+                setattr(self, k, int(state[k]))
+        self.train_start = time.time() - float(state.get("wall_s", 0.0))
+        self.evals = [EvalPoint(int(e), float(w), float(r)) for e, w, r in state.get("evals", [])]
+        self.time_to_solve_s = state.get("time_to_solve_s")
+        self.env_steps_at_solve = state.get("env_steps_at_solve")
+        self._last_report = (time.time(), self.env_steps, self.learner_steps)
 
 
 def learner_metric_dict(metrics: Any) -> dict[str, float]:

@@ -9,6 +9,7 @@ pickling torch tensors.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -137,6 +138,16 @@ def _head(features: int, hidden: int | None, out: int) -> nn.Module:
 def get_weights(net: nn.Module) -> dict[str, np.ndarray]:
     """CPU numpy copies of ``net.state_dict()``, safe to ship through Ray without torch pickling."""
     return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+
+def weights_digest(weights: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the weights (keys in order, dtypes, shapes and bytes): equal iff identical."""
+    h = hashlib.sha256()
+    for key in sorted(weights):
+        array = np.ascontiguousarray(weights[key])
+        h.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
 
 
 def set_weights(net: nn.Module, weights: dict[str, np.ndarray]) -> None:

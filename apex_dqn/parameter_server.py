@@ -18,15 +18,18 @@ class ParameterServer:
         self._weights: Any = None
         self._version = -1
 
-    def set_weights(self, weights: Any, version: int) -> None:
-        """Publish ``weights`` as ``version``; an older version than the current one is ignored."""
-        if version >= self._version:
+    def set_weights(self, weights: Any, version: int, force: bool = False) -> None:
+        """Publish ``weights`` as ``version``; an older version than the current one is ignored
+        unless ``force`` (a learner restored from an older checkpoint)."""
+        if force or version >= self._version:
             self._weights = weights
             self._version = int(version)
 
     def get_if_newer(self, version: int) -> tuple[Any, int]:
         """(weights, latest version) if newer than ``version``, else (None, ``version``)."""
-        if self._version > version:
+        # "Differs", not "is greater": after a forced (older) publish, holders of newer
+        # weights must take the restored ones too.
+        if self._version != version and self._weights is not None:
             return self._weights, self._version
         return None, version
 

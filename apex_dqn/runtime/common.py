@@ -7,20 +7,24 @@ pay for importing it.
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 import yaml
 
+from apex_dqn import checkpoint as ckpt
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
 from apex_dqn.exploration import actor_epsilons
 from apex_dqn.metrics import JsonlWriter, RunTracker, status_line, write_json_atomic
 
-CHECKPOINT_FORMAT = "apex-dqn/1"
+CHECKPOINT_FORMAT = ckpt.FORMAT
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = ckpt.LATEST
+REPLAY_DIR = "replay"
 CURVE_FILE = "learning_curve.png"
 SUMMARY_FILE = "summary.json"
 
@@ -30,8 +34,12 @@ def target_return(cfg: Config, info: EnvInfo) -> float | None:
     return cfg.train.target_return if cfg.train.target_return is not None else info.reward_threshold
 
 
-def actor_kwargs(cfg: Config, info: EnvInfo, index: int) -> dict[str, Any]:
-    """Keyword arguments of ``Actor`` number ``index``; each actor gets its own seed."""
+def actor_kwargs(cfg: Config, info: EnvInfo, index: int, generation: int = 0) -> dict[str, Any]:
+    """Keyword arguments of ``Actor`` number ``index``; each actor gets its own seed.
+
+    ``generation`` (the number of resumes) shifts the seeds so that a resumed run does not
+    replay the episodes it has already seen.
+    """
     return {
         "actor_index": index,
         "env": cfg.env,
@@ -40,7 +48,7 @@ def actor_kwargs(cfg: Config, info: EnvInfo, index: int) -> dict[str, Any]:
         "actors": cfg.actors,
         "num_actions": info.num_actions,
         "obs_shape": info.obs_shape,
-        "seed": cfg.seed * 10_007 + 1 + index,
+        "seed": cfg.seed * 10_007 + 1 + index + 100_003 * generation,
     }
 
 
@@ -91,7 +99,15 @@ def checkpoint_extra(cfg: Config, info: EnvInfo, tracker: RunTracker) -> dict[st
         "env_steps": tracker.env_steps,
         "learner_steps": tracker.learner_steps,
         "weights_version": tracker.weights_version,
+        "tracker": tracker.state_dict(),
     }
+
+
+def snapshot_path(cfg: Config, out_dir: Path, shard: int) -> str | None:
+    """Where shard ``shard`` keeps its replay snapshot (None when snapshots are off)."""
+    if cfg.replay.snapshot_every_s <= 0:
+        return None
+    return str(Path(out_dir).resolve() / REPLAY_DIR / f"shard{shard}.npz")
 
 
 class RunOutputs:
@@ -104,6 +120,22 @@ class RunOutputs:
         self.tracker = tracker
         (self.dir / CONFIG_FILE).write_text(yaml.safe_dump(dataclasses.asdict(cfg)))
         self._metrics = JsonlWriter(self.dir / METRICS_FILE)
+        best = max((e.mean_return for e in tracker.evals), default=None)
+        self.checkpoints = ckpt.CheckpointManager(
+            self.dir,
+            keep_last=cfg.checkpoint.keep_last,
+            save_best=cfg.checkpoint.save_best,
+            best_return=best if cfg.resume else None,
+        )
+
+    def save_checkpoint(self, data: bytes) -> Path:
+        """Write checkpoint bytes (latest, periodic, maybe best; see ``CheckpointManager``)."""
+        evals = self.tracker.evals
+        return self.checkpoints.save(
+            data,
+            learner_steps=self.tracker.learner_steps,
+            eval_return=evals[-1].mean_return if evals else None,
+        )
 
     @property
     def checkpoint_path(self) -> Path:
@@ -134,3 +166,66 @@ class RunOutputs:
                 target=self.tracker.target_return,
             )
         return summary
+
+
+@dataclasses.dataclass
+class Resume:
+    """A run to continue: its directory, its latest checkpoint's bytes and their contents."""
+
+    run_dir: Path
+    data: bytes
+    state: dict[str, Any]
+
+    def apply_to(self, tracker: RunTracker) -> None:
+        """Continue the saved counters and learning curve in ``tracker``."""
+        tracker.load_state_dict(self.state.get("tracker", {}))
+        tracker.resumes += 1
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM ask the run to stop instead of killing it.
+
+    The driver loop sees ``received`` and stops as for any other reason: a final checkpoint is
+    written, outputs are finished, Ray shuts down, and the CLI exits with 128 + the signal
+    number. A second signal restores the default behaviour (a user pressing Ctrl-C twice).
+    Outside the main thread (signals cannot be caught there) it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name if self.received is not None else ""
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            self._restore()
+            signal.raise_signal(signum)
+            return
+        self.received = signum
+        print(f"apex-dqn: {signal.Signals(signum).name} received, stopping", flush=True)
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def __enter__(self) -> StopSignals:
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread
+            self._restore()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._restore()

@@ -28,6 +28,13 @@ def _limit_torch_threads(num_cpus: float) -> None:
     torch.set_num_threads(max(1, int(num_cpus)))
 
 
+def _was_restarted() -> bool:
+    """Whether Ray restarted this actor (a fault), rather than creating it."""
+    with warnings.catch_warnings():  # Ray's property warns about an API it uses itself
+        warnings.simplefilter("ignore")
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
 def _lower_priority(niceness: int) -> None:
     """Raise this process's niceness so a learner sharing the machine wins the CPU."""
     if niceness > 0 and hasattr(os, "nice"):
@@ -93,6 +100,7 @@ class ActorHost:
         self._pending: list = []
         self._since_sync = self._sync_steps
         self.pushed = 0
+        self.lost = 0
 
     def _sync(self) -> None:
         weights, version = pull_weights(self._ps, self.actor.weights_version)
@@ -113,16 +121,36 @@ class ActorHost:
         for batch in batches:
             shard = self._shards[self._next_shard]
             self._next_shard = (self._next_shard + 1) % len(self._shards)
-            self._pending.append(shard.add.remote(batch))
+            self._pending.append((shard.add.remote(batch), len(batch)))
             self.pushed += len(batch)
         if len(self._pending) > self._cfg.max_pending_pushes:
-            _, self._pending = ray.wait(
-                self._pending, num_returns=len(self._pending) - self._cfg.max_pending_pushes
-            )
+            self._settle(len(self._pending) - self._cfg.max_pending_pushes)
+
+    def _settle(self, num: int) -> None:
+        """Wait for ``num`` pushes; count the transitions of those whose shard died as lost."""
+        refs = [ref for ref, _ in self._pending]
+        ready, _ = ray.wait(refs, num_returns=num)
+        done = set(ready)
+        still = []
+        for ref, n in self._pending:
+            if ref not in done:
+                still.append((ref, n))
+                continue
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayError:  # the shard died with the batch in flight
+                self.lost += n
+        self._pending = still
 
     def run(self) -> dict:
         """Act for ``actors.steps_per_call`` vector steps; return what happened."""
-        totals: dict[str, Any] = {"env_steps": 0, "episode_returns": [], "transitions": 0}
+        totals: dict[str, Any] = {
+            "env_steps": 0,
+            "episode_returns": [],
+            "transitions": 0,
+            "env_errors": 0,
+        }
+        pushed_before, lost_before = self.pushed, self.lost
         done, waited = 0, 0.0
         while done < self._cfg.steps_per_call:
             if self._since_sync >= self._sync_steps:
@@ -139,8 +167,11 @@ class ActorHost:
             totals["env_steps"] += report.env_steps
             totals["episode_returns"] += report.episode_returns
             totals["transitions"] += report.transitions
+            totals["env_errors"] += report.env_errors
         totals["weights_version"] = self.actor.weights_version
-        totals["pushed"] = self.pushed
+        totals["pid"] = os.getpid()
+        totals["pushed"] = self.pushed - pushed_before
+        totals["lost"] = self.lost - lost_before
         totals["waited_s"] = waited
         return totals
 
@@ -153,15 +184,50 @@ class ReplayShardHost:
     and returns their priorities in one call.
     """
 
-    def __init__(self, *, replay_kwargs: dict) -> None:
+    def __init__(
+        self,
+        *,
+        replay_kwargs: dict,
+        snapshot_path: str | None = None,
+        snapshot_every_s: float = 0.0,
+        load_snapshot: bool = False,
+    ) -> None:
         from apex_dqn.replay.prioritized import PrioritizedReplay
 
         self.replay = PrioritizedReplay(**replay_kwargs)
+        self._snapshot_path = snapshot_path
+        self._snapshot_every_s = snapshot_every_s
+        self._last_snapshot = time.monotonic()
+        self.restored = 0
+        # A restarted shard (or a resumed run) reloads its last snapshot; a fresh one never
+        # does, so that a reused output directory cannot leak old transitions into a new run.
+        restarted = _was_restarted()
+        if snapshot_path and (load_snapshot or restarted) and os.path.isfile(snapshot_path):
+            from apex_dqn.replay.snapshot import load_snapshot as read
+
+            self.replay.load_state_dict(read(snapshot_path))
+            self.restored = len(self.replay)
 
     def add(self, batch: Any) -> int:
-        """Insert a pushed batch; return the shard's size."""
+        """Insert a pushed batch; return the shard's size. Snapshots when one is due."""
         self.replay.add(batch)
+        if (
+            self._snapshot_path
+            and self._snapshot_every_s > 0
+            and time.monotonic() - self._last_snapshot >= self._snapshot_every_s
+        ):
+            self.snapshot()
         return len(self.replay)
+
+    def snapshot(self) -> str | None:
+        """Write the shard's state to its snapshot file now; return the path (None: off)."""
+        if not self._snapshot_path:
+            return None
+        from apex_dqn.replay.snapshot import save_snapshot
+
+        save_snapshot(self._snapshot_path, self.replay.state_dict())
+        self._last_snapshot = time.monotonic()
+        return self._snapshot_path
 
     def sample_many(self, batch_size: int, beta: float, num_batches: int) -> list[Sample]:
         """``num_batches`` independent prioritized samples of ``batch_size``."""
@@ -174,6 +240,10 @@ class ReplayShardHost:
     def stats(self) -> ReplayStats:
         """The shard's statistics."""
         return self.replay.stats()
+
+    def pid(self) -> int:
+        """The shard's process id (the soak benchmark reads its memory)."""
+        return os.getpid()
 
 
 class LearnerHost:
@@ -206,24 +276,51 @@ class LearnerHost:
         self._stats: list[ReplayStats | None] = [None] * len(self._shards)
         self._inflight: dict[Any, int] = {}
         self._last_metrics: dict[str, float] = {}
+        self._down: set[int] = set()
+        self.shard_failures = 0
+        self.shard_returns = 0
         self.published_version = -1
-        self.publish()
+        # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
+        # than announcing freshly initialised weights to the actors.
+        if not _was_restarted():
+            self.publish()
 
     def device(self) -> str:
         """The torch device the learner runs on."""
         return str(self.learner.device)
 
-    def publish(self) -> int:
-        """Put the online weights into the object store once and announce them; return version."""
+    def publish(self, force: bool = False) -> int:
+        """Put the online weights into the object store once and announce them; return version.
+
+        ``force`` replaces the parameter server's weights even when its version is newer (after
+        a restore from a checkpoint older than what was last published).
+        """
         version = self.learner.learner_steps
         ref = ray.put(self.learner.get_weights())
-        self._ps.set_weights.remote([ref], version)
+        self._ps.set_weights.remote([ref], version, force)
         self.published_version = version
         return version
 
+    def _shard_failed(self, shard: int) -> None:
+        """A shard call failed (the shard died): leave it out until it answers again."""
+        if shard not in self._down:
+            self.shard_failures += 1
+        self._down.add(shard)
+        self._stats[shard] = None
+
+    def _shard_answered(self, shard: int, stats: ReplayStats) -> None:
+        if shard in self._down:
+            self._down.discard(shard)
+            self.shard_returns += 1
+        self._stats[shard] = stats
+
     def _refresh_stats(self) -> None:
-        stats = ray.get([s.stats.remote() for s in self._shards])
-        self._stats = list(stats)
+        refs = [s.stats.remote() for s in self._shards]
+        for shard, ref in enumerate(refs):
+            try:
+                self._shard_answered(shard, ray.get(ref, timeout=5.0))
+            except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+                self._shard_failed(shard)
 
     def _request(self) -> bool:
         """Submit one sample request if the replay is ready and the ratio allows; True if sent."""
@@ -246,7 +343,7 @@ class LearnerHost:
         """One update per sample, then one priority-update call for all of them."""
         ids, priorities = [], []
         for sample in samples:
-            self._stats[shard] = sample.stats
+            self._shard_answered(shard, sample.stats)
             beta = self.learner.beta()
             weights_B = sharded.global_weights(sample.priorities_B, self._stats, beta)
             metrics, priorities_B = self.learner.step(sample.batch, weights_B)
@@ -276,7 +373,14 @@ class LearnerHost:
             if not ready:
                 break
             shard = self._inflight.pop(ready[0])
-            self._learn_from(shard, ray.get(ready[0]))
+            try:
+                samples = ray.get(ready[0])
+            except ray.exceptions.RayError:
+                self._shard_failed(shard)
+                continue
+            self._learn_from(shard, samples)
+        if self._down:
+            self._refresh_stats()
         return self._report(self.learner.learner_steps - start_steps)
 
     def _report(self, updates: int) -> dict:
@@ -287,14 +391,52 @@ class LearnerHost:
             "skipped_updates": self.learner.skipped_updates,
             "replay": sharded.totals(self._stats),
             "metrics": self._last_metrics,
+            "shard_failures": self.shard_failures,
+            "shard_returns": self.shard_returns,
+            "shards_down": len(self._down),
         }
 
-    def save_checkpoint(self, path: str, extra: dict) -> str:
-        """Write the learner's state plus ``extra`` atomically to ``path``."""
-        from apex_dqn.checkpoint import save_checkpoint
+    def checkpoint_bytes(self, extra: dict) -> bytes:
+        """The learner's state, RNG states and ``extra`` as checkpoint bytes (the driver writes
+        them, so the run directory need not be on the learner's node)."""
+        import torch
 
-        save_checkpoint(path, {**extra, "learner": self.learner.state_dict()})
-        return path
+        from apex_dqn.checkpoint import state_to_bytes
+
+        rng = {"torch": torch.get_rng_state(), "numpy": self._rng.bit_generator.state}
+        # The driver's counters may trail the learner by one call; the learner's own count is
+        # the one that matches the saved networks.
+        steps = self.learner.learner_steps
+        extra = {**extra, "learner_steps": steps}
+        if "tracker" in extra:
+            extra["tracker"] = {**extra["tracker"], "learner_steps": steps}
+        return state_to_bytes({**extra, "learner": self.learner.state_dict(), "rng": rng})
+
+    def restore(self, data: bytes | None) -> dict:
+        """Load checkpoint bytes (None: keep the fresh network) and publish the weights.
+
+        Returns the restored learner steps and a digest of the online weights, which a resumed
+        run records so that a test can compare them with the checkpoint's.
+        """
+        import torch
+
+        from apex_dqn.checkpoint import state_from_bytes
+        from apex_dqn.networks import weights_digest
+
+        if data is not None:
+            state = state_from_bytes(data, map_location="cpu")
+            self.learner.load_state_dict(state["learner"])
+            rng = state.get("rng", {})
+            if "torch" in rng:
+                torch.set_rng_state(rng["torch"])
+            if "numpy" in rng:
+                self._rng.bit_generator.state = rng["numpy"]
+        version = self.publish(force=True)
+        return {
+            "learner_steps": self.learner.learner_steps,
+            "weights_version": version,
+            "weights_digest": weights_digest(self.learner.get_weights()),
+        }
 
 
 class EvaluatorHost:

@@ -106,29 +106,52 @@ class LocalRun:
         return self._maybe_evaluate()
 
 
-def train_local(cfg: Config, info: EnvInfo, out_dir: Path) -> dict[str, Any]:
+def train_local(
+    cfg: Config, info: EnvInfo, out_dir: Path, resume: common.Resume | None = None
+) -> dict[str, Any]:
     """Train in this process with the same stop rules and outputs as the Ray runtime."""
+    from apex_dqn.checkpoint import state_from_bytes, state_to_bytes
+
     tracker = RunTracker(
         env_id=cfg.env.id, seed=cfg.seed, target_return=common.target_return(cfg, info)
     )
+    if resume is not None:
+        resume.apply_to(tracker)
     run = LocalRun(cfg, info, tracker)
+    if resume is not None:
+        run.learner.load_state_dict(state_from_bytes(resume.data)["learner"])
+        run.ps.set_weights(run.learner.get_weights(), run.learner.learner_steps, force=True)
     outputs = common.RunOutputs(out_dir, cfg, tracker)
-    next_report = time.time() + cfg.train.report_interval_s
-    deadline = tracker.train_start + cfg.train.max_seconds
-    while True:
-        reached = run.iterate()
-        if time.time() >= next_report:
-            outputs.report()
-            next_report += cfg.train.report_interval_s
-        if (reached and cfg.train.stop_on_target) or tracker.env_steps >= cfg.train.max_env_steps:
-            break
-        if time.time() >= deadline:
-            break
-    outputs.report()
-    from apex_dqn.checkpoint import save_checkpoint
 
-    save_checkpoint(
-        outputs.checkpoint_path,
-        {**common.checkpoint_extra(cfg, info, tracker), "learner": run.learner.state_dict()},
-    )
-    return outputs.finish()
+    def checkpoint() -> None:
+        extra = common.checkpoint_extra(cfg, info, tracker)
+        outputs.save_checkpoint(state_to_bytes({**extra, "learner": run.learner.state_dict()}))
+
+    next_report = time.time() + cfg.train.report_interval_s
+    every = cfg.checkpoint.every_s
+    next_checkpoint = time.time() + every if every > 0 else float("inf")
+    deadline = time.time() + cfg.train.max_seconds
+    with common.StopSignals() as signals:
+        while True:
+            reached = run.iterate()
+            now = time.time()
+            if now >= next_report:
+                outputs.report()
+                next_report += cfg.train.report_interval_s
+            if now >= next_checkpoint:
+                checkpoint()
+                next_checkpoint = now + every
+            if signals.received is not None:
+                tracker.stop_reason = f"interrupted by {signals.name}"
+                tracker.interrupted_by = signals.received
+            elif reached and cfg.train.stop_on_target:
+                tracker.stop_reason = "target return reached"
+            elif tracker.env_steps >= cfg.train.max_env_steps:
+                tracker.stop_reason = "train.max_env_steps reached"
+            elif now >= deadline:
+                tracker.stop_reason = "train.max_seconds reached"
+            if tracker.stop_reason is not None:
+                break
+        outputs.report()
+        checkpoint()
+        return outputs.finish()

@@ -9,9 +9,12 @@ and the driver resubmits its call and counts the restart.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -95,16 +98,24 @@ def _learner_gpus(cfg: Config) -> float:
 
 
 class _Components:
-    """Handles to every remote component of one run."""
+    """Handles to every remote component of one run.
 
-    def __init__(self, cfg: Config, info: EnvInfo) -> None:
-        ps_cls = ray.remote(num_cpus=cfg.ray.parameter_server_num_cpus)(ParameterServer)
-        shard_cls = ray.remote(num_cpus=cfg.replay.num_cpus)(ReplayShardHost)
-        learner_cls = ray.remote(num_cpus=cfg.learner.num_cpus, num_gpus=_learner_gpus(cfg))(
-            LearnerHost
+    Every component is a named actor that Ray restarts when it dies (``max_restarts=-1``): an
+    actor resumes acting, a shard comes back empty or from its snapshot, the parameter server
+    comes back empty until the next publish, and the learner waits for the driver to send it
+    the latest checkpoint (``_Driver``).
+    """
+
+    def __init__(self, cfg: Config, info: EnvInfo, out_dir: Path, resumes: int) -> None:
+        ps_cls = ray.remote(num_cpus=cfg.ray.parameter_server_num_cpus, max_restarts=-1)(
+            ParameterServer
         )
+        shard_cls = ray.remote(num_cpus=cfg.replay.num_cpus, max_restarts=-1)(ReplayShardHost)
+        learner_cls = ray.remote(
+            num_cpus=cfg.learner.num_cpus, num_gpus=_learner_gpus(cfg), max_restarts=-1
+        )(LearnerHost)
         actor_cls = ray.remote(num_cpus=cfg.actors.num_cpus, max_restarts=-1)(ActorHost)
-        run_id = uuid.uuid4().hex[:8]
+        self.run_id = run_id = uuid.uuid4().hex[:8]
         peers = Peers(
             parameter_server=f"apex-dqn-{run_id}-ps",
             shards=tuple(f"apex-dqn-{run_id}-shard{s}" for s in range(cfg.replay.num_shards)),
@@ -113,18 +124,23 @@ class _Components:
         self.ps = ps_cls.options(name=peers.parameter_server, namespace=NAMESPACE).remote()
         self.shards = [
             shard_cls.options(name=name, namespace=NAMESPACE).remote(
-                replay_kwargs=common.replay_kwargs(cfg, info, s)
+                replay_kwargs=common.replay_kwargs(cfg, info, s),
+                snapshot_path=common.snapshot_path(cfg, out_dir, s),
+                snapshot_every_s=cfg.replay.snapshot_every_s,
+                load_snapshot=resumes > 0,
             )
             for s, name in enumerate(peers.shards)
         ]
-        self.learner: Any = learner_cls.remote(
+        self.learner: Any = learner_cls.options(
+            name=f"apex-dqn-{run_id}-learner", namespace=NAMESPACE
+        ).remote(
             learner_kwargs=common.learner_kwargs(cfg, info),
             peers=peers,
             seed=cfg.seed,
         )
         self.actors: list[Any] = [
-            actor_cls.remote(
-                actor_kwargs=common.actor_kwargs(cfg, info, i),
+            actor_cls.options(name=f"apex-dqn-{run_id}-actor{i}", namespace=NAMESPACE).remote(
+                actor_kwargs=common.actor_kwargs(cfg, info, i, generation=resumes),
                 peers=peers,
                 num_cpus=cfg.actors.num_cpus,
                 batch_size=cfg.learner.batch_size,
@@ -148,24 +164,60 @@ class _Components:
 
 
 class _Driver:
-    """The driver loop of one run: dispatch results, report, and decide when to stop."""
+    """The driver loop of one run: dispatch results, checkpoint, report, decide when to stop."""
 
-    def __init__(self, cfg: Config, parts: _Components, outputs: common.RunOutputs) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        info: EnvInfo,
+        parts: _Components,
+        outputs: common.RunOutputs,
+        signals: common.StopSignals,
+    ) -> None:
         self.cfg = cfg
+        self.info = info
         self.parts = parts
         self.out = outputs
+        self.signals = signals
         self.tracker = outputs.tracker
         self.inflight: dict[Any, tuple[str, int]] = {}
         self.target_reached = False
+        self.failure: str | None = None
+        self.latest_checkpoint: bytes | None = None
+        self.actor_pids: dict[int, int] = {}
+        every = cfg.checkpoint.every_s
+        self.next_checkpoint = time.time() + every if every > 0 else math.inf
 
     def _submit(self, kind: str, index: int = 0) -> None:
         if kind == "actor":
             ref = self.parts.actors[index].run.remote()
         elif kind == "learner":
             ref = self.parts.learner.run_for.remote(LEARNER_CALL_S)
+        elif kind == "checkpoint":
+            ref = self.parts.learner.checkpoint_bytes.remote(self._extra())
         else:
             ref = self.parts.evaluator.evaluate_latest.remote()
         self.inflight[ref] = (kind, index)
+
+    def _extra(self) -> dict[str, Any]:
+        return common.checkpoint_extra(self.cfg, self.info, self.tracker)
+
+    def restore_learner(self, data: bytes | None) -> dict:
+        """Send ``data`` (a checkpoint, or None for fresh weights) to the learner; wait."""
+        return ray.get(self.parts.learner.restore.remote(data))
+
+    def _learner_died(self) -> None:
+        """Ray restarts the learner process; give it the latest checkpoint and go on."""
+        self.tracker.learner_restarts += 1
+        for ref, (kind, _) in list(self.inflight.items()):
+            if kind == "checkpoint":
+                del self.inflight[ref]
+        restored = self.restore_learner(self.latest_checkpoint)
+        print(
+            f"apex-dqn: learner restarted from the checkpoint at update "
+            f"{restored['learner_steps']:,}",
+            flush=True,
+        )
 
     def _handle(self, ref: Any) -> None:
         kind, index = self.inflight.pop(ref)
@@ -173,14 +225,25 @@ class _Driver:
             result = ray.get(ref)
         except ray.exceptions.RayActorError:
             if kind == "learner":
-                raise
-            if kind == "actor":
-                self.tracker.actor_restarts += 1
-            self._submit(kind, index)
+                self._learner_died()
+            if kind != "checkpoint":
+                self._submit(kind, index)
+            return
+        except ray.exceptions.RayTaskError as exc:
+            # An exception raised by our own code in a component (e.g. EnvFailure): fatal.
+            cause = exc.cause if exc.cause is not None else exc
+            self.failure = f"{kind} {index}: {type(cause).__name__}: {cause}"
             return
         t = self.tracker
         if kind == "actor":
+            # A new process id is a restart (the driver may see several failed calls per one).
+            if self.actor_pids.get(index, result["pid"]) != result["pid"]:
+                t.actor_restarts += 1
+            self.actor_pids[index] = result["pid"]
             t.env_steps += result["env_steps"]
+            t.env_errors += result["env_errors"]
+            t.transitions_pushed += result["pushed"]
+            t.transitions_lost += result["lost"]
             t.add_episode_returns(result["episode_returns"])
             t.actor_versions[index] = result["weights_version"]
         elif kind == "learner":
@@ -189,17 +252,27 @@ class _Driver:
             t.skipped_updates = result["skipped_updates"]
             t.replay = result["replay"]
             t.learner_metrics = result["metrics"]
+            t.shard_failures = self._shard_base[0] + result["shard_failures"]
+            t.shard_returns = self._shard_base[1] + result["shard_returns"]
             if self.parts.evaluator is None and t.learner_steps > 0:
                 # Started only now: at start-up its process would compete with the actors and
                 # the learner for the CPU, only to evaluate the untrained network.
                 self.parts.start_evaluator()
                 self._submit("eval")
+        elif kind == "checkpoint":
+            self.latest_checkpoint = result
+            self.out.save_checkpoint(result)
+            return
         elif result is not None:
             reached = t.add_eval(result["mean_return"])
             self.target_reached = self.target_reached or reached
         self._submit(kind, index)
 
     def _should_stop(self, deadline: float) -> str | None:
+        if self.failure is not None:
+            return f"failed: {self.failure}"
+        if self.signals.received is not None:
+            return f"interrupted by {self.signals.name}"
         if self.target_reached and self.cfg.train.stop_on_target:
             return "target return reached"
         if self.tracker.env_steps >= self.cfg.train.max_env_steps:
@@ -210,14 +283,22 @@ class _Driver:
 
     def loop(self) -> str:
         """Run until a stop condition holds; return the reason."""
+        t = self.tracker
+        # Shard counters restart at 0 in a new learner process; keep the run's totals.
+        self._shard_base = (t.shard_failures, t.shard_returns)
         for i in range(len(self.parts.actors)):
             self._submit("actor", i)
         self._submit("learner")
-        deadline = self.tracker.train_start + self.cfg.train.max_seconds
+        deadline = time.time() + self.cfg.train.max_seconds
         next_report = time.time() + self.cfg.train.report_interval_s
         while (reason := self._should_stop(deadline)) is None:
-            timeout = max(0.0, min(next_report, deadline) - time.time())
-            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+            now = time.time()
+            if now >= self.next_checkpoint:
+                if "checkpoint" not in {k for k, _ in self.inflight.values()}:
+                    self._submit("checkpoint")
+                self.next_checkpoint = now + self.cfg.checkpoint.every_s
+            timeout = max(0.0, min(next_report, deadline, self.next_checkpoint) - now)
+            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=min(timeout, 0.5))
             for ref in ready:
                 self._handle(ref)
             if time.time() >= next_report:
@@ -225,44 +306,91 @@ class _Driver:
                 next_report += self.cfg.train.report_interval_s
         return reason
 
+    def drain_actors(self, timeout_s: float = 1.0) -> None:
+        """Let the actors' calls in flight finish (a few ms each) so their pushes are counted."""
+        refs = [ref for ref, (kind, _) in self.inflight.items() if kind == "actor"]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        for ref in ready:
+            del self.inflight[ref]
+            with contextlib.suppress(ray.exceptions.RayError):
+                result = ray.get(ref)
+                t = self.tracker
+                t.env_steps += result["env_steps"]
+                t.env_errors += result["env_errors"]
+                t.transitions_pushed += result["pushed"]
+                t.transitions_lost += result["lost"]
 
-def train(cfg: Config, info: EnvInfo, out_dir: Path) -> dict[str, Any]:
-    """Run Ape-X DQN on Ray with ``cfg``; write the run's files to ``out_dir``; return summary."""
+    def final_checkpoint(self) -> None:
+        """Checkpoint the learner once more (after a restart if it just died)."""
+        for _ in range(2):
+            try:
+                data = ray.get(self.parts.learner.checkpoint_bytes.remote(self._extra()))
+            except ray.exceptions.RayActorError:
+                self._learner_died()
+                continue
+            self.latest_checkpoint = data
+            self.out.save_checkpoint(data)
+            return
+
+
+def train(
+    cfg: Config,
+    info: EnvInfo,
+    out_dir: Path,
+    resume: common.Resume | None = None,
+    on_stopped: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Run Ape-X DQN on Ray with ``cfg``; write the run's files to ``out_dir``; return summary.
+
+    With ``resume``, counters, curve and learner continue from its checkpoint. ``on_stopped``
+    is called once the actors have stopped, while shards and learner still live (the soak
+    benchmark reads the shards' counters there).
+    """
     tracker = RunTracker(
         env_id=cfg.env.id, seed=cfg.seed, target_return=common.target_return(cfg, info)
     )
+    if resume is not None:
+        resume.apply_to(tracker)
     started = init_ray(cfg.ray)
     try:
         check_resources(cfg)
-        parts = _Components(cfg, info)
-        outputs = common.RunOutputs(out_dir, cfg, tracker)
-        print(
-            f"apex-dqn: {cfg.env.id}, {cfg.actors.num_actors} actors x "
-            f"{cfg.actors.envs_per_actor} envs, {cfg.replay.num_shards} replay shard(s), "
-            f"target return {tracker.target_return}, output {outputs.dir}",
-            flush=True,
-        )
-        driver = _Driver(cfg, parts, outputs)
-        reason = driver.loop()
-        # Actors and evaluator stop now, so the checkpoint and plot get the CPU.
-        for handle in [*parts.actors, parts.evaluator]:
-            if handle is not None:
-                ray.kill(handle, no_restart=True)
-        outputs.report()
-        print(f"apex-dqn: stopping ({reason})", flush=True)
-        ray.get(
-            parts.learner.save_checkpoint.remote(
-                str(outputs.checkpoint_path), common.checkpoint_extra(cfg, info, tracker)
+        with common.StopSignals() as signals:
+            parts = _Components(cfg, info, out_dir, resumes=tracker.resumes)
+            outputs = common.RunOutputs(out_dir, cfg, tracker)
+            driver = _Driver(cfg, info, parts, outputs, signals)
+            if resume is not None:
+                restored = driver.restore_learner(resume.data)
+                driver.latest_checkpoint = resume.data
+                tracker.resumed_from = {"run_dir": str(resume.run_dir), **restored}
+            print(
+                f"apex-dqn: {cfg.env.id}, {cfg.actors.num_actors} actors x "
+                f"{cfg.actors.envs_per_actor} envs, {cfg.replay.num_shards} replay shard(s), "
+                f"target return {tracker.target_return}, output {outputs.dir}"
+                + (f", resumed at update {tracker.learner_steps:,}" if resume else ""),
+                flush=True,
             )
-        )
-        # Summary and plot are written while Ray shuts down (about a second of waiting on
-        # its processes); the learner's checkpoint above is the last thing Ray was needed for.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            finished = pool.submit(outputs.finish)
-            if started:
-                ray.shutdown()
-                started = False
-            return finished.result()
+            reason = driver.loop()
+            tracker.stop_reason = reason
+            tracker.interrupted_by = signals.received
+            driver.drain_actors()
+            # Actors and evaluator stop now, so the checkpoint and plot get the CPU.
+            for handle in [*parts.actors, parts.evaluator]:
+                if handle is not None:
+                    ray.kill(handle, no_restart=True)
+            outputs.report()
+            print(f"apex-dqn: stopping ({reason})", flush=True)
+            if on_stopped is not None:
+                on_stopped()
+            driver.final_checkpoint()
+            # Summary and plot are written while Ray shuts down (about a second of waiting on
+            # its processes); the learner's checkpoint above is the last thing Ray was needed
+            # for.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                finished = pool.submit(outputs.finish)
+                if started:
+                    ray.shutdown()
+                    started = False
+                return finished.result()
     finally:
         if started:
             ray.shutdown()

@@ -1,0 +1,200 @@
+"""Soak test: train for a while under injected faults and check that nothing leaks or is lost.
+
+Runs the default training (CartPole-v1, a local Ray instance, targets off) for ``--minutes``
+while a chaos thread kills a random actor every ``--actor-kill-s`` seconds and a replay shard
+every ``--shard-kill-s`` seconds (``ray.kill`` with restarts allowed: Ray brings them back).
+It reports env steps, transitions pushed by actors and received by shards, those lost in
+flight at a kill and any other loss, restarts, the driver's and a shard's resident memory when
+the replay first became full and at the end, and object-store spilling.
+
+    python benchmarks/soak.py --minutes 20 --json soak.json [overrides ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import ray
+
+from apex_dqn.config import Config
+from apex_dqn.envs import inspect_env
+from apex_dqn.runtime import ray_runtime
+
+
+def _rss_mb(pid: int) -> float:
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def _named(kind: str) -> list[tuple[str, str]]:
+    """(name, namespace) of this run's named actors of ``kind`` (actor, shard)."""
+    out = []
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        name = entry["name"] if isinstance(entry, dict) else entry
+        ns = entry.get("namespace", ray_runtime.NAMESPACE) if isinstance(entry, dict) else None
+        if name.startswith("apex-dqn-") and re.search(rf"-{kind}\d+$", name):
+            out.append((name, ns or ray_runtime.NAMESPACE))
+    return sorted(out)
+
+
+class Chaos(threading.Thread):
+    """Kills actors and shards on a schedule and samples memory (see module docstring)."""
+
+    def __init__(self, args: argparse.Namespace, capacity: int) -> None:
+        super().__init__(daemon=True)
+        self.args = args
+        self.capacity = capacity
+        self.stop = threading.Event()
+        self.actor_kills = 0
+        self.shard_kills = 0
+        self.received_before_kills = 0
+        self.full_at_s: float | None = None
+        self.driver_rss_full: float | None = None
+        self.shard_rss_full: float | None = None
+        self.driver_rss_end: float | None = None
+        self.shard_rss_end: float | None = None
+        self.rng = random.Random(0)
+
+    def _shard_stats(self) -> list[tuple[Any, Any]]:
+        out = []
+        for name, ns in _named("shard"):
+            handle = ray.get_actor(name, namespace=ns)
+            out.append((handle, ray.get(handle.stats.remote(), timeout=30)))
+        return out
+
+    def _sample_memory(self) -> tuple[float, float]:
+        shard = ray.get_actor(*_named("shard")[0])
+        return _rss_mb(psutil.Process().pid), _rss_mb(ray.get(shard.pid.remote(), timeout=30))
+
+    def run(self) -> None:
+        start = time.time()
+        next_actor = start + self.args.actor_kill_s
+        next_shard = start + self.args.shard_kill_s
+        end_sample_at = start + self.args.minutes * 60 - 5
+        while not self.stop.wait(1.0):
+            now = time.time()
+            try:
+                if self.full_at_s is None and _named("shard"):
+                    size = sum(s.size for _, s in self._shard_stats())
+                    if size >= self.capacity:
+                        self.full_at_s = now - start
+                        self.driver_rss_full, self.shard_rss_full = self._sample_memory()
+                if now >= next_actor and _named("actor"):
+                    name, ns = self.rng.choice(_named("actor"))
+                    ray.kill(ray.get_actor(name, namespace=ns), no_restart=False)
+                    self.actor_kills += 1
+                    next_actor += self.args.actor_kill_s
+                if now >= next_shard and _named("shard"):
+                    handle, stats = self.rng.choice(self._shard_stats())
+                    self.received_before_kills += stats.added
+                    ray.kill(handle, no_restart=False)
+                    self.shard_kills += 1
+                    next_shard += self.args.shard_kill_s
+                if self.driver_rss_end is None and now >= end_sample_at:
+                    self.driver_rss_end, self.shard_rss_end = self._sample_memory()
+            except Exception as exc:  # a component restarting right now: try again next tick
+                print(f"soak: chaos tick failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
+def _spilled_mb() -> float | None:
+    """MiB spilled from the object store so far (Ray's memory summary; None if unknown)."""
+    try:
+        from ray._private.internal_api import memory_summary
+
+        text = memory_summary(stats_only=True)
+    except Exception:
+        return None
+    match = re.search(r"Spilled\s+([\d.]+)\s+MiB", text)
+    return float(match.group(1)) if match else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--actor-kill-s", type=float, default=30.0)
+    parser.add_argument("--shard-kill-s", type=float, default=300.0)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("overrides", nargs="*", help="key=value overrides (dotted config keys)")
+    args = parser.parse_args()
+
+    from omegaconf import OmegaConf
+
+    base = OmegaConf.structured(Config)
+    cli = OmegaConf.from_dotlist(
+        [
+            f"train.max_seconds={args.minutes * 60}",
+            "train.stop_on_target=false",
+            "train.max_env_steps=1000000000000",
+            "replay.num_shards=2",
+            *args.overrides,
+        ]
+    )
+    cfg = OmegaConf.to_object(OmegaConf.merge(base, cli))
+    assert isinstance(cfg, Config)
+    info = inspect_env(cfg.env)
+    out_dir = Path(tempfile.mkdtemp(prefix="apex-dqn-soak-"))
+    cfg.output_dir = str(out_dir)
+
+    ray_runtime.init_ray(cfg.ray)
+    chaos = Chaos(args, cfg.replay.capacity)
+    chaos.start()
+    final_added = 0
+
+    def count_received() -> None:
+        nonlocal final_added
+        chaos.stop.set()
+        chaos.join()
+        final_added = sum(s.added for _, s in chaos._shard_stats())
+
+    try:
+        summary = ray_runtime.train(cfg, info, out_dir, on_stopped=count_received)
+    finally:
+        chaos.stop.set()
+    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    last = records[-1]
+    received = int(chaos.received_before_kills + final_added)
+    pushed = int(last.get("actors/transitions_pushed", 0))
+    in_flight = int(last.get("actors/transitions_lost", 0))
+    spilled = _spilled_mb()
+    ray.shutdown()
+    figures = {
+        "minutes": args.minutes,
+        "env_steps": summary["env_steps"],
+        "learner_steps": summary["learner_steps"],
+        "transitions_pushed": pushed,
+        "transitions_received": received,
+        "transitions_lost_in_flight_at_kill": in_flight,
+        "transitions_lost": pushed - received - in_flight,
+        "actor_kills": chaos.actor_kills,
+        "actor_restarts": summary["actor_restarts"],
+        "shard_kills": chaos.shard_kills,
+        "shard_restarts": int(last.get("replay/shard_returns", 0)),
+        "replay_full_at_s": chaos.full_at_s,
+        "driver_rss_mb_start": chaos.driver_rss_full,
+        "driver_rss_mb_end": chaos.driver_rss_end,
+        "shard_rss_mb_start": chaos.shard_rss_full,
+        "shard_rss_mb_end": chaos.shard_rss_end,
+        "object_store_spilled_mb": spilled,
+        "best_eval_return": summary["best_eval_return"],
+        "final_eval_return": summary["final_eval_return"],
+        "run_dir": str(out_dir),
+    }
+    print("| figure | value |\n| --- | ---: |")
+    for key, value in figures.items():
+        shown = f"{value:.1f}" if isinstance(value, float) else value
+        print(f"| {key} | {shown} |")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
