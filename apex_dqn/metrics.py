@@ -38,7 +38,7 @@ ENV_ERRORS = "actors/env_errors"
 PUSHED = "actors/transitions_pushed"
 PUSH_LOST = "actors/transitions_lost"
 SHARD_FAILURES = "replay/shard_failures"
-SHARD_RETURNS = "replay/shard_returns"
+SHARD_RESTARTS = "replay/shard_restarts"
 LEARNER_RESTARTS = "learner/restarts"
 POLICY_LAG = "actors/policy_lag"
 WEIGHTS_VERSION = "learner/weights_version"
@@ -107,7 +107,7 @@ class RunTracker:
     transitions_pushed: int = 0
     transitions_lost: int = 0
     shard_failures: int = 0
-    shard_returns: int = 0
+    shard_restarts: int = 0
     resumes: int = 0
     stop_reason: str | None = None
     interrupted_by: int | None = None
@@ -170,7 +170,7 @@ class RunTracker:
             PUSHED: self.transitions_pushed,
             PUSH_LOST: self.transitions_lost,
             SHARD_FAILURES: self.shard_failures,
-            SHARD_RETURNS: self.shard_returns,
+            SHARD_RESTARTS: self.shard_restarts,
             LEARNER_RESTARTS: self.learner_restarts,
             SKIPPED_UPDATES: self.skipped_updates,
         }
@@ -205,6 +205,7 @@ class RunTracker:
             "actor_restarts": self.actor_restarts,
             "learner_restarts": self.learner_restarts,
             "shard_failures": self.shard_failures,
+            "shard_restarts": self.shard_restarts,
             "env_errors": self.env_errors,
             "skipped_updates": self.skipped_updates,
             "resumes": self.resumes,
@@ -224,7 +225,7 @@ class RunTracker:
         "transitions_pushed",
         "transitions_lost",
         "shard_failures",
-        "shard_returns",
+        "shard_restarts",
         "resumes",
     )
 

@@ -177,7 +177,7 @@ def main() -> None:
         "actor_kills": chaos.actor_kills,
         "actor_restarts": summary["actor_restarts"],
         "shard_kills": chaos.shard_kills,
-        "shard_restarts": int(last.get("replay/shard_returns", 0)),
+        "shard_restarts": int(last.get("replay/shard_restarts", 0)),
         "replay_full_at_s": chaos.full_at_s,
         "driver_rss_mb_start": chaos.driver_rss_full,
         "driver_rss_mb_end": chaos.driver_rss_end,

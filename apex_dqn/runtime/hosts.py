@@ -8,6 +8,7 @@ imported inside the hosts' constructors, so the driver, which only holds handles
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -64,7 +65,11 @@ def pull_weights(ps: Any, version: int) -> tuple[dict | None, int]:
     ref_box, latest = ray.get(ps.get_if_newer.remote(version))
     if ref_box is None:
         return None, version
-    return ray.get(ref_box[0]), latest
+    try:
+        return ray.get(ref_box[0]), latest
+    except ray.exceptions.ObjectLostError:
+        # The learner that put them died; its restored successor publishes again shortly.
+        return None, version
 
 
 class ActorHost:
@@ -101,6 +106,8 @@ class ActorHost:
         self._since_sync = self._sync_steps
         self.pushed = 0
         self.lost = 0
+        self._restarted = _was_restarted()
+        self._throttle_base = 0.0
 
     def _sync(self) -> None:
         weights, version = pull_weights(self._ps, self.actor.weights_version)
@@ -113,9 +120,16 @@ class ActorHost:
         ratio = self._cfg.min_replay_ratio
         if ratio <= 0:
             return False
+        if self._restarted and self.actor.weights_version < 0:
+            return False  # a restarted actor without weights yet: the next pull calibrates
         learner_samples = max(0, self.actor.weights_version) * self._batch_size
         allowed = (self._min_size + learner_samples / ratio) / self._cfg.num_actors
-        return self.pushed >= allowed
+        if self._restarted:
+            # A restarted actor's own count starts at 0: count it as caught up, not as owed
+            # everything the learner sampled so far.
+            self._throttle_base = allowed - self.pushed
+            self._restarted = False
+        return self._throttle_base + self.pushed >= allowed
 
     def _push(self, batches: list) -> None:
         for batch in batches:
@@ -241,6 +255,10 @@ class ReplayShardHost:
         """The shard's statistics."""
         return self.replay.stats()
 
+    def restored_size(self) -> int:
+        """Transitions this shard reloaded from its snapshot when it started."""
+        return self.restored
+
     def pid(self) -> int:
         """The shard's process id (the soak benchmark reads its memory)."""
         return os.getpid()
@@ -278,7 +296,8 @@ class LearnerHost:
         self._last_metrics: dict[str, float] = {}
         self._down: set[int] = set()
         self.shard_failures = 0
-        self.shard_returns = 0
+        self.shard_restarts = 0
+        self._last_added: list[int | None] = [None] * len(self._shards)
         self.published_version = -1
         # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
         # than announcing freshly initialised weights to the actors.
@@ -309,9 +328,13 @@ class LearnerHost:
         self._stats[shard] = None
 
     def _shard_answered(self, shard: int, stats: ReplayStats) -> None:
-        if shard in self._down:
-            self._down.discard(shard)
-            self.shard_returns += 1
+        """Record a shard's statistics; a shard whose insert count went down was restarted
+        (it came back empty, or from an older snapshot), whether or not a call failed."""
+        self._down.discard(shard)
+        last = self._last_added[shard]
+        if last is not None and stats.added < last:
+            self.shard_restarts += 1
+        self._last_added[shard] = stats.added
         self._stats[shard] = stats
 
     def _refresh_stats(self) -> None:
@@ -383,6 +406,10 @@ class LearnerHost:
             self._refresh_stats()
         return self._report(self.learner.learner_steps - start_steps)
 
+    def status(self) -> dict:
+        """Counters and replay totals now, without training (what ``run_for`` returns)."""
+        return self._report(0)
+
     def _report(self, updates: int) -> dict:
         return {
             "updates": updates,
@@ -392,7 +419,7 @@ class LearnerHost:
             "replay": sharded.totals(self._stats),
             "metrics": self._last_metrics,
             "shard_failures": self.shard_failures,
-            "shard_returns": self.shard_returns,
+            "shard_restarts": self.shard_restarts,
             "shards_down": len(self._down),
         }
 
@@ -440,23 +467,40 @@ class LearnerHost:
 
 
 class EvaluatorHost:
-    """Runs an ``Evaluator`` on the latest published weights, at most once per ``interval_s``."""
+    """Runs an ``Evaluator`` on the latest published weights, at most once per ``interval_s``.
+
+    An environment error abandons that evaluation (reported as ``env_errors``) and rebuilds the
+    evaluator's environments; ``max_env_errors`` failed evaluations in a row raise
+    ``EnvFailure``, which stops the run.
+    """
 
     def __init__(
-        self, *, evaluator_kwargs: dict, peers: Peers, interval_s: float, num_cpus: float
+        self,
+        *,
+        evaluator_kwargs: dict,
+        peers: Peers,
+        interval_s: float,
+        num_cpus: float,
+        max_env_errors: int = 10,
     ) -> None:
         _limit_torch_threads(num_cpus)
         from apex_dqn.evaluate import Evaluator
 
+        self._kwargs = evaluator_kwargs
         self.evaluator = Evaluator(**evaluator_kwargs)
         self._ps, _ = peers.connect()
         self._interval_s = interval_s
+        self._max_env_errors = max_env_errors
+        self._errors_in_a_row = 0
         self._version = -1
         self._last_start = -float("inf")
 
     def evaluate_latest(self) -> dict | None:
         """Evaluate weights newer than the last evaluated ones; None if there are none yet."""
         from dataclasses import asdict
+
+        from apex_dqn.actor import EnvFailure
+        from apex_dqn.evaluate import Evaluator
 
         wait = self._last_start + self._interval_s - time.monotonic()
         if wait > 0:
@@ -467,4 +511,19 @@ class EvaluatorHost:
             return None
         self._last_start = time.monotonic()
         self._version = version
-        return asdict(self.evaluator.evaluate(weights, version))
+        try:
+            result = asdict(self.evaluator.evaluate(weights, version))
+        except Exception as exc:  # user environment code
+            self._errors_in_a_row += 1
+            if self._errors_in_a_row >= self._max_env_errors:
+                raise EnvFailure(
+                    f"env.id={self._kwargs['env'].id!r} raised in {self._errors_in_a_row} "
+                    f"evaluations in a row (actors.max_env_errors={self._max_env_errors}); "
+                    f"last error: {type(exc).__name__}: {exc}"
+                ) from exc
+            with contextlib.suppress(Exception):
+                self.evaluator.close()
+            self.evaluator = Evaluator(**self._kwargs)
+            return {"env_errors": 1}
+        self._errors_in_a_row = 0
+        return result

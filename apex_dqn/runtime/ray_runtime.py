@@ -35,6 +35,8 @@ from apex_dqn.runtime.hosts import (
 )
 
 LEARNER_CALL_S = 0.25
+# A component died (or is restarting: the call may or may not have run); Ray restarts it.
+_ACTOR_GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 NAMESPACE = "apex-dqn"
 
 
@@ -122,7 +124,7 @@ class _Components:
             namespace=NAMESPACE,
         )
         self.ps = ps_cls.options(name=peers.parameter_server, namespace=NAMESPACE).remote()
-        self.shards = [
+        self.shards: list[Any] = [
             shard_cls.options(name=name, namespace=NAMESPACE).remote(
                 replay_kwargs=common.replay_kwargs(cfg, info, s),
                 snapshot_path=common.snapshot_path(cfg, out_dir, s),
@@ -160,6 +162,7 @@ class _Components:
             peers=peers,
             interval_s=cfg.eval.interval_s,
             num_cpus=cfg.eval.num_cpus,
+            max_env_errors=cfg.actors.max_env_errors,
         )
 
 
@@ -202,13 +205,27 @@ class _Driver:
     def _extra(self) -> dict[str, Any]:
         return common.checkpoint_extra(self.cfg, self.info, self.tracker)
 
-    def restore_learner(self, data: bytes | None) -> dict:
-        """Send ``data`` (a checkpoint, or None for fresh weights) to the learner; wait."""
-        return ray.get(self.parts.learner.restore.remote(data))
+    def restore_learner(self, data: bytes | None, timeout_s: float = 300.0) -> dict:
+        """Send ``data`` (a checkpoint, or None for fresh weights) to the learner; wait.
+
+        Calls made while Ray is still restarting the learner fail as unavailable; they are
+        retried until it is back (or ``timeout_s`` passes).
+        """
+        deadline = time.time() + timeout_s
+        while True:
+            try:
+                return ray.get(self.parts.learner.restore.remote(data))
+            except ray.exceptions.ActorUnavailableError:
+                if time.time() >= deadline:
+                    raise
+                time.sleep(0.2)
 
     def _learner_died(self) -> None:
         """Ray restarts the learner process; give it the latest checkpoint and go on."""
-        self.tracker.learner_restarts += 1
+        t = self.tracker
+        t.learner_restarts += 1
+        # The new learner process counts shard events from 0 again.
+        self._shard_base = (t.shard_failures, t.shard_restarts)
         for ref, (kind, _) in list(self.inflight.items()):
             if kind == "checkpoint":
                 del self.inflight[ref]
@@ -223,7 +240,7 @@ class _Driver:
         kind, index = self.inflight.pop(ref)
         try:
             result = ray.get(ref)
-        except ray.exceptions.RayActorError:
+        except _ACTOR_GONE:
             if kind == "learner":
                 self._learner_died()
             if kind != "checkpoint":
@@ -253,7 +270,7 @@ class _Driver:
             t.replay = result["replay"]
             t.learner_metrics = result["metrics"]
             t.shard_failures = self._shard_base[0] + result["shard_failures"]
-            t.shard_returns = self._shard_base[1] + result["shard_returns"]
+            t.shard_restarts = self._shard_base[1] + result["shard_restarts"]
             if self.parts.evaluator is None and t.learner_steps > 0:
                 # Started only now: at start-up its process would compete with the actors and
                 # the learner for the CPU, only to evaluate the untrained network.
@@ -263,9 +280,11 @@ class _Driver:
             self.latest_checkpoint = result
             self.out.save_checkpoint(result)
             return
-        elif result is not None:
+        elif result is not None and "mean_return" in result:
             reached = t.add_eval(result["mean_return"])
             self.target_reached = self.target_reached or reached
+        elif result is not None:
+            t.env_errors += result.get("env_errors", 0)
         self._submit(kind, index)
 
     def _should_stop(self, deadline: float) -> str | None:
@@ -285,7 +304,7 @@ class _Driver:
         """Run until a stop condition holds; return the reason."""
         t = self.tracker
         # Shard counters restart at 0 in a new learner process; keep the run's totals.
-        self._shard_base = (t.shard_failures, t.shard_returns)
+        self._shard_base = (t.shard_failures, t.shard_restarts)
         for i in range(len(self.parts.actors)):
             self._submit("actor", i)
         self._submit("learner")
@@ -303,7 +322,8 @@ class _Driver:
                 self._handle(ref)
             if time.time() >= next_report:
                 self.out.report()
-                next_report += self.cfg.train.report_interval_s
+                # max(): after a long blocking step (a learner restart) report once, not in a burst.
+                next_report = max(next_report + self.cfg.train.report_interval_s, time.time() + 0.5)
         return reason
 
     def drain_actors(self, timeout_s: float = 1.0) -> None:
@@ -320,12 +340,23 @@ class _Driver:
                 t.transitions_pushed += result["pushed"]
                 t.transitions_lost += result["lost"]
 
+    def sync_learner(self) -> None:
+        """Take the learner's counters after its call in flight, so the summary, the last
+        metrics record and the final checkpoint agree."""
+        with contextlib.suppress(ray.exceptions.RayError):
+            status = ray.get(self.parts.learner.status.remote(), timeout=30)
+            t = self.tracker
+            t.learner_steps = status["learner_steps"]
+            t.weights_version = status["weights_version"]
+            t.skipped_updates = status["skipped_updates"]
+            t.replay = status["replay"]
+
     def final_checkpoint(self) -> None:
         """Checkpoint the learner once more (after a restart if it just died)."""
         for _ in range(2):
             try:
                 data = ray.get(self.parts.learner.checkpoint_bytes.remote(self._extra()))
-            except ray.exceptions.RayActorError:
+            except _ACTOR_GONE:
                 self._learner_died()
                 continue
             self.latest_checkpoint = data
@@ -361,6 +392,9 @@ def train(
             if resume is not None:
                 restored = driver.restore_learner(resume.data)
                 driver.latest_checkpoint = resume.data
+                restored["replay_restored"] = sum(
+                    ray.get([shard.restored_size.remote() for shard in parts.shards])
+                )
                 tracker.resumed_from = {"run_dir": str(resume.run_dir), **restored}
             print(
                 f"apex-dqn: {cfg.env.id}, {cfg.actors.num_actors} actors x "
@@ -377,6 +411,7 @@ def train(
             for handle in [*parts.actors, parts.evaluator]:
                 if handle is not None:
                     ray.kill(handle, no_restart=True)
+            driver.sync_learner()
             outputs.report()
             print(f"apex-dqn: stopping ({reason})", flush=True)
             if on_stopped is not None:
