@@ -50,12 +50,24 @@ def total_size(stats: Sequence[ReplayStats | None]) -> int:
 
 
 def replay_ratio_allows(
-    *, samples_drawn: int, stats: Sequence[ReplayStats | None], max_ratio: float
+    *,
+    samples_drawn: int,
+    stats: Sequence[ReplayStats | None] = (),
+    max_ratio: float,
+    transitions_added: int | None = None,
 ) -> bool:
-    """Whether samples_drawn / transitions_added stays within ``max_ratio`` (0: no limit)."""
+    """Whether samples_drawn / transitions added stays within ``max_ratio`` (0: no limit).
+
+    ``transitions_added`` defaults to the shards' own insert counters; the learner passes its
+    count that survives shard restarts instead.
+    """
     if max_ratio <= 0:
         return True
-    added = sum(s.added for s in stats if s is not None)
+    added = (
+        sum(s.added for s in stats if s is not None)
+        if transitions_added is None
+        else transitions_added
+    )
     return samples_drawn <= max_ratio * added
 
 

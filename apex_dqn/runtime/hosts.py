@@ -298,6 +298,12 @@ class LearnerHost:
         self.shard_failures = 0
         self.shard_restarts = 0
         self._last_added: list[int | None] = [None] * len(self._shards)
+        self._added_offset = [0] * len(self._shards)
+        # Replay-ratio accounting of this learner process: a restored learner counts draws and
+        # inserts from its restore on, with min_size_to_learn of slack to start from.
+        self._base_steps = 0
+        self._base_added = 0
+        self._grace = 0
         self.published_version = -1
         # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
         # than announcing freshly initialised weights to the actors.
@@ -334,8 +340,17 @@ class LearnerHost:
         last = self._last_added[shard]
         if last is not None and stats.added < last:
             self.shard_restarts += 1
+            self._added_offset[shard] += last  # inserts of its earlier life still count
         self._last_added[shard] = stats.added
         self._stats[shard] = stats
+
+    def _total_added(self) -> int:
+        """Transitions inserted into all shards, across shard restarts (last known counts for
+        shards that are down)."""
+        return sum(
+            offset + (last or 0)
+            for offset, last in zip(self._added_offset, self._last_added, strict=True)
+        )
 
     def _refresh_stats(self) -> None:
         refs = [s.stats.remote() for s in self._shards]
@@ -350,9 +365,11 @@ class LearnerHost:
         if sharded.total_size(self._stats) < self._replay_cfg.min_size_to_learn:
             return False
         k = self.cfg.batches_per_request
-        drawn = (self.learner.learner_steps + k * (len(self._inflight) + 1)) * self.cfg.batch_size
+        steps = self.learner.learner_steps - self._base_steps + k * (len(self._inflight) + 1)
         if not sharded.replay_ratio_allows(
-            samples_drawn=drawn, stats=self._stats, max_ratio=self.cfg.max_replay_ratio
+            samples_drawn=steps * self.cfg.batch_size,
+            max_ratio=self.cfg.max_replay_ratio,
+            transitions_added=self._total_added() - self._base_added + self._grace,
         ):
             return False
         shard = sharded.pick_shard(self._stats, self.cfg.batch_size, self._rng)
@@ -416,7 +433,11 @@ class LearnerHost:
             "learner_steps": self.learner.learner_steps,
             "weights_version": self.published_version,
             "skipped_updates": self.learner.skipped_updates,
-            "replay": sharded.totals(self._stats),
+            "replay": {
+                **sharded.totals(self._stats),
+                "added": self._total_added(),
+                "sampled": self.learner.learner_steps * self.cfg.batch_size,
+            },
             "metrics": self._last_metrics,
             "shard_failures": self.shard_failures,
             "shard_restarts": self.shard_restarts,
@@ -458,6 +479,10 @@ class LearnerHost:
                 torch.set_rng_state(rng["torch"])
             if "numpy" in rng:
                 self._rng.bit_generator.state = rng["numpy"]
+            self._refresh_stats()
+            self._base_steps = self.learner.learner_steps
+            self._base_added = self._total_added()
+            self._grace = self._replay_cfg.min_size_to_learn
         version = self.publish(force=True)
         return {
             "learner_steps": self.learner.learner_steps,

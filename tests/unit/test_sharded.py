@@ -101,3 +101,13 @@ def test_ratio_and_totals():
     assert sharded.replay_ratio_allows(samples_drawn=80, stats=stats, max_ratio=2.0)
     assert not sharded.replay_ratio_allows(samples_drawn=81, stats=stats, max_ratio=2.0)
     assert sharded.replay_ratio_allows(samples_drawn=10**9, stats=stats, max_ratio=0.0)
+
+
+def test_replay_ratio_can_use_a_count_that_survives_shard_restarts():
+    # The shards' own counters (stats) would allow nothing here; the learner's count does.
+    assert sharded.replay_ratio_allows(
+        samples_drawn=800, stats=[], max_ratio=8.0, transitions_added=100
+    )
+    assert not sharded.replay_ratio_allows(
+        samples_drawn=801, stats=[], max_ratio=8.0, transitions_added=100
+    )
