@@ -87,6 +87,8 @@ class ReplayStats:
         added: transitions ever added.
         sampled: transitions ever sampled.
         bytes: bytes held by the storage arrays.
+        instance: a random id of the replay object: a restarted shard reports a new one, so
+            its counters starting over are not mistaken for stale reports.
     """
 
     size: int
@@ -96,6 +98,7 @@ class ReplayStats:
     added: int
     sampled: int
     bytes: int
+    instance: int = 0
 
 
 @dataclass

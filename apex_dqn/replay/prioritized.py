@@ -12,6 +12,7 @@ Numpy only: no torch, no Ray (the Ray layer wraps this class as a "replay shard"
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 
 import numpy as np
@@ -112,6 +113,7 @@ class PrioritizedReplay:
         self._tree = SumTree(self._capacity)
         self._added = 0
         self._sampled = 0
+        self._instance = int.from_bytes(os.urandom(7), "little")
 
     def __len__(self) -> int:
         return min(self._added, self._capacity)
@@ -148,8 +150,15 @@ class PrioritizedReplay:
         if not finite_K.all():
             # The current largest p ** alpha: a scan of the leaves, paid only for bad priorities.
             priority_K[~finite_K] = self._tree.max() if len(self) > 0 else 1.0
+        # Slots are consecutive modulo capacity: copy as at most two slices (a fancy-indexed
+        # scatter of large rows, e.g. Atari frames, is several times slower).
+        first = int(slot_K[0])
+        head = min(keep, self._capacity - first)
         for name, array in arrays.items():
-            self._storage[name][slot_K] = array[num - keep :]
+            rows = array[num - keep :]
+            self._storage[name][first : first + head] = rows[:head]
+            if head < keep:
+                self._storage[name][: keep - head] = rows[head:]
         self._ids[slot_K] = id_K
         self._tree.update(slot_K, priority_K)
         self._added += num
@@ -228,6 +237,7 @@ class PrioritizedReplay:
             added=self._added,
             sampled=self._sampled,
             bytes=int(sum(a.nbytes for a in self._storage.values()) + self._ids.nbytes),
+            instance=self._instance,
         )
 
     def state_dict(self) -> dict:

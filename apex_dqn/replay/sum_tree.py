@@ -86,12 +86,31 @@ class SumTree:
         node_U = node_U + self._leaves
         self._sum[node_U] = value_U
         self._min[node_U] = value_U
-        for _ in range(self._depth):
+        # Sparse recomputation of the touched parents while a level is wide; once a level holds
+        # no more nodes than ~4 per update, recomputing it whole (two strided ufunc calls) is
+        # cheaper than gathering and scattering, and it needs no deduplication. Measured with
+        # benchmarks/replay_bench.py: about twice the update rate at 1M leaves.
+        level = self._depth
+        while level > 0 and (1 << (level - 1)) > 4 * node_U.size:
             node_U = _unique_sorted(node_U >> 1)
             left_U = node_U << 1
             right_U = left_U + 1
             self._sum[node_U] = self._sum.take(left_U) + self._sum.take(right_U)
             self._min[node_U] = np.minimum(self._min.take(left_U), self._min.take(right_U))
+            level -= 1
+        while level > 0:
+            lo, hi = 1 << (level - 1), 1 << level  # the parent level's nodes
+            np.add(
+                self._sum[2 * lo : 2 * hi : 2],
+                self._sum[2 * lo + 1 : 2 * hi : 2],
+                out=self._sum[lo:hi],
+            )
+            np.minimum(
+                self._min[2 * lo : 2 * hi : 2],
+                self._min[2 * lo + 1 : 2 * hi : 2],
+                out=self._min[lo:hi],
+            )
+            level -= 1
 
     def get(self, idx_B: np.ndarray) -> np.ndarray:
         """Leaf values at ``idx_B`` (0 for leaves never set), float64, same shape as ``idx_B``."""

@@ -299,6 +299,7 @@ class LearnerHost:
         self.shard_restarts = 0
         self._last_added: list[int | None] = [None] * len(self._shards)
         self._added_offset = [0] * len(self._shards)
+        self._instance: list[int | None] = [None] * len(self._shards)
         # Replay-ratio accounting of this learner process: a restored learner counts draws and
         # inserts from its restore on, with min_size_to_learn of slack to start from.
         self._base_steps = 0
@@ -334,13 +335,17 @@ class LearnerHost:
         self._stats[shard] = None
 
     def _shard_answered(self, shard: int, stats: ReplayStats) -> None:
-        """Record a shard's statistics; a shard whose insert count went down was restarted
-        (it came back empty, or from an older snapshot), whether or not a call failed."""
+        """Record a shard's statistics; a new replay instance id means the shard was restarted
+        (it came back empty, or from a snapshot), whether or not one of our calls failed."""
         self._down.discard(shard)
         last = self._last_added[shard]
-        if last is not None and stats.added < last:
+        if self._instance[shard] not in (None, stats.instance):
             self.shard_restarts += 1
-            self._added_offset[shard] += last  # inserts of its earlier life still count
+            self._added_offset[shard] += last or 0  # inserts of its earlier life still count
+            last = None
+        elif last is not None and stats.added < last:
+            return  # an older report arriving after a newer one: keep the newer
+        self._instance[shard] = stats.instance
         self._last_added[shard] = stats.added
         self._stats[shard] = stats
 

@@ -170,3 +170,29 @@ def test_state_dict_round_trip() -> None:
     assert restored.min() == tree.min()
     with pytest.raises(ValueError):
         SumTree(12).load_state_dict(state)
+
+
+@pytest.mark.parametrize(("capacity", "batch"), [(100_000, 8), (100_000, 5_000), (1_000, 512)])
+def test_sparse_and_dense_level_updates_keep_every_node_exact(capacity, batch):
+    rng = np.random.default_rng(0)
+    tree = SumTree(capacity)
+    leaves = np.zeros(capacity)
+    written = np.zeros(capacity, bool)
+    for _ in range(20):
+        idx = rng.integers(0, capacity, batch)
+        val = rng.uniform(0.0, 3.0, batch)
+        tree.update(idx, val)
+        _, last = np.unique(idx[::-1], return_index=True)
+        leaves[np.unique(idx)] = val[::-1][last]
+        written[idx] = True
+    assert tree.total() == pytest.approx(leaves.sum(), rel=1e-12)
+    assert tree.min() == leaves[written].min()
+    # Every internal node equals the sum of its two children.
+    s = tree._sum
+    n = tree._leaves
+    np.testing.assert_allclose(s[1:n], s[2 : 2 * n : 2] + s[3 : 2 * n : 2], rtol=1e-12)
+    cum = np.cumsum(leaves)
+    values = rng.uniform(0, cum[-1], 256)
+    np.testing.assert_array_equal(
+        tree.find_prefix_sum(values), np.searchsorted(cum, values, "right")
+    )
