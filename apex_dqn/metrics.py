@@ -31,6 +31,8 @@ GRAD_NORM = "losses/grad_norm"
 BETA = "replay/beta"
 REPLAY_SIZE = "replay/size"
 REPLAY_CAPACITY = "replay/capacity"
+REPLAY_BYTES = "replay/bytes"
+REPLAY_SHARDS = "replay/shards_up"
 REPLAY_ADDED = "replay/added"
 REPLAY_RATIO = "replay/replay_ratio"
 ACTOR_RESTARTS = "actors/restarts"
@@ -161,6 +163,8 @@ class RunTracker:
             LEARNER_UPDATES_PER_S: (self.learner_steps - prev_learn) / dt,
             REPLAY_SIZE: self.replay.get("size", 0),
             REPLAY_CAPACITY: self.replay.get("capacity", 0),
+            REPLAY_BYTES: self.replay.get("bytes", 0),
+            REPLAY_SHARDS: self.replay.get("shards", 0),
             REPLAY_ADDED: added,
             REPLAY_RATIO: self.replay.get("sampled", 0.0) / added if added else 0.0,
             POLICY_LAG: self.policy_lag(),
@@ -276,6 +280,7 @@ def status_line(rec: dict[str, Any]) -> str:
         f"[{rec[WALL_S]:7.1f}s] env {rec[ENV_STEPS]:>9,d} ({rec[ENV_STEPS_PER_S]:7.0f}/s) | "
         f"learner {rec[LEARNER_STEPS]:>7,d} ({rec[LEARNER_UPDATES_PER_S]:5.0f}/s) | "
         f"replay {int(rec[REPLAY_SIZE]):>8,d}/{int(rec[REPLAY_CAPACITY]):,d} "
+        f"({rec.get(REPLAY_BYTES, 0) / 2**20:,.0f} MiB) "
         f"ratio {rec[REPLAY_RATIO]:4.1f} | eval {'-' if ev is None else f'{ev:7.1f}'} | "
         f"lag {'-' if lag is None else f'{lag:5.0f}'}"
     )

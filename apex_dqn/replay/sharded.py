@@ -72,7 +72,8 @@ def replay_ratio_allows(
 
 
 def totals(stats: Sequence[ReplayStats | None]) -> dict[str, int]:
-    """Size, capacity, added, sampled and bytes summed over shards."""
+    """Size, capacity, added, sampled and bytes summed over the shards that reported, and
+    how many did."""
     known = [s for s in stats if s is not None]
     return {
         "size": sum(s.size for s in known),
@@ -80,4 +81,5 @@ def totals(stats: Sequence[ReplayStats | None]) -> dict[str, int]:
         "added": sum(s.added for s in known),
         "sampled": sum(s.sampled for s in known),
         "bytes": sum(s.bytes for s in known),
+        "shards": len(known),
     }

@@ -305,6 +305,7 @@ class LearnerHost:
         self._base_steps = 0
         self._base_added = 0
         self._grace = 0
+        self._last_refresh = time.monotonic()
         self.published_version = -1
         # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
         # than announcing freshly initialised weights to the actors.
@@ -358,6 +359,7 @@ class LearnerHost:
         )
 
     def _refresh_stats(self) -> None:
+        self._last_refresh = time.monotonic()
         refs = [s.stats.remote() for s in self._shards]
         for shard, ref in enumerate(refs):
             try:
@@ -424,7 +426,9 @@ class LearnerHost:
                 self._shard_failed(shard)
                 continue
             self._learn_from(shard, samples)
-        if self._down:
+        # Statistics also arrive with every sample, but a shard that is not sampled (one that
+        # came back empty, say) would keep reporting its old size: ask all once a second.
+        if self._down or time.monotonic() - self._last_refresh >= 1.0:
             self._refresh_stats()
         return self._report(self.learner.learner_steps - start_steps)
 

@@ -68,6 +68,7 @@ def test_run_survives_killed_actor_shard_learner_and_a_flaky_env(tmp_path):
     overrides = [
         "env.id=apex_dqn.chaos:FlakyCartPole-v1",
         "replay.num_shards=2",
+        "replay.capacity=20000",
         "checkpoint.every_s=1",
         "train.max_seconds=30",
         "train.stop_on_target=false",
@@ -95,6 +96,8 @@ def test_run_survives_killed_actor_shard_learner_and_a_flaky_env(tmp_path):
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["actors/restarts"] >= 1 and records[-1]["learner/restarts"] == 1
     assert records[-1]["replay/shard_restarts"] >= 1, "the killed shard did not rejoin"
+    # Both shards (10,000 each) hold data again: the restarted one is seen refilling.
+    assert records[-1]["replay/size"] > 10_000 and records[-1]["replay/shards_up"] == 2
     steps = [r["charts/learner_steps"] for r in records]
     drop = max(a - b for a, b in itertools.pairwise(steps))
     assert drop < 1_000, f"the learner fell back {drop} updates: not restored from a checkpoint"

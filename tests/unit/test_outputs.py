@@ -53,14 +53,22 @@ def test_record_rates_and_status_line():
     t = RunTracker(env_id="X", seed=0, target_return=1.0)
     t.train_start -= 2.0
     t.env_steps, t.learner_steps = 2000, 100
-    t.replay = {"size": 2000, "capacity": 10000, "added": 2000, "sampled": 6400}
+    t.replay = {
+        "size": 2000,
+        "capacity": 10000,
+        "added": 2000,
+        "sampled": 6400,
+        "bytes": 3 * 2**20,
+        "shards": 2,
+    }
     t.weights_version, t.actor_versions = 100, {0: 90, 1: 80}
     rec = t.record()
     assert rec[ENV_STEPS] == 2000 and 800 < rec["perf/env_steps_per_s"] < 1100
     assert rec["replay/replay_ratio"] == pytest.approx(3.2)
     assert rec["actors/policy_lag"] == pytest.approx(15.0)
+    assert rec["replay/bytes"] == 3 * 2**20 and rec["replay/shards_up"] == 2
     line = status_line(rec)
-    for fragment in ("env", "2,000", "learner", "replay", "ratio", "eval", "lag"):
+    for fragment in ("env", "2,000", "learner", "replay", "(3 MiB)", "ratio", "eval", "lag"):
         assert fragment in line
 
 
