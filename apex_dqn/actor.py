@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
 
 from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
 from apex_dqn.envs import make_vector_env, true_next_obs
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
-from apex_dqn.losses import td_targets
-from apex_dqn.networks import build_q_network, set_weights
 from apex_dqn.nstep import NStepBuilder
+from apex_dqn.numpy_policy import NumpyMLPQ, double_q_abs_td
 from apex_dqn.types import TransitionBatch
 
 
@@ -83,10 +82,25 @@ class Actor:
         self._gamma = algo.gamma
         self._push_every = actors.push_every
         self._rng = np.random.default_rng(seed)
-        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
-            torch.manual_seed(seed)
-            self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
-        self._net.eval()
+        self._net: Any
+        if network.torso == "mlp":
+            # numpy: faster for a few observations, and the process never imports torch.
+            self._net = NumpyMLPQ(
+                obs_dim=int(np.prod(obs_shape)),
+                hidden_sizes=tuple(network.hidden_sizes),
+                num_actions=num_actions,
+                dueling=network.dueling,
+                seed=seed,
+            )
+        else:
+            import torch
+
+            from apex_dqn.networks import build_q_network
+
+            with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
+                torch.manual_seed(seed)
+                self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
+            self._net.eval()
         self._env_cfg = env
         self._seed = seed
         self._max_env_errors = actors.max_env_errors
@@ -105,12 +119,21 @@ class Actor:
 
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
         """Act with ``weights`` (numpy state dict) from now on."""
-        set_weights(self._net, weights)
+        if isinstance(self._net, NumpyMLPQ):
+            self._net.set_weights(weights)
+        else:
+            from apex_dqn.networks import set_weights
+
+            set_weights(self._net, weights)
         self.weights_version = int(version)
 
-    @torch.no_grad()
     def _q_values(self, obs: np.ndarray) -> np.ndarray:
-        return self._net(torch.as_tensor(obs)).numpy()
+        if isinstance(self._net, NumpyMLPQ):
+            return self._net.q_values(obs)
+        import torch
+
+        with torch.no_grad():
+            return self._net(torch.as_tensor(obs)).numpy()
 
     def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch], ActorReport]:
         """Step all envs ``num_steps`` times; return the full push batches and a report.
@@ -205,26 +228,21 @@ class Actor:
             batch.index(slice(s, s + self._push_every)) for s in range(0, full, self._push_every)
         ]
 
-    @torch.no_grad()
     def initial_priorities(self, batch: TransitionBatch) -> np.ndarray:
         """|TD error| of each transition under the actor's network (one forward pass).
 
         Uses the same double-Q target as the learner, with the actor's network standing in for
         both the online and the target network (an actor holds no target network).
         """
-        both = torch.as_tensor(np.concatenate([batch.obs_B, batch.next_obs_B]))
-        q_all = self._net(both)
-        q_BA, next_q_BA = q_all[: len(batch)], q_all[len(batch) :]
-        target_B = td_targets(
-            return_B=torch.as_tensor(batch.return_B),
-            discount_B=torch.as_tensor(batch.discount_B),
-            done_B=torch.as_tensor(batch.done_B),
-            next_q_online_BA=next_q_BA,
-            next_q_target_BA=next_q_BA,
-            double_q=True,
+        q_all = self._q_values(np.concatenate([batch.obs_B, batch.next_obs_B]))
+        return double_q_abs_td(
+            q_BA=q_all[: len(batch)],
+            next_q_BA=q_all[len(batch) :],
+            action_B=batch.action_B,
+            return_B=batch.return_B,
+            discount_B=batch.discount_B,
+            done_B=batch.done_B,
         )
-        q_taken_B = q_BA.gather(1, torch.as_tensor(batch.action_B).unsqueeze(1)).squeeze(1)
-        return (target_B - q_taken_B).abs().numpy().astype(np.float32)
 
     def close(self) -> None:
         """Close the environments."""

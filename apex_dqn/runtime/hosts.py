@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,7 +24,11 @@ from apex_dqn.replay import sharded
 from apex_dqn.types import ReplayStats, Sample
 
 
-def _limit_torch_threads(num_cpus: float) -> None:
+def _limit_torch_threads(num_cpus: float, *, only_if_loaded: bool = False) -> None:
+    """Give torch max(1, int(num_cpus)) threads; with ``only_if_loaded``, only when this
+    process already uses torch (MLP actors and the evaluator act with numpy, never load it)."""
+    if only_if_loaded and "torch" not in sys.modules:
+        return
     import torch
 
     torch.set_num_threads(max(1, int(num_cpus)))
@@ -90,12 +95,12 @@ class ActorHost:
         batch_size: int,
         min_size_to_learn: int,
     ) -> None:
-        _limit_torch_threads(num_cpus)
         from apex_dqn.actor import Actor
 
         cfg = actor_kwargs["actors"]
         _lower_priority(cfg.nice)
         self.actor = Actor(**actor_kwargs)
+        _limit_torch_threads(num_cpus, only_if_loaded=True)
         self._cfg = cfg
         self._ps, self._shards = peers.connect()
         self._next_shard = actor_kwargs["actor_index"] % len(self._shards)
@@ -517,11 +522,11 @@ class EvaluatorHost:
         num_cpus: float,
         max_env_errors: int = 10,
     ) -> None:
-        _limit_torch_threads(num_cpus)
         from apex_dqn.evaluate import Evaluator
 
         self._kwargs = evaluator_kwargs
         self.evaluator = Evaluator(**evaluator_kwargs)
+        _limit_torch_threads(num_cpus, only_if_loaded=True)
         self._ps, _ = peers.connect()
         self._interval_s = interval_s
         self._max_env_errors = max_env_errors

@@ -1,0 +1,90 @@
+"""The numpy forward pass used by actors and the evaluator equals the torch network's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from apex_dqn.config import NetworkConfig
+from apex_dqn.losses import td_targets
+from apex_dqn.networks import build_q_network, get_weights
+from apex_dqn.numpy_policy import NumpyMLPQ, double_q_abs_td, mlp_weight_shapes
+
+
+@pytest.mark.parametrize("dueling", [True, False])
+@pytest.mark.parametrize("hidden", [[16], [32, 8, 8]])
+def test_numpy_q_values_equal_the_torch_network(dueling, hidden):
+    torch.manual_seed(0)
+    net = build_q_network(
+        NetworkConfig(hidden_sizes=hidden, dueling=dueling), obs_shape=(6,), num_actions=3
+    )
+    np_net = NumpyMLPQ(
+        obs_dim=6, hidden_sizes=tuple(hidden), num_actions=3, dueling=dueling, seed=1
+    )
+    weights = get_weights(net)
+    assert {k: v.shape for k, v in weights.items()} == mlp_weight_shapes(
+        6, tuple(hidden), 3, dueling
+    )
+    obs = np.random.default_rng(0).normal(size=(33, 6)).astype(np.float32)
+    before = np_net.q_values(obs)
+    np_net.set_weights(weights)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(obs)).numpy()
+    np.testing.assert_allclose(np_net.q_values(obs), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(before, expected), "its own initial weights were used"
+
+
+def test_mismatched_weights_are_refused():
+    np_net = NumpyMLPQ(obs_dim=4, hidden_sizes=(8,), num_actions=2, dueling=True, seed=0)
+    with pytest.raises(ValueError, match="keys"):
+        np_net.set_weights({"torso.1.weight": np.zeros((8, 4))})
+    good = {k: np.zeros(s, np.float32) for k, s in mlp_weight_shapes(4, (8,), 2, True).items()}
+    good["torso.1.weight"] = np.zeros((9, 4), np.float32)
+    with pytest.raises(ValueError, match=r"torso\.1\.weight has shape"):
+        np_net.set_weights(good)
+
+
+def test_initial_priorities_equal_the_learners_double_q_target():
+    rng = np.random.default_rng(0)
+    q, next_q = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    action = rng.integers(0, 3, 50)
+    ret, disc = rng.normal(size=50), np.full(50, 0.97**3)
+    done = rng.random(50) < 0.3
+    got = double_q_abs_td(
+        q_BA=q, next_q_BA=next_q, action_B=action, return_B=ret, discount_B=disc, done_B=done
+    )
+    t = torch.from_numpy
+    target = td_targets(
+        return_B=t(ret),
+        discount_B=t(disc),
+        done_B=t(done),
+        next_q_online_BA=t(next_q),
+        next_q_target_BA=t(next_q),
+        double_q=True,
+    )
+    want = (target - t(q).gather(1, t(action).unsqueeze(1)).squeeze(1)).abs().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_an_mlp_actor_and_evaluator_never_import_torch():
+    code = """
+import sys
+from apex_dqn.actor import Actor
+from apex_dqn.evaluate import Evaluator
+from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
+a = Actor(actor_index=0, env=EnvConfig(), network=NetworkConfig(), algo=AlgoConfig(),
+          actors=ActorsConfig(num_actors=1, envs_per_actor=4, push_every=16),
+          num_actions=2, obs_shape=(4,), seed=0)
+batches, _ = a.run_steps(50)
+assert batches and (batches[0].priority_B > 0).any()
+e = Evaluator(env=EnvConfig(), network=NetworkConfig(), obs_shape=(4,), num_actions=2,
+              episodes=2, seed=0)
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
