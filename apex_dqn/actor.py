@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -19,7 +18,7 @@ from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
 from apex_dqn.envs import make_vector_env, true_next_obs
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
 from apex_dqn.nstep import NStepBuilder
-from apex_dqn.numpy_policy import NumpyMLPQ, double_q_abs_td
+from apex_dqn.numpy_policy import build_acting_q, double_q_abs_td
 from apex_dqn.types import TransitionBatch
 
 
@@ -82,25 +81,8 @@ class Actor:
         self._gamma = algo.gamma
         self._push_every = actors.push_every
         self._rng = np.random.default_rng(seed)
-        self._net: Any
-        if network.torso == "mlp":
-            # numpy: faster for a few observations, and the process never imports torch.
-            self._net = NumpyMLPQ(
-                obs_dim=int(np.prod(obs_shape)),
-                hidden_sizes=tuple(network.hidden_sizes),
-                num_actions=num_actions,
-                dueling=network.dueling,
-                seed=seed,
-            )
-        else:
-            import torch
-
-            from apex_dqn.networks import build_q_network
-
-            with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
-                torch.manual_seed(seed)
-                self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
-            self._net.eval()
+        # numpy for MLPs: faster for a few observations, and the process never imports torch.
+        self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
         self._env_cfg = env
         self._seed = seed
         self._max_env_errors = actors.max_env_errors
@@ -119,21 +101,11 @@ class Actor:
 
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
         """Act with ``weights`` (numpy state dict) from now on."""
-        if isinstance(self._net, NumpyMLPQ):
-            self._net.set_weights(weights)
-        else:
-            from apex_dqn.networks import set_weights
-
-            set_weights(self._net, weights)
+        self._net.set_weights(weights)
         self.weights_version = int(version)
 
     def _q_values(self, obs: np.ndarray) -> np.ndarray:
-        if isinstance(self._net, NumpyMLPQ):
-            return self._net.q_values(obs)
-        import torch
-
-        with torch.no_grad():
-            return self._net(torch.as_tensor(obs)).numpy()
+        return self._net.q_values(obs)
 
     def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch], ActorReport]:
         """Step all envs ``num_steps`` times; return the full push batches and a report.

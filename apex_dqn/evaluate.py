@@ -8,13 +8,12 @@ their mean undiscounted return is the figure compared with the target.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from apex_dqn.config import EnvConfig, NetworkConfig
 from apex_dqn.envs import make_vector_env
-from apex_dqn.numpy_policy import NumpyMLPQ
+from apex_dqn.numpy_policy import build_acting_q
 
 
 @dataclass
@@ -63,38 +62,13 @@ class Evaluator:
         self._episodes = episodes
         self._seed = seed
         self._count = 0
-        self._net: Any
-        if network.torso == "mlp":  # numpy forward pass: see apex_dqn.numpy_policy
-            self._net = NumpyMLPQ(
-                obs_dim=int(np.prod(obs_shape)),
-                hidden_sizes=tuple(network.hidden_sizes),
-                num_actions=num_actions,
-                dueling=network.dueling,
-                seed=seed,
-            )
-        else:
-            from apex_dqn.networks import build_q_network
-
-            self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
-            self._net.eval()
+        # numpy for MLPs (see apex_dqn.numpy_policy); weights come with every evaluate call.
+        self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
         self._envs = make_vector_env(env, num_envs=episodes)
-
-    def _greedy(self, obs_N: np.ndarray) -> np.ndarray:
-        if isinstance(self._net, NumpyMLPQ):
-            return self._net.q_values(obs_N).argmax(axis=1)
-        import torch
-
-        with torch.no_grad():
-            return self._net(torch.as_tensor(obs_N)).argmax(dim=1).numpy()
 
     def evaluate(self, weights: dict[str, np.ndarray], version: int) -> EvalResult:
         """Run one greedy episode in each env with ``weights``; return the statistics."""
-        if isinstance(self._net, NumpyMLPQ):
-            self._net.set_weights(weights)
-        else:
-            from apex_dqn.networks import set_weights
-
-            set_weights(self._net, weights)
+        self._net.set_weights(weights)
         obs_N, _ = self._envs.reset(seed=self._seed + self._count * self._episodes)
         self._count += 1
         n = self._episodes
@@ -102,7 +76,7 @@ class Evaluator:
         lengths_N = np.zeros(n, dtype=np.int64)
         running_N = np.ones(n, dtype=bool)
         while running_N.any():
-            action_N = self._greedy(obs_N)
+            action_N = self._net.q_values(obs_N).argmax(axis=1)
             obs_N, reward_N, term_N, trunc_N, _ = self._envs.step(action_N)
             returns_N += np.where(running_N, reward_N, 0.0)
             lengths_N += running_N

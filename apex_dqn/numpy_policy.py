@@ -5,14 +5,18 @@ faster than torch at these sizes, and it spares actor and evaluator processes th
 torch (about a second of CPU each at start-up, which on a small machine delays the first
 transitions). Keys and shapes are those of ``networks.QNetwork``'s state dict (``torso.<i>``
 for the Linear layers, then ``value_head`` and ``advantage_head``, or ``q_head``), so the
-weights the learner publishes load unchanged. Convolutional (nature) torsos use torch.
+weights the learner publishes load unchanged. Convolutional (nature) torsos use torch, behind
+the same two methods (``TorchQ``); ``build_acting_q`` picks one.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from apex_dqn.config import NetworkConfig
 
 
 def mlp_weight_shapes(
@@ -93,6 +97,56 @@ class NumpyMLPQ:
         value = x @ wv + bv
         adv = x @ wa + ba
         return value + adv - adv.mean(axis=1, keepdims=True)
+
+
+class TorchQ:
+    """``NumpyMLPQ``'s interface over a torch ``QNetwork`` (for torsos numpy does not run).
+
+    torch is imported here, not at module level, so that MLP actors never load it.
+    """
+
+    def __init__(
+        self, network: NetworkConfig, *, obs_shape: tuple[int, ...], num_actions: int, seed: int
+    ) -> None:
+        import torch
+
+        from apex_dqn.networks import build_q_network
+
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
+            torch.manual_seed(seed)
+            self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
+        self._net.eval()
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load a numpy state dict (``networks.get_weights``)."""
+        from apex_dqn.networks import set_weights
+
+        set_weights(self._net, weights)
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values, float32, shape [N, A]."""
+        import torch
+
+        with torch.no_grad():
+            return self._net(torch.as_tensor(obs)).numpy()
+
+
+def build_acting_q(
+    network: NetworkConfig, *, obs_shape: tuple[int, ...], num_actions: int, seed: int
+) -> Any:
+    """The Q-function actors and the evaluator act with: numpy for MLPs, torch otherwise.
+
+    Both have ``set_weights(weights)`` and ``q_values(obs)``; initial weights come from ``seed``.
+    """
+    if network.torso == "mlp":
+        return NumpyMLPQ(
+            obs_dim=int(np.prod(obs_shape)),
+            hidden_sizes=tuple(network.hidden_sizes),
+            num_actions=num_actions,
+            dueling=network.dueling,
+            seed=seed,
+        )
+    return TorchQ(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
 
 
 def double_q_abs_td(

@@ -88,3 +88,18 @@ print("torch" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_nature_torso_acts_through_torch_with_the_same_interface():
+    from apex_dqn.numpy_policy import TorchQ, build_acting_q
+
+    cfg = NetworkConfig(torso="nature")
+    q = build_acting_q(cfg, obs_shape=(4, 84, 84), num_actions=3, seed=0)
+    assert isinstance(q, TorchQ)
+    torch.manual_seed(1)
+    net = build_q_network(cfg, obs_shape=(4, 84, 84), num_actions=3)
+    q.set_weights(get_weights(net))
+    obs = np.random.default_rng(0).integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(obs)).numpy()
+    np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
