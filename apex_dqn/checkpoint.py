@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 FORMAT = "apex-dqn/1"
 LATEST = "checkpoint.pt"
@@ -35,20 +36,26 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt, or does not fit the current run."""
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename); return the path."""
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it and rename it into place,
+    so a crash never leaves a partial file at ``path``; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     try:
         with tmp.open("wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (``write_atomic``); return the path."""
+    return write_atomic(path, lambda f: f.write(data))
 
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:

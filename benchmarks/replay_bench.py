@@ -44,6 +44,24 @@ def _batch(n: int, obs_shape: tuple[int, ...], dtype: Any, rng: np.random.Genera
     }
 
 
+def _transition_batch(b: dict) -> Any:
+    """The workload's columns as apex-dqn's ``TransitionBatch``."""
+    from apex_dqn.types import TransitionBatch
+
+    n = len(b["action"])
+    return TransitionBatch(
+        obs_B=b["obs"],
+        action_B=b["action"],
+        return_B=b["ret"],
+        discount_B=b["discount"],
+        next_obs_B=b["next_obs"],
+        done_B=b["done"],
+        priority_B=b["priority"],
+        greedy_B=np.ones(n, bool),
+        epsilon_B=np.full(n, 0.1, np.float32),
+    )
+
+
 class Ours:
     name = "apex_dqn"
 
@@ -55,22 +73,8 @@ class Ours:
         )
 
     def add(self, b: dict) -> None:
-        from apex_dqn.types import TransitionBatch
 
-        n = len(b["action"])
-        self.r.add(
-            TransitionBatch(
-                obs_B=b["obs"],
-                action_B=b["action"],
-                return_B=b["ret"],
-                discount_B=b["discount"],
-                next_obs_B=b["next_obs"],
-                done_B=b["done"],
-                priority_B=b["priority"],
-                greedy_B=np.ones(n, bool),
-                epsilon_B=np.full(n, 0.1, np.float32),
-            )
-        )
+        self.r.add(_transition_batch(b))
 
     def sample(self) -> Any:
         s = self.r.sample(SAMPLE_BATCH, BETA)
@@ -194,7 +198,6 @@ def ray_shard_rate(seconds: float, capacity: int) -> dict[str, float]:
     import ray
 
     from apex_dqn.runtime.hosts import ReplayShardHost
-    from apex_dqn.types import TransitionBatch
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
@@ -207,17 +210,8 @@ def ray_shard_rate(seconds: float, capacity: int) -> dict[str, float]:
                 "seed": 0,
             }
         )
-        b = _batch(ADD_BATCH, (4, 84, 84), np.uint8, np.random.default_rng(1))
-        batch = TransitionBatch(
-            obs_B=b["obs"],
-            action_B=b["action"],
-            return_B=b["ret"],
-            discount_B=b["discount"],
-            next_obs_B=b["next_obs"],
-            done_B=b["done"],
-            priority_B=b["priority"],
-            greedy_B=np.ones(ADD_BATCH, bool),
-            epsilon_B=np.full(ADD_BATCH, 0.1, np.float32),
+        batch = _transition_batch(
+            _batch(ADD_BATCH, (4, 84, 84), np.uint8, np.random.default_rng(1))
         )
         ref = ray.put(batch)  # numpy arrays in the object store: read zero-copy by the shard
         ray.get([shard.add.remote(ref) for _ in range(-(-capacity // ADD_BATCH))])

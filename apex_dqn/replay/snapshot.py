@@ -30,22 +30,14 @@ def _flatten(state: dict, prefix: str, arrays: dict[str, Any], meta: dict) -> No
 
 def save_snapshot(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` (nested dicts of arrays and JSON values) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from apex_dqn.checkpoint import write_atomic  # torch-free at import
+
     arrays: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     _flatten(state, "", arrays, meta)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        with tmp.open("wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    # Streamed into the temporary file: a large replay is never held twice in memory.
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def load_snapshot(path: str | os.PathLike) -> dict[str, Any]:

@@ -257,10 +257,7 @@ class _Driver:
             if self.actor_pids.get(index, result["pid"]) != result["pid"]:
                 t.actor_restarts += 1
             self.actor_pids[index] = result["pid"]
-            t.env_steps += result["env_steps"]
-            t.env_errors += result["env_errors"]
-            t.transitions_pushed += result["pushed"]
-            t.transitions_lost += result["lost"]
+            self._count_actor_work(result)
             t.add_episode_returns(result["episode_returns"])
             t.actor_versions[index] = result["weights_version"]
         elif kind == "learner":
@@ -286,6 +283,14 @@ class _Driver:
         elif result is not None:
             t.env_errors += result.get("env_errors", 0)
         self._submit(kind, index)
+
+    def _count_actor_work(self, result: dict[str, Any]) -> None:
+        """Add one actor call's env steps, env errors and pushed / lost transitions."""
+        t = self.tracker
+        t.env_steps += result["env_steps"]
+        t.env_errors += result["env_errors"]
+        t.transitions_pushed += result["pushed"]
+        t.transitions_lost += result["lost"]
 
     def _should_stop(self, deadline: float) -> str | None:
         if self.failure is not None:
@@ -333,12 +338,7 @@ class _Driver:
         for ref in ready:
             del self.inflight[ref]
             with contextlib.suppress(ray.exceptions.RayError):
-                result = ray.get(ref)
-                t = self.tracker
-                t.env_steps += result["env_steps"]
-                t.env_errors += result["env_errors"]
-                t.transitions_pushed += result["pushed"]
-                t.transitions_lost += result["lost"]
+                self._count_actor_work(ray.get(ref))
 
     def sync_learner(self) -> None:
         """Take the learner's counters after its call in flight, so the summary, the last
