@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
-from apex_dqn.envs import make_vector_env, true_next_obs
+from apex_dqn.envs import life_lost, lives, make_vector_env, training_rewards, true_next_obs
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
-from apex_dqn.nstep import NStepBuilder
+from apex_dqn.nstep import NStepBuilder, Rows
 from apex_dqn.numpy_policy import build_acting_q, double_q_abs_td
 from apex_dqn.types import TransitionBatch
 
@@ -58,6 +58,7 @@ class Actor:
         num_actions: size of the action space.
         obs_shape: shape of one observation.
         seed: seeds the environments and the exploration RNG.
+        obs_dtype: dtype observations are kept in (uint8 for Atari frames).
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class Actor:
         num_actions: int,
         obs_shape: tuple[int, ...],
         seed: int,
+        obs_dtype: str = "float32",
     ) -> None:
         self.index = actor_index
         self.epsilon = float(
@@ -88,21 +90,31 @@ class Actor:
         self._max_env_errors = actors.max_env_errors
         self._errors_in_a_row = 0
         self.env_errors = 0
-        self._envs = make_vector_env(env, num_envs=actors.envs_per_actor)
-        self._obs_N, _ = self._envs.reset(seed=seed)
+        self._vector_mode = actors.vector_mode
+        # Life loss ends n-step returns (training only) when the Atari config asks for it.
+        self._life_loss = env.atari is not None and env.atari.terminal_on_life_loss
         n = actors.envs_per_actor
-        self._nstep = NStepBuilder(num_envs=n, n=algo.n_step, gamma=algo.gamma, obs_shape=obs_shape)
+        self._envs = make_vector_env(env, num_envs=n, mode=self._vector_mode)
+        self._obs_N, infos = self._envs.reset(seed=seed)
+        self._lives_N = lives(infos, n)
+        self._nstep = NStepBuilder(
+            num_envs=n, n=algo.n_step, gamma=algo.gamma, obs_shape=obs_shape, obs_dtype=obs_dtype
+        )
         self._episode_return_N = np.zeros(n, dtype=np.float64)
         self._episode_length_N = np.zeros(n, dtype=np.int64)
         self._pending: list[TransitionBatch] = []
         self._pending_count = 0
         self.weights_version = -1
         self.env_steps = 0
+        # Q-values of the current observations: chosen actions come from them, and they are
+        # the bootstrap values of the transitions that end at these observations.
+        self._q_N: np.ndarray | None = None
 
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
         """Act with ``weights`` (numpy state dict) from now on."""
         self._net.set_weights(weights)
         self.weights_version = int(version)
+        self._q_N = None
 
     def _q_values(self, obs: np.ndarray) -> np.ndarray:
         return self._net.q_values(obs)
@@ -121,27 +133,35 @@ class Actor:
         return self._take_full_batches(), report
 
     def _step_once(self, report: ActorReport) -> None:
-        q_NA = self._q_values(self._obs_N)
+        q_NA = self._q_values(self._obs_N) if self._q_N is None else self._q_N
         action_N, greedy_N = epsilon_greedy(q_NA, self.epsilon, self._rng)
         try:
             next_obs_N, reward_N, term_N, trunc_N, infos = self._envs.step(action_N)
         except Exception as exc:  # any error of user environment code
+            self._q_N = None
             self._recover_from_env_error(exc, report)
             return
         self._errors_in_a_row = 0
         done_N = term_N | trunc_N
         real_next_N = true_next_obs(next_obs_N, done_N, infos)
-        batch = self._nstep.step(
+        lives_N = lives(infos, len(done_N))
+        # A lost life is a terminal for the learner only; the game (and its return) goes on.
+        lost_N = life_lost(self._lives_N, lives_N, done_N) if self._life_loss else False
+        self._lives_N = lives_N
+        batch, rows = self._nstep.step_rows(
             obs_N=self._obs_N,
             action_N=action_N,
-            reward_N=reward_N,
+            reward_N=training_rewards(reward_N, self._env_cfg.atari),
             next_obs_N=real_next_N,
-            terminated_N=term_N,
+            terminated_N=term_N | lost_N,
             truncated_N=trunc_N,
             greedy_N=greedy_N,
             epsilon=self.epsilon,
+            value_N=q_NA[np.arange(len(action_N)), action_N],
         )
+        self._q_N = self._q_values(next_obs_N)
         if len(batch):
+            batch.priority_B = self._priorities(batch, rows, ended_N=done_N | lost_N)
             self._pending.append(batch)
             self._pending_count += len(batch)
             report.transitions += len(batch)
@@ -175,8 +195,11 @@ class Actor:
             with contextlib.suppress(Exception):
                 self._envs.close()
             try:
-                self._envs = make_vector_env(self._env_cfg, num_envs=len(self._obs_N))
-                self._obs_N, _ = self._envs.reset(seed=self._seed + 7_919 * self.env_errors)
+                self._envs = make_vector_env(
+                    self._env_cfg, num_envs=len(self._obs_N), mode=self._vector_mode
+                )
+                self._obs_N, infos = self._envs.reset(seed=self._seed + 7_919 * self.env_errors)
+                self._lives_N = lives(infos, len(self._obs_N))
                 break
             except Exception as again:
                 exc = again
@@ -195,10 +218,29 @@ class Actor:
         self._pending = [merged.index(slice(full, None))] if full < len(merged) else []
         self._pending_count = len(merged) - full
         batch = merged.index(slice(0, full))
-        batch.priority_B = self.initial_priorities(batch)
         return [
             batch.index(slice(s, s + self._push_every)) for s in range(0, full, self._push_every)
         ]
+
+    def _priorities(self, batch: TransitionBatch, rows: Rows, *, ended_N: np.ndarray) -> np.ndarray:
+        """|TD error| of new transitions from Q-values the actor already computed.
+
+        Equal to ``initial_priorities`` (tested) but without its forward passes: Q(s_t, a_t) was
+        computed when acting at t, and s_{t+m} of a window that did not end is the observation
+        the actor acts on next, whose Q-values ``_q_N`` holds. Only a truncated episode's final
+        observation needs a forward pass of its own.
+        """
+        # With one network as online and target, the double-Q bootstrap is max_a Q(s', a).
+        next_v_B = np.zeros(len(batch), dtype=np.float64)
+        boot_B = ~batch.done_B
+        acting_B = boot_B & ~np.asarray(ended_N, dtype=bool)[rows.env_B]
+        assert self._q_N is not None
+        next_v_B[acting_B] = self._q_N[rows.env_B[acting_B]].max(axis=1)
+        final_B = boot_B & ~acting_B
+        if final_B.any():
+            next_v_B[final_B] = self._q_values(batch.next_obs_B[final_B]).max(axis=1)
+        target_B = batch.return_B + batch.discount_B * next_v_B
+        return np.abs(target_B - rows.value_B).astype(np.float32)
 
     def initial_priorities(self, batch: TransitionBatch) -> np.ndarray:
         """|TD error| of each transition under the actor's network (one forward pass).

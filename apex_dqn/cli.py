@@ -25,6 +25,9 @@ _REPO_CONF = Path(__file__).resolve().parent.parent / "conf"
 CONF_DIR = str(_REPO_CONF if _REPO_CONF.is_dir() else Path(__file__).resolve().parent / "conf")
 
 ConfigStore.instance().store(name="apex_dqn_schema", node=Config)
+# ${slug:${env.id}} in run directory names: ALE/Pong-v5 -> ALE-Pong-v5 (no nested folder).
+if not OmegaConf.has_resolver("slug"):
+    OmegaConf.register_new_resolver("slug", lambda text: str(text).replace("/", "-"))
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

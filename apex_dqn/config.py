@@ -69,13 +69,57 @@ def _range_text(lo: int | None, hi: int | None) -> str:
 
 
 @dataclass
+class AtariConfig:
+    """DeepMind Atari preprocessing (Mnih et al. 2015), built from gymnasium's wrappers.
+
+    The ALE environment is made with ``frameskip=1``; ``AtariPreprocessing`` then repeats each
+    action ``frame_skip`` times, max-pools the last two frames, converts to 84x84 grayscale and
+    starts episodes with up to ``noop_max`` no-ops; ``FrameStackObservation`` stacks frames.
+    """
+
+    frame_skip: int = 4
+    """Frames each action is repeated for (max-pooled over the last two), in [1, 16]."""
+    screen_size: int = 84
+    """Side of the square grayscale frame, in [16, 256]."""
+    noop_max: int = 30
+    """At most this many no-op actions at the start of each episode (0: none), in [0, 1000]."""
+    frame_stack: int = 4
+    """Frames stacked into one observation [frame_stack, screen, screen], in [1, 16]."""
+    terminal_on_life_loss: bool = True
+    """Training only: a lost life ends n-step returns (no bootstrap) while the game goes on.
+    Evaluation and reported episode returns always play whole games."""
+    clip_rewards: bool = True
+    """Training only: rewards clipped to [-1, 1]; reported returns are unclipped."""
+    repeat_action_probability: float = 0.25
+    """Sticky actions of ALE v5 (Machado et al. 2018; 0 for the original DQN setting), [0, 1)."""
+    full_action_space: bool = False
+    """Use all 18 ALE actions instead of the game's minimal set."""
+
+    def __post_init__(self) -> None:
+        check_int("env.atari.frame_skip", self.frame_skip, lo=1, hi=16)
+        check_int("env.atari.screen_size", self.screen_size, lo=16, hi=256)
+        check_int("env.atari.noop_max", self.noop_max, lo=0, hi=1000)
+        check_int("env.atari.frame_stack", self.frame_stack, lo=1, hi=16)
+        check_float(
+            "env.atari.repeat_action_probability",
+            self.repeat_action_probability,
+            lo=0.0,
+            hi=1.0,
+            hi_open=True,
+        )
+
+
+@dataclass
 class EnvConfig:
     """Which environment the actors and the evaluator run."""
 
     id: str = "CartPole-v1"
-    """Gymnasium id; needs a Discrete action space and a vector (1-D Box) observation."""
+    """Gymnasium id; needs a Discrete action space and a vector (1-D Box) observation, or an
+    ALE id (e.g. ALE/Pong-v5) together with ``env.atari`` (``env=atari`` sets both)."""
     max_episode_steps: int | None = None
-    """Override of the spec's time limit (None: the registered one)."""
+    """Override of the spec's time limit in agent steps (None: the registered one)."""
+    atari: AtariConfig | None = None
+    """Atari preprocessing (None: a plain gymnasium environment)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -150,6 +194,9 @@ class ActorsConfig:
     max_env_errors: int = 10
     """An environment that raises is reset and counted; this many errors in a row (no
     successful step between them) stop the run with the error, >= 1."""
+    vector_mode: str = "sync"
+    """How an actor steps its envs: sync (in the actor process) or async (one subprocess per
+    env, gymnasium's AsyncVectorEnv); README, Atari, has the measured trade-off."""
 
     def __post_init__(self) -> None:
         check_int("actors.num_actors", self.num_actors, lo=1, hi=4096)
@@ -164,6 +211,7 @@ class ActorsConfig:
         check_float("actors.num_cpus", self.num_cpus, lo=0.0, hi=64.0)
         check_int("actors.nice", self.nice, lo=0, hi=19)
         check_int("actors.max_env_errors", self.max_env_errors, lo=1)
+        check_choice("actors.vector_mode", self.vector_mode, ("sync", "async"))
 
 
 @dataclass
@@ -237,6 +285,14 @@ class LearnerConfig:
     """Ray CPUs for the learner process; torch uses max(1, int(num_cpus)) threads, [0, 256]."""
     num_gpus: float = 0.0
     """Ray GPUs for the learner; 'auto' device asks for 1 when the cluster has a GPU, [0, 8]."""
+    amp: bool = False
+    """bf16 autocast for the forward passes (loss and targets stay float32); on a GPU only
+    pays off for large networks and batches (README, GPU learner)."""
+    compile: bool = False
+    """torch.compile the Q-network (the first updates are slow while it compiles)."""
+    pin_memory: bool = True
+    """On CUDA: stage batches in pinned host memory and copy them on a side stream, while
+    earlier updates run (no effect on CPU)."""
 
     def __post_init__(self) -> None:
         check_int("learner.batch_size", self.batch_size, lo=1, hi=1 << 20)
@@ -268,9 +324,13 @@ class EvalConfig:
     """Minimum seconds between the starts of two evaluations, >= 0."""
     num_cpus: float = 0.05
     """Ray CPUs reserved for the evaluator, in [0, 64]."""
+    epsilon: float = 0.0
+    """Chance of a random action during evaluation (Atari evaluations commonly use 0.001 to
+    0.05 so that a greedy policy cannot stall a game forever), in [0, 1]."""
 
     def __post_init__(self) -> None:
         check_int("eval.episodes", self.episodes, lo=1, hi=10_000)
+        check_float("eval.epsilon", self.epsilon, lo=0.0, hi=1.0)
         check_float("eval.interval_s", self.interval_s, lo=0.0)
         check_float("eval.num_cpus", self.num_cpus, lo=0.0, hi=64.0)
 
@@ -386,6 +446,10 @@ class Config:
             raise ConfigError(
                 f"actors.min_replay_ratio must be < learner.max_replay_ratio ({hi:g}) or 0, "
                 f"got {lo:g}: actors and learner would wait for each other"
+            )
+        if self.network.torso == "nature" and self.env.atari is None:
+            raise ConfigError(
+                "network.torso=nature needs stacked frames: use env=atari (or network.torso=mlp)"
             )
         if self.replay.beta_end < self.replay.beta_start:
             raise ConfigError(

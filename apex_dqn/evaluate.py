@@ -1,4 +1,4 @@
-"""The Evaluator: greedy episodes with given weights, run as one vector environment.
+"""The Evaluator: greedy (or epsilon-greedy) episodes with given weights, as one vector env.
 
 Evaluation is separate from acting so that reported returns are those of the greedy policy, not
 of the exploring actors. ``episodes`` environments run side by side, each for exactly one episode;
@@ -47,6 +47,7 @@ class Evaluator:
         num_actions: size of the action space.
         episodes: episodes per evaluation, run in parallel.
         seed: base seed; evaluation k resets its envs with seed + k * episodes.
+        epsilon: chance of a uniformly random action at each step (0: greedy).
     """
 
     def __init__(
@@ -58,12 +59,16 @@ class Evaluator:
         num_actions: int,
         episodes: int,
         seed: int,
+        epsilon: float = 0.0,
     ) -> None:
         self._episodes = episodes
+        self._epsilon = float(epsilon)
+        self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._count = 0
         # numpy for MLPs (see apex_dqn.numpy_policy); weights come with every evaluate call.
         self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
+        self._num_actions = num_actions
         self._envs = make_vector_env(env, num_envs=episodes)
 
     def evaluate(self, weights: dict[str, np.ndarray], version: int) -> EvalResult:
@@ -77,6 +82,9 @@ class Evaluator:
         running_N = np.ones(n, dtype=bool)
         while running_N.any():
             action_N = self._net.q_values(obs_N).argmax(axis=1)
+            if self._epsilon > 0:
+                random_N = self._rng.random(n) < self._epsilon
+                action_N = np.where(random_N, self._rng.integers(0, self._num_actions, n), action_N)
             obs_N, reward_N, term_N, trunc_N, _ = self._envs.step(action_N)
             returns_N += np.where(running_N, reward_N, 0.0)
             lengths_N += running_N

@@ -21,6 +21,13 @@ from apex_dqn.losses import dqn_loss, td_targets
 from apex_dqn.networks import build_q_network, get_weights
 from apex_dqn.types import TransitionBatch
 
+_TORCH_DTYPES = {
+    np.dtype(np.uint8): torch.uint8,
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.int64): torch.int64,
+    np.dtype(np.bool_): torch.bool,
+}
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when torch sees a GPU (not merely CUDA_VISIBLE_DEVICES), else CPU."""
@@ -43,15 +50,45 @@ class LearnerMetrics:
     skipped: bool
 
 
+@dataclass
+class StagedBatch:
+    """A batch already on the learner's device (``Learner.stage``), ready for ``step_staged``.
+
+    Attributes:
+        obs_all: s_t of every row, then s_{t+m} of every row, shape [2B, *obs_shape].
+        action: a_t (int64), [B].
+        return_: n-step returns, [B].
+        discount: gamma^m, [B].
+        done: terminated within the m steps, [B].
+        weight: importance weights (times the actor correction when on), [B].
+        ready: on CUDA, the event recorded after the host-to-device copies (None on CPU).
+    """
+
+    obs_all: torch.Tensor
+    action: torch.Tensor
+    return_: torch.Tensor
+    discount: torch.Tensor
+    done: torch.Tensor
+    weight: torch.Tensor
+    ready: torch.cuda.Event | None = None
+
+    def __len__(self) -> int:
+        return int(self.action.shape[0])
+
+
 class Learner:
     """Double DQN with a dueling head and n-step targets (see module docstring).
+
+    On CUDA, ``stage`` copies a batch into pinned host memory and on to the GPU on a side
+    stream, so a host thread can stage the next batches while ``step_staged`` runs the current
+    one; ``step`` does both in turn.
 
     Args:
         obs_shape: shape of one observation.
         num_actions: size of the action space.
         network: Q-network architecture.
         algo: gamma, double Q (n-step returns arrive already summed in the batch).
-        learner: optimizer, target period, device, actor correction.
+        learner: optimizer, target period, device, actor correction, amp, compile.
         replay: the beta schedule for importance weights.
         actor_epsilons: every actor's epsilon, needed only for ``learner.actor_correction``.
         seed: seeds the network initialisation.
@@ -83,24 +120,31 @@ class Learner:
         self.optimizer = torch.optim.Adam(
             self.online.parameters(), lr=learner.lr, eps=learner.adam_eps
         )
+        # Compiled callables share their parameters with self.online / self.target, so loading
+        # a state dict into those updates what the compiled code runs.
+        self._online_fn = torch.compile(self.online) if learner.compile else self.online
+        self._target_fn = torch.compile(self.target) if learner.compile else self.target
+        cuda = self.device.type == "cuda"
+        self._pin = cuda and learner.pin_memory
+        self._copy_stream = torch.cuda.Stream(self.device) if self._pin else None
         self.learner_steps = 0
         self.skipped_updates = 0
+
+    @property
+    def stages_async(self) -> bool:
+        """Whether ``stage`` copies to a device (CUDA with pinned memory), so that staging in a
+        helper thread overlaps with updates; on CPU it only wraps arrays."""
+        return self._pin
 
     def beta(self) -> float:
         """Importance-sampling exponent, annealed linearly from beta_start to beta_end."""
         frac = min(1.0, self.learner_steps / self._replay.beta_anneal_steps)
         return self._replay.beta_start + frac * (self._replay.beta_end - self._replay.beta_start)
 
-    def _tensor(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=dtype, device=self.device)
+    def stage(self, batch: TransitionBatch, weights_B: np.ndarray) -> StagedBatch:
+        """Move ``batch`` and its importance weights to the device (see the class docstring).
 
-    def step(
-        self, batch: TransitionBatch, weights_B: np.ndarray
-    ) -> tuple[LearnerMetrics, np.ndarray]:
-        """One gradient update on ``batch`` weighted by ``weights_B``; returns new priorities.
-
-        A non-finite loss or gradient norm skips the update (counted in ``skipped_updates``)
-        rather than corrupting the network; the old |TD error| is still returned.
+        Safe to call from one helper thread while another thread runs ``step_staged``.
         """
         if self.cfg.actor_correction and self._actor_epsilons is not None:
             weights_B = weights_B * actor_correction_weights(
@@ -109,33 +153,83 @@ class Learner:
                 all_epsilons=self._actor_epsilons,
                 num_actions=self._num_actions,
             )
-        obs = self._tensor(batch.obs_B)
-        next_obs = self._tensor(batch.next_obs_B)
-        q_all = self.online(torch.cat([obs, next_obs]))
-        q_BA, next_q_online_BA = q_all[: len(batch)], q_all[len(batch) :]
-        with torch.no_grad():
-            next_q_target_BA = self.target(next_obs)
+        host = {
+            "obs_all": np.concatenate([batch.obs_B, batch.next_obs_B]),
+            "action": np.asarray(batch.action_B, dtype=np.int64),
+            "return_": np.asarray(batch.return_B, dtype=np.float32),
+            "discount": np.asarray(batch.discount_B, dtype=np.float32),
+            "done": np.asarray(batch.done_B, dtype=bool),
+            "weight": np.asarray(weights_B, dtype=np.float32),
+        }
+        if not self._pin:
+            return StagedBatch(
+                **{k: torch.as_tensor(v, device=self.device) for k, v in host.items()}
+            )
+        assert self._copy_stream is not None
+        tensors = {}
+        with torch.cuda.stream(self._copy_stream):
+            for name, array in host.items():
+                # Pinned blocks come from torch's caching host allocator: no cudaHostAlloc
+                # per batch once it has warmed up.
+                pinned = torch.empty(array.shape, dtype=_TORCH_DTYPES[array.dtype], pin_memory=True)
+                pinned.numpy()[...] = array
+                tensors[name] = pinned.to(self.device, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record(self._copy_stream)
+        return StagedBatch(**tensors, ready=ready)
+
+    def step(
+        self, batch: TransitionBatch, weights_B: np.ndarray
+    ) -> tuple[LearnerMetrics, np.ndarray]:
+        """One gradient update on ``batch`` weighted by ``weights_B``; returns new priorities."""
+        return self.step_staged(self.stage(batch, weights_B))
+
+    def step_staged(self, staged: StagedBatch) -> tuple[LearnerMetrics, np.ndarray]:
+        """One gradient update on a staged batch; returns the metrics and new priorities.
+
+        A non-finite loss or gradient norm skips the update (counted in ``skipped_updates``)
+        rather than corrupting the network; the old |TD error| is still returned. The host
+        waits for the device once per update, for the scalars and priorities together.
+        """
+        if staged.ready is not None:
+            stream = torch.cuda.current_stream(self.device)
+            stream.wait_event(staged.ready)
+            for tensor in (staged.obs_all, staged.action, staged.return_, staged.discount):
+                tensor.record_stream(stream)  # allocated on the copy stream, used on this one
+            for tensor in (staged.done, staged.weight):
+                tensor.record_stream(stream)
+        size = len(staged)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
+            q_all = self._online_fn(staged.obs_all).float()
+            with torch.no_grad():
+                next_q_target_BA = self._target_fn(staged.obs_all[size:]).float()
+        q_BA, next_q_online_BA = q_all[:size], q_all[size:]
         target_B = td_targets(
-            return_B=self._tensor(batch.return_B),
-            discount_B=self._tensor(batch.discount_B),
-            done_B=self._tensor(batch.done_B),
+            return_B=staged.return_,
+            discount_B=staged.discount,
+            done_B=staged.done,
             next_q_online_BA=next_q_online_BA.detach(),
             next_q_target_BA=next_q_target_BA,
             double_q=self._algo.double_q,
         )
         loss, td_B = dqn_loss(
             q_BA=q_BA,
-            action_B=self._tensor(batch.action_B, torch.int64),
+            action_B=staged.action,
             target_B=target_B,
-            weight_B=self._tensor(weights_B, torch.float32),
+            weight_B=staged.weight,
             huber_delta=self.cfg.huber_delta,
         )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.online.parameters(), max_norm))
-        loss_value = float(loss.detach())
-        skipped = not (math.isfinite(loss_value) and math.isfinite(grad_norm))
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), max_norm)
+        abs_td_B = td_B.detach().abs().float()
+        scalars = torch.stack(
+            [loss.detach().float(), grad_norm.float(), abs_td_B.mean(), q_BA.detach().mean()]
+        )
+        host = torch.cat([scalars, abs_td_B]).cpu().numpy()  # the one wait per update
+        loss_value, grad_value, mean_abs_td, mean_q = (float(x) for x in host[:4])
+        skipped = not (math.isfinite(loss_value) and math.isfinite(grad_value))
         if skipped:
             self.skipped_updates += 1
             self.optimizer.zero_grad(set_to_none=True)
@@ -147,13 +241,13 @@ class Learner:
             self.target.load_state_dict(self.online.state_dict())
         metrics = LearnerMetrics(
             loss=loss_value,
-            mean_abs_td=float(td_B.abs().mean()),
-            mean_q=float(q_BA.detach().mean()),
-            grad_norm=grad_norm,
+            mean_abs_td=mean_abs_td,
+            mean_q=mean_q,
+            grad_norm=grad_value,
             beta=beta,
             skipped=skipped,
         )
-        return metrics, td_B.abs().cpu().numpy()
+        return metrics, host[4:]
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """The online network's weights as CPU numpy arrays (what actors load)."""

@@ -11,9 +11,24 @@ transitions never mix episodes or envs. Numpy only: no torch, no Ray.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from apex_dqn.types import TransitionBatch
+
+
+@dataclass
+class Rows:
+    """Where the rows of a batch from ``NStepBuilder.step_rows`` came from.
+
+    Attributes:
+        env_B: the env index of each row (int64).
+        value_B: the ``value_N`` entry passed with the row's first step (float64).
+    """
+
+    env_B: np.ndarray
+    value_B: np.ndarray
 
 
 class NStepBuilder:
@@ -64,6 +79,7 @@ class NStepBuilder:
         self._action_NK = np.zeros((num_envs, n), dtype=np.int64)
         self._reward_NK = np.zeros((num_envs, n), dtype=np.float64)
         self._greedy_NK = np.zeros((num_envs, n), dtype=bool)
+        self._value_NK = np.zeros((num_envs, n), dtype=np.float64)
         # All envs write to the same ring slot each step; count_N says how many of the most
         # recent slots hold pending starts of the env's current episode.
         self._count_N = np.zeros(num_envs, dtype=np.int64)
@@ -89,6 +105,33 @@ class NStepBuilder:
         greedy_N: np.ndarray,
         epsilon: float,
     ) -> TransitionBatch:
+        """Records one vector-env step and returns the transitions it completes (see
+        ``step_rows``, which also says where each row came from)."""
+        batch, _ = self.step_rows(
+            obs_N=obs_N,
+            action_N=action_N,
+            reward_N=reward_N,
+            next_obs_N=next_obs_N,
+            terminated_N=terminated_N,
+            truncated_N=truncated_N,
+            greedy_N=greedy_N,
+            epsilon=epsilon,
+        )
+        return batch
+
+    def step_rows(
+        self,
+        *,
+        obs_N: np.ndarray,
+        action_N: np.ndarray,
+        reward_N: np.ndarray,
+        next_obs_N: np.ndarray,
+        terminated_N: np.ndarray,
+        truncated_N: np.ndarray,
+        greedy_N: np.ndarray,
+        epsilon: float,
+        value_N: np.ndarray | None = None,
+    ) -> tuple[TransitionBatch, Rows]:
         """Records one vector-env step and returns the transitions it completes.
 
         Args:
@@ -101,9 +144,13 @@ class NStepBuilder:
             truncated_N: episode was cut short, e.g. by a time limit (still bootstraps), shape [N].
             greedy_N: whether a_t was the greedy action, shape [N].
             epsilon: the exploration epsilon that chose the actions.
+            value_N: optional per-env scalar of this step carried along to its transition's
+                row (the actor passes Q(s_t, a_t), so that priorities need no second forward
+                pass); zeros when omitted.
 
         Returns:
-            The completed transitions, possibly zero rows; ``priority_B`` is all zeros.
+            The completed transitions, possibly zero rows (``priority_B`` all zeros), and for
+            each row its env and its ``value_N`` entry.
         """
         if obs_N.shape != (self._num_envs, *self._obs_shape):
             raise ValueError(
@@ -114,6 +161,7 @@ class NStepBuilder:
         self._action_NK[:, self._slot] = action_N
         self._reward_NK[:, self._slot] = reward_N
         self._greedy_NK[:, self._slot] = greedy_N
+        self._value_NK[:, self._slot] = 0.0 if value_N is None else value_N
         # Every env holds at most n - 1 pending starts between steps, so this stays <= n.
         self._count_N += 1
 
@@ -122,11 +170,17 @@ class NStepBuilder:
         parts = [self._emit_full(np.flatnonzero(~ended_N & (self._count_N == self._n)), next_obs_N)]
         for env in np.flatnonzero(ended_N):
             parts.append(self._flush(int(env), next_obs_N[env], bool(terminated_N[env])))
-        batch = TransitionBatch.concatenate(parts)
+        batch = TransitionBatch.concatenate([b for b, _ in parts])
         batch.epsilon_B[:] = epsilon
-        return batch
+        rows = Rows(
+            env_B=np.concatenate([r.env_B for _, r in parts]),
+            value_B=np.concatenate([r.value_B for _, r in parts]),
+        )
+        return batch, rows
 
-    def _emit_full(self, envs_E: np.ndarray, next_obs_N: np.ndarray) -> TransitionBatch:
+    def _emit_full(
+        self, envs_E: np.ndarray, next_obs_N: np.ndarray
+    ) -> tuple[TransitionBatch, Rows]:
         """Emits the oldest pending start of each env in ``envs_E``, all holding n steps."""
         # Chronological slot order of a full window: the oldest slot is the one after the newest.
         order_K = (self._slot + 1 + np.arange(self._n)) % self._n
@@ -135,6 +189,7 @@ class NStepBuilder:
         return_E = self._reward_NK[envs_E][:, order_K] @ self._powers_K
         self._count_N[envs_E] -= 1
         num = envs_E.shape[0]
+        rows = Rows(env_B=envs_E, value_B=self._value_NK[envs_E, oldest])
         return self._batch(
             obs_B=self._obs_NK[envs_E, oldest],
             action_B=self._action_NK[envs_E, oldest],
@@ -143,9 +198,11 @@ class NStepBuilder:
             next_obs_B=np.asarray(next_obs_N, dtype=self._obs_dtype)[envs_E],
             done_B=np.zeros(num, dtype=bool),
             greedy_B=self._greedy_NK[envs_E, oldest],
-        )
+        ), rows
 
-    def _flush(self, env: int, final_obs: np.ndarray, terminated: bool) -> TransitionBatch:
+    def _flush(
+        self, env: int, final_obs: np.ndarray, terminated: bool
+    ) -> tuple[TransitionBatch, Rows]:
         """Emits every pending start of ``env``, whose episode ended at this step."""
         count = int(self._count_N[env])
         # Slots of the pending starts, oldest first; start j sums m_j = count - j rewards.
@@ -158,6 +215,7 @@ class NStepBuilder:
             acc = reward_C[j] + self._gamma * acc
             return_C[j] = acc
         self._count_N[env] = 0
+        rows = Rows(env_B=np.full(count, env, dtype=np.int64), value_B=self._value_NK[env, order_C])
         return self._batch(
             obs_B=self._obs_NK[env, order_C],
             action_B=self._action_NK[env, order_C],
@@ -166,7 +224,7 @@ class NStepBuilder:
             next_obs_B=np.repeat(np.asarray(final_obs, dtype=self._obs_dtype)[None], count, 0),
             done_B=np.full(count, terminated),
             greedy_B=self._greedy_NK[env, order_C],
-        )
+        ), rows
 
     def _batch(self, **arrays: np.ndarray) -> TransitionBatch:
         """A TransitionBatch with the project's dtypes; priority and epsilon set to zero."""

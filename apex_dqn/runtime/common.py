@@ -48,6 +48,7 @@ def actor_kwargs(cfg: Config, info: EnvInfo, index: int, generation: int = 0) ->
         "actors": cfg.actors,
         "num_actions": info.num_actions,
         "obs_shape": info.obs_shape,
+        "obs_dtype": info.obs_dtype,
         "seed": cfg.seed * 10_007 + 1 + index + 100_003 * generation,
     }
 
@@ -72,6 +73,7 @@ def replay_kwargs(cfg: Config, info: EnvInfo, shard: int) -> dict[str, Any]:
     return {
         "capacity": cfg.replay.capacity // cfg.replay.num_shards,
         "obs_shape": info.obs_shape,
+        "obs_dtype": info.obs_dtype,
         "alpha": cfg.replay.alpha,
         "priority_eps": cfg.replay.priority_eps,
         "seed": cfg.seed * 10_007 + 5_000 + shard,
@@ -86,6 +88,7 @@ def evaluator_kwargs(cfg: Config, info: EnvInfo) -> dict[str, Any]:
         "obs_shape": info.obs_shape,
         "num_actions": info.num_actions,
         "episodes": cfg.eval.episodes,
+        "epsilon": cfg.eval.epsilon,
         "seed": cfg.seed * 10_007 + 1_000_000,
     }
 

@@ -13,7 +13,9 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -269,6 +271,24 @@ class ReplayShardHost:
         return os.getpid()
 
 
+@dataclass
+class _Request:
+    """A sample request whose batches are being learned from; its priorities go back in one
+    call when the last batch is done."""
+
+    shard: int
+    left: int
+    ids: list[np.ndarray] = field(default_factory=list)
+    priorities: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class _StagedItem:
+    request: _Request
+    ids_B: np.ndarray
+    future: Future
+
+
 class LearnerHost:
     """Runs a ``Learner`` against the replay shards, with sample requests kept in flight.
 
@@ -311,6 +331,10 @@ class LearnerHost:
         self._base_added = 0
         self._grace = 0
         self._last_refresh = time.monotonic()
+        # Batches received and handed to the device, oldest first; on CUDA a helper thread
+        # stages them (pinned copy + host-to-device on a side stream) while updates run.
+        self._staged: deque[_StagedItem] = deque()
+        self._stager = ThreadPoolExecutor(1, "stage") if self.learner.stages_async else None
         self.published_version = -1
         # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
         # than announcing freshly initialised weights to the actors.
@@ -377,7 +401,12 @@ class LearnerHost:
         if sharded.total_size(self._stats) < self._replay_cfg.min_size_to_learn:
             return False
         k = self.cfg.batches_per_request
-        steps = self.learner.learner_steps - self._base_steps + k * (len(self._inflight) + 1)
+        steps = (
+            self.learner.learner_steps
+            - self._base_steps
+            + len(self._staged)
+            + k * (len(self._inflight) + 1)
+        )
         if not sharded.replay_ratio_allows(
             samples_drawn=steps * self.cfg.batch_size,
             max_ratio=self.cfg.max_replay_ratio,
@@ -391,30 +420,60 @@ class LearnerHost:
         self._inflight[ref] = shard
         return True
 
-    def _learn_from(self, shard: int, samples: list[Sample]) -> None:
-        """One update per sample, then one priority-update call for all of them."""
-        ids, priorities = [], []
+    def _receive(self, ref: Any) -> None:
+        """Take a finished sample request: weigh its batches globally and stage them."""
+        shard = self._inflight.pop(ref)
+        try:
+            samples: list[Sample] = ray.get(ref)
+        except ray.exceptions.RayError:
+            self._shard_failed(shard)
+            return
         for sample in samples:
             self._shard_answered(shard, sample.stats)
-            beta = self.learner.beta()
+        beta = self.learner.beta()
+        request = _Request(shard=shard, left=len(samples))
+        for sample in samples:
             weights_B = sharded.global_weights(sample.priorities_B, self._stats, beta)
-            metrics, priorities_B = self.learner.step(sample.batch, weights_B)
-            ids.append(sample.ids_B)
-            priorities.append(priorities_B)
-            if self.learner.learner_steps % self.cfg.publish_every == 0:
-                self.publish()
-            self._last_metrics = learner_metric_dict(metrics)
-        self._shards[shard].update_priorities.remote(
-            np.concatenate(ids), np.concatenate(priorities)
-        )
+            future: Future = Future()
+            if self._stager is not None:
+                future = self._stager.submit(self.learner.stage, sample.batch, weights_B)
+            else:
+                future.set_result(self.learner.stage(sample.batch, weights_B))
+            self._staged.append(_StagedItem(request, sample.ids_B, future))
+
+    def _step_one(self) -> None:
+        """One update on the oldest staged batch; when it is its request's last, one
+        priority-update call for the request's batches."""
+        item = self._staged.popleft()
+        metrics, priorities_B = self.learner.step_staged(item.future.result())
+        request = item.request
+        request.ids.append(item.ids_B)
+        request.priorities.append(priorities_B)
+        request.left -= 1
+        if request.left == 0:
+            self._shards[request.shard].update_priorities.remote(
+                np.concatenate(request.ids), np.concatenate(request.priorities)
+            )
+        if self.learner.learner_steps % self.cfg.publish_every == 0:
+            self.publish()
+        self._last_metrics = learner_metric_dict(metrics)
 
     def run_for(self, seconds: float) -> dict:
         """Train for about ``seconds``; return counters, replay totals and the latest metrics."""
         deadline = time.monotonic() + seconds
         start_steps = self.learner.learner_steps
+        k = self.cfg.batches_per_request
         while time.monotonic() < deadline:
             while len(self._inflight) < self.cfg.prefetch and self._request():
                 pass
+            if self._staged:
+                # Stage the next request's batches while this one's are stepped through.
+                if self._inflight and len(self._staged) <= k:
+                    ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=0)
+                    if ready:
+                        self._receive(ready[0])
+                self._step_one()
+                continue
             if not self._inflight:
                 self._refresh_stats()
                 if not self._request():
@@ -424,13 +483,7 @@ class LearnerHost:
             ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
             if not ready:
                 break
-            shard = self._inflight.pop(ready[0])
-            try:
-                samples = ray.get(ready[0])
-            except ray.exceptions.RayError:
-                self._shard_failed(shard)
-                continue
-            self._learn_from(shard, samples)
+            self._receive(ready[0])
         # Statistics also arrive with every sample, but a shard that is not sampled (one that
         # came back empty, say) would keep reporting its old size: ask all once a second.
         if self._down or time.monotonic() - self._last_refresh >= 1.0:

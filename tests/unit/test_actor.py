@@ -7,17 +7,21 @@ import pytest
 import torch
 
 from apex_dqn.actor import Actor
-from apex_dqn.config import ActorsConfig, Config
+from apex_dqn.config import ActorsConfig, Config, EnvConfig
 from apex_dqn.envs import inspect_env
 from apex_dqn.networks import build_q_network, get_weights
 from apex_dqn.runtime import common
+from apex_dqn.types import TransitionBatch
 
 
-def _actor(index: int = 0, **actor_overrides) -> tuple[Actor, Config]:
+def _actor(
+    index: int = 0, max_episode_steps: int | None = None, **actor_overrides
+) -> tuple[Actor, Config]:
     cfg = Config(
+        env=EnvConfig(max_episode_steps=max_episode_steps),
         actors=ActorsConfig(
             **{"num_actors": 4, "envs_per_actor": 4, "push_every": 32, **actor_overrides}
-        )
+        ),
     )
     info = inspect_env(cfg.env)
     return Actor(**common.actor_kwargs(cfg, info, index)), cfg
@@ -46,14 +50,19 @@ def test_run_steps_pushes_full_batches_and_counts_steps():
         assert np.all(b.epsilon_B == np.float32(actor.epsilon))
 
 
-def test_initial_priorities_are_td_errors_of_the_actor_network():
-    actor, cfg = _actor()
+@pytest.mark.parametrize("max_episode_steps", [None, 7])
+def test_initial_priorities_are_td_errors_of_the_actor_network(max_episode_steps):
+    # The actor reuses its acting Q-values; with a 7-step time limit many windows end in a
+    # truncation, whose final observation needs its own forward pass.
+    actor, cfg = _actor(max_episode_steps=max_episode_steps)
     info = inspect_env(cfg.env)
     net = build_q_network(cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions)
     actor.set_weights(get_weights(net), version=7)
     assert actor.weights_version == 7
     batches, _ = actor.run_steps(40)
-    b = batches[0]
+    b = TransitionBatch.concatenate(batches)
+    if max_episode_steps is not None:
+        assert (~b.done_B & (b.discount_B > cfg.algo.gamma**cfg.algo.n_step + 1e-6)).any()
     with torch.no_grad():
         q = net(torch.as_tensor(b.obs_B)).numpy()
         q_next = net(torch.as_tensor(b.next_obs_B)).numpy()
