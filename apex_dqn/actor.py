@@ -98,7 +98,11 @@ class Actor:
         self._obs_N, infos = self._envs.reset(seed=seed)
         self._lives_N = lives(infos, n)
         self._nstep = NStepBuilder(
-            num_envs=n, n=algo.n_step, gamma=algo.gamma, obs_shape=obs_shape, obs_dtype=obs_dtype
+            num_envs=n,
+            n=algo.n_step,
+            gamma=algo.gamma,
+            obs_shape=obs_shape,
+            obs_dtype=np.dtype(obs_dtype),
         )
         self._episode_return_N = np.zeros(n, dtype=np.float64)
         self._episode_length_N = np.zeros(n, dtype=np.int64)

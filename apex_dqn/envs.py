@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -61,13 +62,15 @@ def make_env(cfg: EnvConfig) -> gym.Env:
 
     A module-level function, so that an async vector env can pickle it for its subprocesses.
     """
-    kwargs = {} if cfg.max_episode_steps is None else {"max_episode_steps": cfg.max_episode_steps}
+    kwargs: dict[str, Any] = {}
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
     if cfg.atari is None:
         return gym.make(cfg.id, **kwargs)
     return _make_atari(cfg.id, cfg.atari, kwargs)
 
 
-def _make_atari(env_id: str, atari: AtariConfig, kwargs: dict) -> gym.Env:
+def _make_atari(env_id: str, atari: AtariConfig, kwargs: dict[str, Any]) -> gym.Env:
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
     _register_ale()

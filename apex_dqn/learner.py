@@ -162,9 +162,8 @@ class Learner:
             "weight": np.asarray(weights_B, dtype=np.float32),
         }
         if not self._pin:
-            return StagedBatch(
-                **{k: torch.as_tensor(v, device=self.device) for k, v in host.items()}
-            )
+            tensors = {k: torch.as_tensor(v, device=self.device) for k, v in host.items()}
+            return StagedBatch(**tensors)  # type: ignore[arg-type]
         assert self._copy_stream is not None
         tensors = {}
         with torch.cuda.stream(self._copy_stream):
@@ -176,7 +175,7 @@ class Learner:
                 tensors[name] = pinned.to(self.device, non_blocking=True)
             ready = torch.cuda.Event()
             ready.record(self._copy_stream)
-        return StagedBatch(**tensors, ready=ready)
+        return StagedBatch(**tensors, ready=ready)  # type: ignore[arg-type]
 
     def step(
         self, batch: TransitionBatch, weights_B: np.ndarray
