@@ -1,0 +1,260 @@
+"""Learner throughput with the Nature CNN dueling network on Atari-sized batches.
+
+(a) step only: ``Learner.step_staged`` on random batches already on the device, so the figure is
+    the update itself (forward of 2B frames stacks, target forward, backward, Adam).
+(b) full path: replay shard actors filled with random Atari-sized transitions, and the Ray
+    ``LearnerHost`` sampling from them with requests in flight, weighing the batches globally,
+    staging them (pinned memory and a side stream on CUDA) and updating; priorities go back to
+    the shards. This is what a run's learner does, minus the actors.
+
+Each figure is the median over ``--repeats`` timed windows after a warm-up; variants with bf16
+autocast (``--amp``) and ``torch.compile`` (``--compile``) are measured in the same run.
+
+    python benchmarks/learner_bench.py --json learner.json
+    python benchmarks/learner_bench.py --device cuda --batch-size 512 --shards 4 --amp --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apex_dqn.config import (
+    ActorsConfig,
+    AtariConfig,
+    Config,
+    EnvConfig,
+    LearnerConfig,
+    NetworkConfig,
+    ReplayConfig,
+)
+from apex_dqn.envs import EnvInfo
+
+OBS_SHAPE = (4, 84, 84)
+NUM_ACTIONS = 6
+
+
+def _config(args: argparse.Namespace, *, amp: bool = False, compile: bool = False) -> Config:
+    per_shard = max(args.capacity // args.shards, args.batch_size)
+    return Config(
+        env=EnvConfig(id="ALE/Pong-v5", atari=AtariConfig()),
+        network=NetworkConfig(torso="nature"),
+        actors=ActorsConfig(num_actors=1, min_replay_ratio=0.0),
+        replay=ReplayConfig(
+            capacity=per_shard * args.shards,
+            num_shards=args.shards,
+            min_size_to_learn=args.batch_size,
+            num_cpus=0.0,
+        ),
+        learner=LearnerConfig(
+            batch_size=args.batch_size,
+            device=args.device,
+            amp=amp,
+            compile=compile,
+            max_replay_ratio=0.0,  # no actors: the learner may sample as often as it can
+            prefetch=args.prefetch,
+            batches_per_request=args.batches_per_request,
+            publish_every=100,
+            target_update_period=2500,
+            num_cpus=0.0,
+        ),
+    )
+
+
+def _info() -> EnvInfo:
+    return EnvInfo(obs_shape=OBS_SHAPE, obs_dtype="uint8", num_actions=NUM_ACTIONS,
+                   reward_threshold=None)  # fmt: skip
+
+
+def _random_batch(n: int, rng: np.random.Generator) -> Any:
+    from apex_dqn.types import TransitionBatch
+
+    return TransitionBatch(
+        obs_B=rng.integers(0, 255, (n, *OBS_SHAPE), dtype=np.uint8),
+        action_B=rng.integers(0, NUM_ACTIONS, n),
+        return_B=rng.normal(size=n).astype(np.float32),
+        discount_B=np.full(n, 0.99**3, np.float32),
+        next_obs_B=rng.integers(0, 255, (n, *OBS_SHAPE), dtype=np.uint8),
+        done_B=rng.random(n) < 0.01,
+        priority_B=rng.uniform(0.01, 2.0, n).astype(np.float32),
+        greedy_B=np.ones(n, bool),
+        epsilon_B=np.full(n, 0.1, np.float32),
+    )
+
+
+def _timed(fn: Any, *, seconds: float, repeats: int) -> float:
+    """Median calls per second of ``fn`` over ``repeats`` windows of about ``seconds``."""
+    rates = []
+    for _ in range(repeats):
+        start, calls = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            calls += fn()
+        rates.append(calls / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
+    """Samples per second of ``Learner.step_staged`` on batches already on the device."""
+    import torch
+
+    from apex_dqn.learner import Learner
+    from apex_dqn.runtime import common
+
+    cfg = _config(args, amp=amp, compile=compile)
+    learner = Learner(**common.learner_kwargs(cfg, _info()))
+    rng = np.random.default_rng(0)
+    staged = [
+        learner.stage(_random_batch(args.batch_size, rng), np.ones(args.batch_size, np.float32))
+        for _ in range(4)
+    ]
+    if learner.device.type == "cuda":
+        torch.cuda.synchronize()
+    counter = iter(range(1 << 62))
+
+    def one() -> int:
+        learner.step_staged(staged[next(counter) % len(staged)])
+        return 1
+
+    for _ in range(args.warmup):
+        one()
+    updates = _timed(one, seconds=args.seconds, repeats=args.repeats)
+    return updates * args.batch_size
+
+
+def full_path(args: argparse.Namespace, *, amp: bool, compile: bool) -> dict[str, float]:
+    """Samples per second through replay shard actors and the Ray learner host."""
+    import ray
+
+    from apex_dqn.parameter_server import ParameterServer
+    from apex_dqn.runtime import common
+    from apex_dqn.runtime.hosts import LearnerHost, Peers, ReplayShardHost
+
+    cfg = _config(args, amp=amp, compile=compile)
+    info = _info()
+    tag = f"bench{os.getpid()}{int(amp)}{int(compile)}"
+    peers = Peers(
+        parameter_server=f"{tag}-ps",
+        shards=tuple(f"{tag}-shard{s}" for s in range(args.shards)),
+        namespace="apex-dqn-bench",
+    )
+    ps = (
+        ray.remote(num_cpus=0)(ParameterServer)
+        .options(name=peers.parameter_server, namespace=peers.namespace)
+        .remote()
+    )
+    shard_cls = ray.remote(num_cpus=0)(ReplayShardHost)
+    shards = [
+        shard_cls.options(name=name, namespace=peers.namespace).remote(
+            replay_kwargs=common.replay_kwargs(cfg, info, s)
+        )
+        for s, name in enumerate(peers.shards)
+    ]
+    rng = np.random.default_rng(1)
+    per_shard = cfg.replay.capacity // args.shards
+    chunk = _random_batch(256, rng)
+    for shard in shards:
+        ray.get([shard.add.remote(chunk) for _ in range(max(1, per_shard // 256))])
+    gpus = 1 if cfg.learner.device.startswith("cuda") or _has_cuda() else 0
+    learner = ray.remote(num_cpus=0, num_gpus=gpus)(LearnerHost).remote(
+        learner_kwargs=common.learner_kwargs(cfg, info), peers=peers, seed=0
+    )
+    device = ray.get(learner.device.remote())
+    for _ in range(max(1, args.warmup // 10)):
+        ray.get(learner.run_for.remote(1.0))
+    rates = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        report = ray.get(learner.run_for.remote(args.seconds))
+        rates.append(report["updates"] / (time.perf_counter() - start))
+    for handle in [learner, ps, *shards]:
+        ray.kill(handle)
+    return {"device": device, "samples_per_s": statistics.median(rates) * args.batch_size}
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of a timed window")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=10, help="untimed updates first")
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--capacity", type=int, default=20_000, help="transitions in all shards")
+    parser.add_argument("--prefetch", type=int, default=4)
+    parser.add_argument("--batches-per-request", type=int, default=2)
+    parser.add_argument("--amp", action="store_true", help="also measure bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    parser.add_argument("--skip-full-path", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+
+    variants = [("eager fp32", False, False)]
+    if args.amp:
+        variants.append(("bf16 autocast", True, False))
+    if args.compile:
+        variants.append(("torch.compile", False, True))
+    rows = []
+    for name, amp, comp in variants:
+        step = step_only(args, amp=amp, compile=comp)
+        rows.append({"variant": name, "amp": amp, "compile": comp, "step_only": step})
+        print(f"step only, {name}: {step:,.0f} samples/s", flush=True)
+
+    full: dict[str, Any] = {}
+    if not args.skip_full_path:
+        import ray
+
+        from apex_dqn.runtime.ray_runtime import init_ray
+
+        init_ray(Config().ray)
+        for row in rows:
+            full = full_path(args, amp=row["amp"], compile=row["compile"])
+            row["full_path"] = full["samples_per_s"]
+            print(f"full path, {row['variant']}: {row['full_path']:,.0f} samples/s", flush=True)
+        ray.shutdown()
+
+    from apex_dqn.learner import resolve_device
+
+    device = str(resolve_device(args.device))
+    if device.startswith("cuda"):
+        import torch
+
+        device = f"{device} ({torch.cuda.get_device_name()})"
+    print(f"\n| learner ({device}, batch {args.batch_size}, Nature CNN dueling) "
+          "| step only: samples/s | updates/s | full path: samples/s | updates/s |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        fp = row.get("full_path")
+        fp_text = f"{fp:,.0f} | {fp / args.batch_size:,.1f}" if fp else "- | -"
+        print(f"| {row['variant']} | {row['step_only']:,.0f} | "
+              f"{row['step_only'] / args.batch_size:,.1f} | {fp_text} |")  # fmt: skip
+    if args.json:
+        base = rows[0]
+        result = {
+            "device": device,
+            "batch_size": args.batch_size,
+            "step_only_samples_per_s": base["step_only"],
+            "full_path_samples_per_s": base.get("full_path"),
+            "variants": rows,
+            "shards": args.shards,
+        }
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

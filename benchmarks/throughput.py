@@ -1,0 +1,137 @@
+"""Whole-system throughput on an Atari game against the raw speed of its environment.
+
+First the same preprocessed environment apex-dqn's actors use (``env=atari``: AtariPreprocessing
+and a 4-frame stack) is stepped with random actions in one process: the raw env speed. Then the
+real CLI (``experiment=pong`` plus ``--override``s) runs for ``--seconds`` with 1, 2 and 4 actors,
+and its ``metrics.jsonl`` gives env steps/s, learner updates/s and the replay ratio over the part
+of the run in which the learner trains (from the first report with updates to the last).
+
+    python benchmarks/throughput.py --json throughput.json
+    python benchmarks/throughput.py --actors 1 --seconds 120 --override learner.batch_size=32
+
+The target on a 2-core machine: with one actor the whole system keeps at least 70% of the raw
+single-process env speed while the learner trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from apex_dqn.config import AtariConfig, EnvConfig  # noqa: E402
+
+
+def raw_env_speed(env_id: str, seconds: float, repeats: int = 3) -> float:
+    """Median agent steps/s of the preprocessed env with random actions, in this process."""
+    from apex_dqn.envs import make_env
+
+    env = make_env(EnvConfig(id=env_id, atari=AtariConfig()))
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    rates = []
+    for _ in range(repeats):
+        start, steps = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            steps += 1
+            if term or trunc:
+                env.reset()
+        rates.append(steps / (time.perf_counter() - start))
+    env.close()
+    return statistics.median(rates)
+
+
+def system_run(
+    env_id: str, num_actors: int, seconds: float, overrides: list[str], out: Path
+) -> dict[str, Any]:
+    """One run of the CLI; rates over the reports in which the learner trained."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "apex_dqn",
+        "experiment=pong",
+        f"env.id={env_id}",
+        f"actors.num_actors={num_actors}",
+        # Ray reservations only (processes are not pinned): the learner keeps its 1 CPU.
+        f"actors.num_cpus={min(0.4, round(0.8 / num_actors, 3))}",
+        f"train.max_seconds={seconds}",
+        "train.report_interval_s=5",
+        "eval.interval_s=100000",  # the evaluator would compete for the CPU
+        "checkpoint.every_s=0",
+        "train.plot=false",
+        f"output_dir={out}",
+        *overrides,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise RuntimeError(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    training = [r for r in records if r["charts/learner_steps"] > 0]
+    first, last = training[0], training[-1]
+    wall = last["charts/wall_s"] - first["charts/wall_s"]
+    steps = last["charts/env_steps"] - first["charts/env_steps"]
+    updates = last["charts/learner_steps"] - first["charts/learner_steps"]
+    config = (out / "config.yaml").read_text()
+    batch = int(next(x for x in config.splitlines() if "batch_size:" in x).split(":")[1])
+    return {
+        "num_actors": num_actors,
+        "env_steps_per_s": steps / wall,
+        "env_frames_per_s": 4 * steps / wall,
+        "learner_updates_per_s": updates / wall,
+        "replay_ratio": updates * batch / max(1, steps),
+        "window_s": wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env-id", default="ALE/Pong-v5")
+    parser.add_argument("--actors", default="1,2,4", help="comma-separated actor counts")
+    parser.add_argument("--seconds", type=float, default=90.0, help="length of each run")
+    parser.add_argument("--raw-seconds", type=float, default=5.0)
+    parser.add_argument("--override", action="append", default=[], help="extra CLI override")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    raw = raw_env_speed(args.env_id, args.raw_seconds)
+    print(f"raw env: {raw:,.0f} steps/s ({4 * raw:,.0f} frames/s), one process", flush=True)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in (int(x) for x in args.actors.split(",")):
+            run = system_run(args.env_id, k, args.seconds, args.override, Path(tmp) / f"a{k}")
+            runs.append(run)
+            print(f"{k} actor(s): {run['env_steps_per_s']:,.0f} env steps/s", flush=True)
+    print(f"\n| {args.env_id} | env steps/s | frames/s | share of raw env | updates/s "
+          "| replay ratio |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| raw env, random actions, 1 process | {raw:,.0f} | {4 * raw:,.0f} | 100% | - | - |")
+    for r in runs:
+        print(
+            f"| {r['num_actors']} actor(s) + learner | {r['env_steps_per_s']:,.0f} | "
+            f"{r['env_frames_per_s']:,.0f} | {r['env_steps_per_s'] / raw:.0%} | "
+            f"{r['learner_updates_per_s']:.1f} | {r['replay_ratio']:.2f} |"
+        )
+    if args.json:
+        result = {
+            "env_id": args.env_id,
+            "raw_env_steps_per_s": raw,
+            "runs": runs,
+            "overrides": args.override,
+            "cpus": os.cpu_count(),
+        }
+        args.json.write_text(json.dumps(result, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()

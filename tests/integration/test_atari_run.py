@@ -1,0 +1,49 @@
+"""An Atari run through the real CLI on real Ray: frames, the Nature CNN and uint8 replay."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apex_dqn.checkpoint import load_checkpoint
+from tests.integration.helpers import run_cli
+
+pytest.importorskip("ale_py")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_pong_experiment_trains_end_to_end(tmp_path):
+    out = tmp_path / "pong"
+    proc = run_cli(
+        "experiment=pong",
+        "actors.num_actors=1",
+        "actors.envs_per_actor=4",
+        "actors.push_every=64",
+        "replay.capacity=4000",
+        "replay.min_size_to_learn=512",
+        "learner.batch_size=32",
+        "learner.target_update_period=20",
+        "env.max_episode_steps=150",
+        "eval.episodes=1",
+        "eval.interval_s=1",
+        "train.max_env_steps=4000",
+        "train.max_seconds=90",
+        "train.report_interval_s=1",
+        f"output_dir={out}",
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_id"] == "ALE/Pong-v5"
+    assert summary["env_steps"] >= 4000 and summary["learner_steps"] > 0
+    # Truncated at 150 agent steps, an unclipped Pong return lies in [-21, 21].
+    assert summary["best_eval_return"] is not None and -21 <= summary["best_eval_return"] <= 21
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    # uint8 frames: obs and next obs of 4x84x84 bytes each, not float32.
+    assert records[-1]["replay/bytes"] < 4000 * (2 * 4 * 84 * 84 + 64)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert list(ckpt["env"]["obs_shape"]) == [4, 84, 84] and ckpt["env"]["obs_dtype"] == "uint8"
+    assert "torso.0.weight" in ckpt["learner"]["online"]  # the Nature CNN's first convolution
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
