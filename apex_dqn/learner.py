@@ -125,6 +125,9 @@ class Learner:
         self._online_fn = torch.compile(self.online) if learner.compile else self.online
         self._target_fn = torch.compile(self.target) if learner.compile else self.target
         cuda = self.device.type == "cuda"
+        if cuda:
+            # TF32 tensor cores for float32 matmuls (convolutions already use them by default).
+            torch.set_float32_matmul_precision("high")
         self._pin = cuda and learner.pin_memory
         self._copy_stream = torch.cuda.Stream(self.device) if self._pin else None
         self.learner_steps = 0
@@ -153,8 +156,8 @@ class Learner:
                 all_epsilons=self._actor_epsilons,
                 num_actions=self._num_actions,
             )
+        stacks = (batch.obs_B, batch.next_obs_B)
         host = {
-            "obs_all": np.concatenate([batch.obs_B, batch.next_obs_B]),
             "action": np.asarray(batch.action_B, dtype=np.int64),
             "return_": np.asarray(batch.return_B, dtype=np.float32),
             "discount": np.asarray(batch.discount_B, dtype=np.float32),
@@ -163,13 +166,26 @@ class Learner:
         }
         if not self._pin:
             tensors = {k: torch.as_tensor(v, device=self.device) for k, v in host.items()}
-            return StagedBatch(**tensors)  # type: ignore[arg-type]
+            obs_all = torch.as_tensor(np.concatenate(stacks), device=self.device)
+            return StagedBatch(obs_all=obs_all, **tensors)  # type: ignore[arg-type]
         assert self._copy_stream is not None
+        # Pinned blocks come from torch's caching host allocator (no cudaHostAlloc per batch
+        # once warm). The two stacks are copied straight into the halves of one pinned block:
+        # each byte is copied once on the host, which is what bounds this path (measured on
+        # an H100: batch 512 of Atari stacks is 29 MB).
+        num = len(batch)
+        obs_host = torch.empty(
+            (2 * num, *batch.obs_B.shape[1:]),
+            dtype=_TORCH_DTYPES[batch.obs_B.dtype],
+            pin_memory=True,
+        )
+        obs_view = obs_host.numpy()
+        obs_view[:num] = batch.obs_B
+        obs_view[num:] = batch.next_obs_B
         tensors = {}
         with torch.cuda.stream(self._copy_stream):
+            tensors["obs_all"] = obs_host.to(self.device, non_blocking=True)
             for name, array in host.items():
-                # Pinned blocks come from torch's caching host allocator: no cudaHostAlloc
-                # per batch once it has warmed up.
                 pinned = torch.empty(array.shape, dtype=_TORCH_DTYPES[array.dtype], pin_memory=True)
                 pinned.numpy()[...] = array
                 tensors[name] = pinned.to(self.device, non_blocking=True)

@@ -25,10 +25,14 @@ class Rows:
     Attributes:
         env_B: the env index of each row (int64).
         value_B: the ``value_N`` entry passed with the row's first step (float64).
+        obs_keys_B: the ``obs_keys_N`` entry of the row's first step (None when not given).
+        next_keys_B: the ``next_keys_N`` entry of the row's last step (None when not given).
     """
 
     env_B: np.ndarray
     value_B: np.ndarray
+    obs_keys_B: np.ndarray | None = None
+    next_keys_B: np.ndarray | None = None
 
 
 class NStepBuilder:
@@ -80,6 +84,8 @@ class NStepBuilder:
         self._reward_NK = np.zeros((num_envs, n), dtype=np.float64)
         self._greedy_NK = np.zeros((num_envs, n), dtype=bool)
         self._value_NK = np.zeros((num_envs, n), dtype=np.float64)
+        self._keys_NK: np.ndarray | None = None  # allocated on the first step that has keys
+        self._next_keys_N: np.ndarray | None = None
         # All envs write to the same ring slot each step; count_N says how many of the most
         # recent slots hold pending starts of the env's current episode.
         self._count_N = np.zeros(num_envs, dtype=np.int64)
@@ -131,6 +137,8 @@ class NStepBuilder:
         greedy_N: np.ndarray,
         epsilon: float,
         value_N: np.ndarray | None = None,
+        obs_keys_N: np.ndarray | None = None,
+        next_keys_N: np.ndarray | None = None,
     ) -> tuple[TransitionBatch, Rows]:
         """Records one vector-env step and returns the transitions it completes.
 
@@ -147,6 +155,10 @@ class NStepBuilder:
             value_N: optional per-env scalar of this step carried along to its transition's
                 row (the actor passes Q(s_t, a_t), so that priorities need no second forward
                 pass); zeros when omitted.
+            obs_keys_N: optional per-env array (e.g. the keys of the frames stacked in s_t,
+                [N, S]) carried to the row of the transition that starts at this step.
+            next_keys_N: the same for the true next observations, [N, S]; required with
+                ``obs_keys_N``.
 
         Returns:
             The completed transitions, possibly zero rows (``priority_B`` all zeros), and for
@@ -162,6 +174,11 @@ class NStepBuilder:
         self._reward_NK[:, self._slot] = reward_N
         self._greedy_NK[:, self._slot] = greedy_N
         self._value_NK[:, self._slot] = 0.0 if value_N is None else value_N
+        self._next_keys_N = next_keys_N
+        if obs_keys_N is not None:
+            if self._keys_NK is None:
+                self._keys_NK = np.zeros((self._num_envs, self._n, *obs_keys_N.shape[1:]), np.int64)
+            self._keys_NK[:, self._slot] = obs_keys_N
         # Every env holds at most n - 1 pending starts between steps, so this stays <= n.
         self._count_N += 1
 
@@ -176,6 +193,10 @@ class NStepBuilder:
             env_B=np.concatenate([r.env_B for _, r in parts]),
             value_B=np.concatenate([r.value_B for _, r in parts]),
         )
+        if obs_keys_N is not None:
+            assert next_keys_N is not None and self._keys_NK is not None
+            rows.obs_keys_B = np.concatenate([r.obs_keys_B for _, r in parts])  # type: ignore[misc]
+            rows.next_keys_B = np.concatenate([r.next_keys_B for _, r in parts])  # type: ignore[misc]
         return batch, rows
 
     def _emit_full(
@@ -190,6 +211,9 @@ class NStepBuilder:
         self._count_N[envs_E] -= 1
         num = envs_E.shape[0]
         rows = Rows(env_B=envs_E, value_B=self._value_NK[envs_E, oldest])
+        if self._keys_NK is not None and self._next_keys_N is not None:
+            rows.obs_keys_B = self._keys_NK[envs_E, oldest]
+            rows.next_keys_B = np.asarray(self._next_keys_N)[envs_E]
         return self._batch(
             obs_B=self._obs_NK[envs_E, oldest],
             action_B=self._action_NK[envs_E, oldest],
@@ -216,6 +240,9 @@ class NStepBuilder:
             return_C[j] = acc
         self._count_N[env] = 0
         rows = Rows(env_B=np.full(count, env, dtype=np.int64), value_B=self._value_NK[env, order_C])
+        if self._keys_NK is not None and self._next_keys_N is not None:
+            rows.obs_keys_B = self._keys_NK[env, order_C]
+            rows.next_keys_B = np.repeat(np.asarray(self._next_keys_N)[env][None], count, 0)
         return self._batch(
             obs_B=self._obs_NK[env, order_C],
             action_B=self._action_NK[env, order_C],

@@ -7,6 +7,7 @@ transition), so that Ray can ship the arrays zero-copy through its object store.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 
@@ -119,3 +120,87 @@ class Sample:
     ids_B: np.ndarray
     priorities_B: np.ndarray
     stats: ReplayStats
+
+
+@dataclass
+class FrameBatch:
+    """Transitions whose observations are frame stacks, with every distinct frame sent once.
+
+    An Atari observation stacks the last S frames, so consecutive observations share S - 1 of
+    them, and s_{t+m} shares frames with s_t: shipping and storing stacks repeats each frame up
+    to 2S times. Here the frames travel once, each with a key that names it within its actor's
+    stream, and the stacks are index arrays into them. A frame replay keeps one copy of each
+    frame (also across pushes: it remembers the keys of the stream's previous push).
+
+    Attributes:
+        frames_F: the distinct frames, uint8, shape [F, H, W].
+        keys_F: each frame's key, unique within the stream, sorted ascending (int64, [F]).
+        stream: the id of the actor process that made them (keys are only unique within it).
+        obs_idx_BS: rows of ``frames_F`` stacked into s_t, oldest frame first (int64, [B, S]).
+        next_idx_BS: rows of ``frames_F`` stacked into s_{t+m} (int64, [B, S]).
+        action_B, return_B, discount_B, done_B, priority_B, greedy_B, epsilon_B: as in
+            ``TransitionBatch``.
+    """
+
+    frames_F: np.ndarray
+    keys_F: np.ndarray
+    stream: int
+    obs_idx_BS: np.ndarray
+    next_idx_BS: np.ndarray
+    action_B: np.ndarray
+    return_B: np.ndarray
+    discount_B: np.ndarray
+    done_B: np.ndarray
+    priority_B: np.ndarray
+    greedy_B: np.ndarray
+    epsilon_B: np.ndarray
+
+    SCALARS: ClassVar[tuple[str, ...]] = (
+        "action_B",
+        "return_B",
+        "discount_B",
+        "done_B",
+        "priority_B",
+        "greedy_B",
+        "epsilon_B",
+    )
+
+    def __len__(self) -> int:
+        return int(self.action_B.shape[0])
+
+    @staticmethod
+    def from_stacks(
+        batch: TransitionBatch, *, obs_keys_BS: np.ndarray, next_keys_BS: np.ndarray, stream: int
+    ) -> FrameBatch:
+        """The frame form of ``batch``, whose stacks hold the frames named by the key arrays.
+
+        Args:
+            batch: transitions with obs_B and next_obs_B of shape [B, S, H, W].
+            obs_keys_BS: the key of every frame of every s_t, [B, S].
+            next_keys_BS: the key of every frame of every s_{t+m}, [B, S].
+            stream: the producing actor's stream id.
+        """
+        num, stack = obs_keys_BS.shape
+        keys = np.concatenate([obs_keys_BS.reshape(-1), next_keys_BS.reshape(-1)])
+        keys_F, first_F, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        frames = np.concatenate(
+            [batch.obs_B.reshape(num * stack, *batch.obs_B.shape[2:]),
+             batch.next_obs_B.reshape(num * stack, *batch.next_obs_B.shape[2:])]
+        )  # fmt: skip
+        inverse = inverse.reshape(2, num, stack)
+        return FrameBatch(
+            frames_F=frames[first_F],
+            keys_F=keys_F.astype(np.int64),
+            stream=int(stream),
+            obs_idx_BS=inverse[0].astype(np.int64),
+            next_idx_BS=inverse[1].astype(np.int64),
+            **{name: getattr(batch, name) for name in FrameBatch.SCALARS},
+        )
+
+    def to_transitions(self) -> TransitionBatch:
+        """The same transitions with their stacks rebuilt (what a plain replay stores)."""
+        return TransitionBatch(
+            obs_B=self.frames_F[self.obs_idx_BS],
+            next_obs_B=self.frames_F[self.next_idx_BS],
+            **{name: getattr(self, name) for name in FrameBatch.SCALARS},
+        )

@@ -13,7 +13,6 @@ Numpy only: no torch, no Ray (the Ray layer wraps this class as a "replay shard"
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 
 import numpy as np
 
@@ -103,11 +102,7 @@ class PrioritizedReplay:
         self._alpha = float(alpha)
         self._priority_eps = float(priority_eps)
         self._rng = np.random.default_rng(seed)
-        template = TransitionBatch.empty(self._obs_shape, self._obs_dtype)
-        self._storage = {
-            name: np.zeros((self._capacity, *empty.shape[1:]), dtype=empty.dtype)
-            for name, empty in template.arrays().items()
-        }
+        self._storage = self._allocate()
         # The id of the item in each slot (-1: never written); ids are global insertion counts.
         self._ids = np.full(self._capacity, -1, dtype=np.int64)
         self._tree = SumTree(self._capacity)
@@ -115,7 +110,19 @@ class PrioritizedReplay:
         self._sampled = 0
         self._instance = int.from_bytes(os.urandom(7), "little")
 
+    def _allocate(self) -> dict[str, np.ndarray]:
+        """One preallocated array per stored field, ``capacity`` rows each."""
+        template = TransitionBatch.empty(self._obs_shape, self._obs_dtype)
+        return {
+            name: np.zeros((self._capacity, *empty.shape[1:]), dtype=empty.dtype)
+            for name, empty in template.arrays().items()
+        }
+
     def __len__(self) -> int:
+        return self._filled()
+
+    def _filled(self) -> int:
+        """Slots written so far (they fill from 0): the prefix that holds data."""
         return min(self._added, self._capacity)
 
     def _scaled(self, priority_B: np.ndarray) -> np.ndarray:
@@ -133,8 +140,10 @@ class PrioritizedReplay:
         Raises:
             ValueError: if the fields' lengths or the observation shape do not match.
         """
-        num = len(batch)
-        arrays = batch.arrays()
+        self._insert(batch.arrays(), len(batch))
+
+    def _insert(self, arrays: dict[str, np.ndarray], num: int) -> None:
+        """Checks the rows of every stored field and writes them, oldest items first out."""
         for name, array in arrays.items():
             want = self._storage[name].shape[1:]
             if array.shape[0] != num or array.shape[1:] != want:
@@ -144,7 +153,7 @@ class PrioritizedReplay:
         keep = min(num, self._capacity)
         id_K = np.arange(self._added + num - keep, self._added + num, dtype=np.int64)
         slot_K = id_K % self._capacity
-        raw_K = np.asarray(batch.priority_B[num - keep :], dtype=np.float64)
+        raw_K = np.asarray(arrays["priority_B"][num - keep :], dtype=np.float64)
         finite_K = np.isfinite(raw_K)
         priority_K = self._scaled(np.where(finite_K, raw_K, 0.0))
         if not finite_K.all():
@@ -185,15 +194,16 @@ class PrioritizedReplay:
             raise ValueError("cannot sample from an empty replay")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        total = self._tree.total()
-        # One uniform draw in each segment [k, k + 1) * total / B.
-        value_B = (np.arange(batch_size) + self._rng.random(batch_size)) * (total / batch_size)
-        slot_B = self._tree.find_prefix_sum(value_B)
+        slot_B = self._draw(batch_size)
         priority_B = self._tree.get(slot_B)
         weights_B = importance_weights(
-            priority_B, total=total, min_priority=self._tree.min(), size=len(self), beta=beta
+            priority_B,
+            total=self._tree.total(),
+            min_priority=self._tree.min(),
+            size=len(self),
+            beta=beta,
         )
-        batch = TransitionBatch(**{name: array[slot_B] for name, array in self._storage.items()})
+        batch = self._rows(slot_B)
         self._sampled += batch_size
         return Sample(
             batch=batch,
@@ -202,6 +212,21 @@ class PrioritizedReplay:
             priorities_B=priority_B,
             stats=self.stats(),
         )
+
+    def _draw(self, batch_size: int) -> np.ndarray:
+        """Slots of ``batch_size`` stratified draws: one vectorized descent of the tree."""
+        total = self._tree.total()
+        # One uniform draw in each segment [k, k + 1) * total / B.
+        value_B = (np.arange(batch_size) + self._rng.random(batch_size)) * (total / batch_size)
+        return self._tree.find_prefix_sum(value_B)
+
+    def _rows(self, slot_B: np.ndarray) -> TransitionBatch:
+        """Copies of the transitions in ``slot_B``."""
+        return TransitionBatch(**{name: array[slot_B] for name, array in self._storage.items()})
+
+    def _extra_bytes(self) -> int:
+        """Bytes held besides the per-slot fields and ids (a frame replay's frames)."""
+        return 0
 
     def update_priorities(self, ids_B: np.ndarray, priorities_B: np.ndarray) -> int:
         """Sets new priorities for items still stored; returns how many were applied.
@@ -236,7 +261,11 @@ class PrioritizedReplay:
             priority_min=self._tree.min(),
             added=self._added,
             sampled=self._sampled,
-            bytes=int(sum(a.nbytes for a in self._storage.values()) + self._ids.nbytes),
+            bytes=int(
+                sum(a.nbytes for a in self._storage.values())
+                + self._ids.nbytes
+                + self._extra_bytes()
+            ),
             instance=self._instance,
         )
 
@@ -248,7 +277,7 @@ class PrioritizedReplay:
         refuses numpy arrays: a checkpoint writer converts them (``torch.from_numpy``), and
         ``load_state_dict`` takes the tensors back as they are.
         """
-        size = len(self)
+        size = self._filled()
         return {
             "capacity": self._capacity,
             "obs_shape": list(self._obs_shape),
@@ -284,8 +313,7 @@ class PrioritizedReplay:
             )
         added = int(state["added"])
         size = min(added, self._capacity)
-        names = [f.name for f in fields(TransitionBatch)]
-        for name in names:
+        for name in self._storage:
             self._storage[name][:size] = np.asarray(state["storage"][name])
         self._ids[:] = -1
         self._ids[:size] = np.asarray(state["ids"], dtype=np.int64)

@@ -86,6 +86,21 @@ class SumTree:
         node_U = node_U + self._leaves
         self._sum[node_U] = value_U
         self._min[node_U] = value_U
+        self._propagate(node_U)
+
+    def remove(self, idx_B: np.ndarray) -> None:
+        """Unsets leaves ``idx_B``: they hold 0 in the sum tree and +inf in the min tree, so they
+        are never sampled and never count towards the minimum (as if never set)."""
+        idx_B = self._check_idx(idx_B)
+        if idx_B.size == 0:
+            return
+        node_U = np.unique(idx_B) + self._leaves
+        self._sum[node_U] = 0.0
+        self._min[node_U] = np.inf
+        self._propagate(node_U)
+
+    def _propagate(self, node_U: np.ndarray) -> None:
+        """Recompute the ancestors of the distinct sorted leaf nodes ``node_U``."""
         # Sparse recomputation of the touched parents while a level is wide; once a level holds
         # no more nodes than ~4 per update, recomputing it whole (two strided ufunc calls) is
         # cheaper than gathering and scattering, and it needs no deduplication. Measured with

@@ -334,7 +334,8 @@ class LearnerHost:
         # Batches received and handed to the device, oldest first; on CUDA a helper thread
         # stages them (pinned copy + host-to-device on a side stream) while updates run.
         self._staged: deque[_StagedItem] = deque()
-        self._stager = ThreadPoolExecutor(1, "stage") if self.learner.stages_async else None
+        # Two threads: host copies of consecutive batches overlap (numpy releases the GIL).
+        self._stager = ThreadPoolExecutor(2, "stage") if self.learner.stages_async else None
         self.published_version = -1
         # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
         # than announcing freshly initialised weights to the actors.
