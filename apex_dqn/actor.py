@@ -10,6 +10,7 @@ guess) and hands the batch out. It knows nothing of Ray: the runtime ships its b
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ from apex_dqn.envs import life_lost, lives, make_vector_env, training_rewards, t
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
 from apex_dqn.nstep import NStepBuilder, Rows
 from apex_dqn.numpy_policy import build_acting_q, double_q_abs_td
-from apex_dqn.types import TransitionBatch
+from apex_dqn.types import FrameBatch, TransitionBatch
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Actor:
         obs_shape: shape of one observation.
         seed: seeds the environments and the exploration RNG.
         obs_dtype: dtype observations are kept in (uint8 for Atari frames).
+        frame_batches: push ``FrameBatch``es (each frame once, with keys) instead of
+            ``TransitionBatch``es; needs [S, H, W] frame-stack observations.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class Actor:
         obs_shape: tuple[int, ...],
         seed: int,
         obs_dtype: str = "float32",
+        frame_batches: bool = False,
     ) -> None:
         self.index = actor_index
         self.epsilon = float(
@@ -107,7 +111,15 @@ class Actor:
         self._episode_return_N = np.zeros(n, dtype=np.float64)
         self._episode_length_N = np.zeros(n, dtype=np.int64)
         self._pending: list[TransitionBatch] = []
+        self._pending_keys: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_count = 0
+        # Frame keys: every frame an env shows gets the next number of this actor's counter;
+        # _keys_NS names the frames stacked in each env's current observation.
+        self._frame_batches = frame_batches
+        self.stream = int.from_bytes(os.urandom(7), "little")
+        self._next_key = 0
+        self._keys_NS = np.zeros((n, obs_shape[0] if frame_batches else 0), dtype=np.int64)
+        self._fresh_keys(np.arange(n))
         self.weights_version = -1
         self.env_steps = 0
         # Q-values of the current observations: chosen actions come from them, and they are
@@ -123,7 +135,7 @@ class Actor:
     def _q_values(self, obs: np.ndarray) -> np.ndarray:
         return self._net.q_values(obs)
 
-    def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch], ActorReport]:
+    def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch | FrameBatch], ActorReport]:
         """Step all envs ``num_steps`` times; return the full push batches and a report.
 
         Transitions beyond the last full batch stay buffered for the next call.
@@ -152,6 +164,7 @@ class Actor:
         # A lost life is a terminal for the learner only; the game (and its return) goes on.
         lost_N = life_lost(self._lives_N, lives_N, done_N) if self._life_loss else False
         self._lives_N = lives_N
+        obs_keys_NS, next_keys_NS = self._advance_keys(done_N)
         batch, rows = self._nstep.step_rows(
             obs_N=self._obs_N,
             action_N=action_N,
@@ -162,11 +175,16 @@ class Actor:
             greedy_N=greedy_N,
             epsilon=self.epsilon,
             value_N=q_NA[np.arange(len(action_N)), action_N],
+            obs_keys_N=obs_keys_NS,
+            next_keys_N=next_keys_NS,
         )
         self._q_N = self._q_values(next_obs_N)
         if len(batch):
             batch.priority_B = self._priorities(batch, rows, ended_N=done_N | lost_N)
             self._pending.append(batch)
+            if self._frame_batches:
+                assert rows.obs_keys_B is not None and rows.next_keys_B is not None
+                self._pending_keys.append((rows.obs_keys_B, rows.next_keys_B))
             self._pending_count += len(batch)
             report.transitions += len(batch)
         self._episode_return_N += reward_N
@@ -211,19 +229,53 @@ class Actor:
                 report.env_errors += 1
                 self._errors_in_a_row += 1
         self._nstep.reset()
+        self._fresh_keys(np.arange(len(self._obs_N)))
         self._episode_return_N[:] = 0.0
         self._episode_length_N[:] = 0
 
-    def _take_full_batches(self) -> list[TransitionBatch]:
+    def _fresh_keys(self, envs_E: np.ndarray) -> None:
+        """New episodes in ``envs_E``: their stacks hold the first frame S times."""
+        if not self._frame_batches or len(envs_E) == 0:
+            return
+        new_E = np.arange(self._next_key, self._next_key + len(envs_E), dtype=np.int64)
+        self._next_key += len(envs_E)
+        self._keys_NS[envs_E] = new_E[:, None]
+
+    def _advance_keys(self, done_N: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Keys of this step's stacks and of the true next stacks; then the next step's."""
+        if not self._frame_batches:
+            return None, None
+        num = len(done_N)
+        new_N = np.arange(self._next_key, self._next_key + num, dtype=np.int64)
+        self._next_key += num
+        # A frame stack shifts one frame out and the new one in (also into a final obs).
+        obs_keys_NS = self._keys_NS
+        next_keys_NS = np.concatenate([obs_keys_NS[:, 1:], new_N[:, None]], axis=1)
+        self._keys_NS = next_keys_NS.copy()
+        self._fresh_keys(np.flatnonzero(done_N))  # ended envs show a reset stack next
+        return obs_keys_NS, next_keys_NS
+
+    def _take_full_batches(self) -> list[TransitionBatch | FrameBatch]:
         if self._pending_count < self._push_every:
             return []
         merged = TransitionBatch.concatenate(self._pending)
         full = (len(merged) // self._push_every) * self._push_every
         self._pending = [merged.index(slice(full, None))] if full < len(merged) else []
         self._pending_count = len(merged) - full
-        batch = merged.index(slice(0, full))
+        slices = [slice(s, s + self._push_every) for s in range(0, full, self._push_every)]
+        if not self._frame_batches:
+            return [merged.index(part) for part in slices]
+        obs_keys = np.concatenate([k for k, _ in self._pending_keys])
+        next_keys = np.concatenate([k for _, k in self._pending_keys])
+        self._pending_keys = [(obs_keys[full:], next_keys[full:])] if full < len(merged) else []
         return [
-            batch.index(slice(s, s + self._push_every)) for s in range(0, full, self._push_every)
+            FrameBatch.from_stacks(
+                merged.index(part),
+                obs_keys_BS=obs_keys[part],
+                next_keys_BS=next_keys[part],
+                stream=self.stream,
+            )
+            for part in slices
         ]
 
     def _priorities(self, batch: TransitionBatch, rows: Rows, *, ended_N: np.ndarray) -> np.ndarray:

@@ -236,6 +236,9 @@ class ReplayConfig:
     """Transitions the whole replay must hold before the learner starts, >= 1."""
     num_cpus: float = 0.05
     """Ray CPUs reserved per shard, in [0, 64]."""
+    frame_dedup: bool = True
+    """With env=atari: store each frame once and rebuild stacks when sampling (about 8x less
+    memory than keeping s_t and s_t+m per transition); false stores stacks as they come."""
     snapshot_every_s: float = 0.0
     """Seconds between snapshots of each shard to <run dir>/replay/ (0: off). A restarted
     shard, and a resumed run, reload them; without, a shard comes back empty. >= 0."""

@@ -157,7 +157,7 @@ class Learner:
                 num_actions=self._num_actions,
             )
         stacks = (batch.obs_B, batch.next_obs_B)
-        host = {
+        host: dict[str, np.ndarray] = {
             "action": np.asarray(batch.action_B, dtype=np.int64),
             "return_": np.asarray(batch.return_B, dtype=np.float32),
             "discount": np.asarray(batch.discount_B, dtype=np.float32),

@@ -245,6 +245,98 @@ def ray_shard_rate(seconds: float, capacity: int) -> dict[str, float]:
         ray.shutdown()
 
 
+def _frame_pushes(
+    total: int, rng: np.random.Generator, envs: int = 8, push: int = 256, n: int = 3, stack: int = 4
+) -> Any:
+    """Actor-like pushes of ``total`` transitions as FrameBatches: ``envs`` frame streams of
+    consecutive steps, each push holding push / envs steps of every env and repeating the
+    frames its first stacks share with the previous push (as an actor's pushes do)."""
+    from apex_dqn.types import FrameBatch
+
+    pool = rng.integers(0, 255, (64, 84, 84), dtype=np.uint8)
+    per_env = push // envs
+    offsets = np.arange(stack)
+    for start in range(0, total, push):
+        t0 = start // envs
+        steps_T = np.arange(t0, t0 + per_env)
+        env_E = np.arange(envs)[:, None, None] << 40
+        # Key of the frame of env e at step t: (e << 40) + t; stacks clamp at step 0.
+        obs = env_E + np.maximum(steps_T[None, :, None] - (stack - 1) + offsets, 0)
+        nxt = env_E + np.maximum(steps_T[None, :, None] + n - (stack - 1) + offsets, 0)
+        obs_keys, next_keys = obs.reshape(-1, stack), nxt.reshape(-1, stack)
+        keys_F, inverse = np.unique(np.concatenate([obs_keys, next_keys]), return_inverse=True)
+        inverse = inverse.reshape(2, -1, stack)
+        rows = len(obs_keys)
+        yield FrameBatch(
+            frames_F=pool[keys_F % len(pool)],
+            keys_F=keys_F,
+            stream=7,
+            obs_idx_BS=inverse[0],
+            next_idx_BS=inverse[1],
+            action_B=rng.integers(0, 6, rows),
+            return_B=rng.normal(size=rows).astype(np.float32),
+            discount_B=np.full(rows, 0.97, np.float32),
+            done_B=np.zeros(rows, bool),
+            priority_B=rng.uniform(0.01, 2.0, rows).astype(np.float32),
+            greedy_B=np.ones(rows, bool),
+            epsilon_B=np.full(rows, 0.1, np.float32),
+        )
+
+
+def atari_frames_memory(capacity: int, seconds: float, repeats: int) -> dict[str, float]:
+    """Fill a frame replay of ``capacity`` Atari transitions in a fresh process; its RSS."""
+    import psutil
+
+    from apex_dqn.replay import FramePrioritizedReplay
+
+    rss0 = psutil.Process().memory_info().rss
+    replay = FramePrioritizedReplay(capacity=capacity, obs_shape=(4, 84, 84), seed=0)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for batch in _frame_pushes(capacity + capacity // 4, rng):  # wrap the ring once
+        replay.add(batch)
+    fill_s = time.perf_counter() - start
+    rss = psutil.Process().memory_info().rss
+
+    def both() -> int:
+        sample = replay.sample(SAMPLE_BATCH, BETA)
+        replay.update_priorities(sample.ids_B, rng.uniform(0.01, 2.0, SAMPLE_BATCH))
+        return SAMPLE_BATCH
+
+    rate = _rate(both, seconds, repeats)
+    return {
+        "capacity": capacity,
+        "rss_gib": rss / 2**30,
+        "replay_gib": (rss - rss0) / 2**30,
+        "stats_bytes_gib": replay.stats().bytes / 2**30,
+        "frames_per_transition": replay._frames_added / replay.stats().added,
+        "naive_gib": capacity * 2 * 4 * 84 * 84 / 2**30,
+        "add_per_s": replay.stats().added / fill_s,
+        "sample_update_per_s": rate,
+    }
+
+
+def _frames_run(args: Any) -> dict[str, float]:
+    """``atari_frames_memory`` in a child process (a clean RSS), printed as a table row."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, __file__, "--_frames-child", str(args.atari_frames),
+           "--seconds", str(args.seconds), "--repeats", str(args.repeats)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    print(
+        "| Atari frame replay | transitions | process RSS | replay's share | naive storage "
+        "| frames per transition | add/s | sample+update/s |\n| --- | ---: | ---: | ---: | ---: "
+        f"| ---: | ---: | ---: |\n| apex_dqn (frames once) | {res['capacity']:,} | "
+        f"{res['rss_gib']:.2f} GiB | {res['replay_gib']:.2f} GiB | {res['naive_gib']:.1f} GiB | "
+        f"{res['frames_per_transition']:.3f} | {res['add_per_s']:,.0f} | "
+        f"{res['sample_update_per_s']:,.0f} |\n",
+        flush=True,
+    )
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capacities", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -253,7 +345,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ray", action="store_true", help="also measure a shard through Ray")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--atari-frames",
+        type=int,
+        default=0,
+        help="also fill a frame replay of this many Atari transitions in a fresh process and "
+        "report its resident memory (1000000: the 8 GiB target)",
+    )
+    parser.add_argument("--frames-only", action="store_true", help="only the frame memory run")
+    parser.add_argument("--_frames-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._frames_child:
+        print(json.dumps(atari_frames_memory(args._frames_child, args.seconds, args.repeats)))
+        return
+    frames = _frames_run(args) if args.atari_frames else None
+    if args.frames_only:
+        if args.json:
+            args.json.write_text(json.dumps({"atari_frames": frames}, indent=2) + "\n")
+        return
 
     impls = [Ours, Cpprb, TorchRL]
     workloads = [("cartpole", c, (4,), np.float32) for c in args.capacities]
@@ -304,7 +413,10 @@ def main() -> None:
         "results": results.get(big, {}),
         "all_results": results,
         "unavailable": unavailable,
-        "atari_1m_rss_gib": None,
+        "atari_1m_rss_gib": (
+            frames["rss_gib"] if frames and frames["capacity"] == 1_000_000 else None
+        ),
+        "atari_frames": frames,
         "ray_shard_transitions_per_s": None if ray_rates is None else ray_rates["accepted_per_s"],
         "ray_shard_served_per_s": None if ray_rates is None else ray_rates["served_per_s"],
     }

@@ -49,6 +49,7 @@ def actor_kwargs(cfg: Config, info: EnvInfo, index: int, generation: int = 0) ->
         "num_actions": info.num_actions,
         "obs_shape": info.obs_shape,
         "obs_dtype": info.obs_dtype,
+        "frame_batches": frame_storage(cfg),
         "seed": cfg.seed * 10_007 + 1 + index + 100_003 * generation,
     }
 
@@ -68,12 +69,18 @@ def learner_kwargs(cfg: Config, info: EnvInfo) -> dict[str, Any]:
     }
 
 
+def frame_storage(cfg: Config) -> bool:
+    """Whether actors push frames once and shards store them once (Atari, replay.frame_dedup)."""
+    return cfg.env.atari is not None and cfg.replay.frame_dedup
+
+
 def replay_kwargs(cfg: Config, info: EnvInfo, shard: int) -> dict[str, Any]:
     """Keyword arguments of ``PrioritizedReplay`` for shard ``shard`` (capacity split evenly)."""
     return {
         "capacity": cfg.replay.capacity // cfg.replay.num_shards,
         "obs_shape": info.obs_shape,
         "obs_dtype": info.obs_dtype,
+        "frames": frame_storage(cfg),
         "alpha": cfg.replay.alpha,
         "priority_eps": cfg.replay.priority_eps,
         "seed": cfg.seed * 10_007 + 5_000 + shard,

@@ -25,6 +25,8 @@ from apex_dqn.metrics import learner_metric_dict
 from apex_dqn.replay import sharded
 from apex_dqn.types import ReplayStats, Sample
 
+PUSHES_PER_SHARD = 8
+
 
 def _limit_torch_threads(num_cpus: float, *, only_if_loaded: bool = False) -> None:
     """Give torch max(1, int(num_cpus)) threads; with ``only_if_loaded``, only when this
@@ -106,6 +108,7 @@ class ActorHost:
         self._cfg = cfg
         self._ps, self._shards = peers.connect()
         self._next_shard = actor_kwargs["actor_index"] % len(self._shards)
+        self._pushes = 0
         self._sync_steps = max(1, cfg.sync_every // cfg.envs_per_actor)
         self._batch_size = batch_size
         self._min_size = min_size_to_learn
@@ -140,8 +143,12 @@ class ActorHost:
 
     def _push(self, batches: list) -> None:
         for batch in batches:
+            # Several pushes in a row go to one shard, so that a frame replay finds the frames
+            # a push shares with the previous one (at most 1 push in PUSHES_PER_SHARD cannot).
             shard = self._shards[self._next_shard]
-            self._next_shard = (self._next_shard + 1) % len(self._shards)
+            self._pushes += 1
+            if self._pushes % PUSHES_PER_SHARD == 0:
+                self._next_shard = (self._next_shard + 1) % len(self._shards)
             self._pending.append((shard.add.remote(batch), len(batch)))
             self.pushed += len(batch)
         if len(self._pending) > self._cfg.max_pending_pushes:
@@ -198,7 +205,8 @@ class ActorHost:
 
 
 class ReplayShardHost:
-    """Hosts one ``PrioritizedReplay`` and serves several batches per call.
+    """Hosts one ``PrioritizedReplay`` (or its frame variant) and serves several batches per
+    call.
 
     Each Ray call costs far more than a replay operation on small transitions (hundreds of
     microseconds against about a hundred), so the learner asks for ``num_batches`` batches at once
@@ -213,9 +221,9 @@ class ReplayShardHost:
         snapshot_every_s: float = 0.0,
         load_snapshot: bool = False,
     ) -> None:
-        from apex_dqn.replay.prioritized import PrioritizedReplay
+        from apex_dqn.replay import make_replay
 
-        self.replay = PrioritizedReplay(**replay_kwargs)
+        self.replay = make_replay(**replay_kwargs)
         self._snapshot_path = snapshot_path
         self._snapshot_every_s = snapshot_every_s
         self._last_snapshot = time.monotonic()

@@ -22,8 +22,7 @@ from apex_dqn.evaluate import Evaluator
 from apex_dqn.learner import Learner
 from apex_dqn.metrics import RunTracker, learner_metric_dict
 from apex_dqn.parameter_server import ParameterServer
-from apex_dqn.replay import sharded
-from apex_dqn.replay.prioritized import PrioritizedReplay
+from apex_dqn.replay import make_replay, sharded
 from apex_dqn.runtime import common
 
 
@@ -37,8 +36,7 @@ class LocalRun:
             Actor(**common.actor_kwargs(cfg, info, i)) for i in range(cfg.actors.num_actors)
         ]
         self.shards = [
-            PrioritizedReplay(**common.replay_kwargs(cfg, info, s))
-            for s in range(cfg.replay.num_shards)
+            make_replay(**common.replay_kwargs(cfg, info, s)) for s in range(cfg.replay.num_shards)
         ]
         self.learner = Learner(**common.learner_kwargs(cfg, info))
         self.evaluator = Evaluator(**common.evaluator_kwargs(cfg, info))
@@ -60,7 +58,7 @@ class LocalRun:
                 batches, report = actor.run_steps(chunk)
                 done += chunk
                 for batch in batches:
-                    self.shards[self._next_shard].add(batch)
+                    self.shards[self._next_shard].add(batch)  # type: ignore[arg-type]
                     self._next_shard = (self._next_shard + 1) % len(self.shards)
                 self.tracker.env_steps += report.env_steps
                 self.tracker.add_episode_returns(report.episode_returns)
