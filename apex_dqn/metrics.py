@@ -114,7 +114,7 @@ class RunTracker:
     stop_reason: str | None = None
     interrupted_by: int | None = None
     resumed_from: dict[str, Any] | None = None
-    replay: Mapping[str, float] = field(default_factory=dict)
+    replay: Mapping[str, Any] = field(default_factory=dict)
     actor_versions: dict[int, int] = field(default_factory=dict)
     learner_metrics: dict[str, float] = field(default_factory=dict)
     recent_episode_returns: list[float] = field(default_factory=list)
@@ -178,6 +178,9 @@ class RunTracker:
             LEARNER_RESTARTS: self.learner_restarts,
             SKIPPED_UPDATES: self.skipped_updates,
         }
+        for i, shard in enumerate(self.replay.get("per_shard") or []):
+            for what in ("size", "capacity", "bytes"):
+                rec[shard_key(i, what)] = None if shard is None else shard[what]
         if self.recent_episode_returns:
             rec[EPISODE_RETURN] = sum(self.recent_episode_returns) / len(
                 self.recent_episode_returns
@@ -272,6 +275,26 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def shard_key(shard: int, what: str) -> str:
+    """The metrics key of one shard's ``size``, ``capacity`` or ``bytes``."""
+    return f"replay/shard{shard}/{what}"
+
+
+def _shards_text(rec: dict[str, Any]) -> str:
+    """Each shard's size/capacity and MiB when there are several (' down' while one is)."""
+    parts = []
+    i = 0
+    while shard_key(i, "size") in rec:
+        size = rec[shard_key(i, "size")]
+        if size is None:
+            parts.append(f"s{i} down")
+        else:
+            mib = rec[shard_key(i, "bytes")] / 2**20
+            parts.append(f"s{i} {size:,d}/{rec[shard_key(i, 'capacity')]:,d} {mib:,.0f} MiB")
+        i += 1
+    return f" [{'; '.join(parts)}]" if i > 1 else ""
+
+
 def status_line(rec: dict[str, Any]) -> str:
     """The one-line progress report printed every ``train.report_interval_s``."""
     ev = rec.get(EVAL_RETURN)
@@ -280,7 +303,7 @@ def status_line(rec: dict[str, Any]) -> str:
         f"[{rec[WALL_S]:7.1f}s] env {rec[ENV_STEPS]:>9,d} ({rec[ENV_STEPS_PER_S]:7.0f}/s) | "
         f"learner {rec[LEARNER_STEPS]:>7,d} ({rec[LEARNER_UPDATES_PER_S]:5.0f}/s) | "
         f"replay {int(rec[REPLAY_SIZE]):>8,d}/{int(rec[REPLAY_CAPACITY]):,d} "
-        f"({rec.get(REPLAY_BYTES, 0) / 2**20:,.0f} MiB) "
+        f"({rec.get(REPLAY_BYTES, 0) / 2**20:,.0f} MiB){_shards_text(rec)} "
         f"ratio {rec[REPLAY_RATIO]:4.1f} | eval {'-' if ev is None else f'{ev:7.1f}'} | "
         f"lag {'-' if lag is None else f'{lag:5.0f}'}"
     )

@@ -10,6 +10,7 @@ loop both use it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -71,9 +72,9 @@ def replay_ratio_allows(
     return samples_drawn <= max_ratio * added
 
 
-def totals(stats: Sequence[ReplayStats | None]) -> dict[str, int]:
-    """Size, capacity, added, sampled and bytes summed over the shards that reported, and
-    how many did."""
+def totals(stats: Sequence[ReplayStats | None]) -> dict[str, Any]:
+    """Size, capacity, added, sampled and bytes summed over the shards that reported, how many
+    did, and ``per_shard``: size, capacity and bytes of each shard (None while it is down)."""
     known = [s for s in stats if s is not None]
     return {
         "size": sum(s.size for s in known),
@@ -82,4 +83,8 @@ def totals(stats: Sequence[ReplayStats | None]) -> dict[str, int]:
         "sampled": sum(s.sampled for s in known),
         "bytes": sum(s.bytes for s in known),
         "shards": len(known),
+        "per_shard": [
+            None if s is None else {"size": s.size, "capacity": s.capacity, "bytes": s.bytes}
+            for s in stats
+        ],
     }

@@ -60,6 +60,11 @@ def test_record_rates_and_status_line():
         "sampled": 6400,
         "bytes": 3 * 2**20,
         "shards": 2,
+        "per_shard": [
+            {"size": 1500, "capacity": 5000, "bytes": 2 * 2**20},
+            {"size": 500, "capacity": 5000, "bytes": 2**20},
+            None,
+        ],
     }
     t.weights_version, t.actor_versions = 100, {0: 90, 1: 80}
     rec = t.record()
@@ -70,6 +75,10 @@ def test_record_rates_and_status_line():
     line = status_line(rec)
     for fragment in ("env", "2,000", "learner", "replay", "(3 MiB)", "ratio", "eval", "lag"):
         assert fragment in line
+    # Every shard's size, capacity and bytes, in the record and on the line.
+    assert rec["replay/shard0/size"] == 1500 and rec["replay/shard1/bytes"] == 2**20
+    assert rec["replay/shard2/size"] is None  # down
+    assert "[s0 1,500/5,000 2 MiB; s1 500/5,000 1 MiB; s2 down]" in line
 
 
 def test_jsonl_writer_appends_one_record_per_line(tmp_path):
