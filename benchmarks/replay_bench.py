@@ -192,9 +192,11 @@ def bench(cls: type, capacity: int, obs_shape: tuple, dtype: Any, args: Any) -> 
     }
 
 
-def ray_shard_rate(seconds: float, capacity: int) -> dict[str, float]:
+def ray_shard_rate(seconds: float, capacity: int, frames: bool = False) -> dict[str, float]:
     """One ReplayShardHost actor through Ray, Atari-sized batches: transitions/s it accepts
-    from two pushing tasks while a third draws batches of 512 from it (after a warm-up fill)."""
+    from two pushing tasks while a third draws batches of 512 from it (after a warm-up fill).
+    With ``frames`` the shard is a frame replay fed actor-like ``FrameBatch``es (each pusher
+    its own stream, cycling through 32 consecutive pushes)."""
     import ray
 
     from apex_dqn.runtime.hosts import ReplayShardHost
@@ -208,19 +210,26 @@ def ray_shard_rate(seconds: float, capacity: int) -> dict[str, float]:
                 "obs_dtype": np.uint8,
                 "alpha": ALPHA,
                 "seed": 0,
+                "frames": frames,
             }
         )
-        batch = _transition_batch(
-            _batch(ADD_BATCH, (4, 84, 84), np.uint8, np.random.default_rng(1))
-        )
-        ref = ray.put(batch)  # numpy arrays in the object store: read zero-copy by the shard
-        ray.get([shard.add.remote(ref) for _ in range(-(-capacity // ADD_BATCH))])
+        rng = np.random.default_rng(1)
+        # numpy arrays in the object store: read zero-copy by the shard
+        if frames:
+            refs = [
+                [ray.put(b) for b in _frame_pushes(32 * ADD_BATCH, rng, stream=k)] for k in (1, 2)
+            ]
+        else:
+            batch = _transition_batch(_batch(ADD_BATCH, (4, 84, 84), np.uint8, rng))
+            refs = [[ray.put(batch)]] * 2
+        fill = -(-capacity // ADD_BATCH)
+        ray.get([shard.add.remote(refs[0][i % len(refs[0])]) for i in range(fill)])
 
         @ray.remote(num_cpus=0)
-        def push(shard: Any, ref: Any, seconds: float) -> int:
+        def push(shard: Any, refs: list, seconds: float) -> int:
             sent, pending, end = 0, [], time.time() + seconds
             while time.time() < end:
-                pending.append(shard.add.remote(ref))
+                pending.append(shard.add.remote(refs[(sent // ADD_BATCH) % len(refs)]))
                 sent += ADD_BATCH
                 if len(pending) > 4:
                     _, pending = ray.wait(pending, num_returns=len(pending) - 4)
@@ -237,7 +246,7 @@ def ray_shard_rate(seconds: float, capacity: int) -> dict[str, float]:
 
         start = time.time()
         out = ray.get(
-            [push.remote(shard, ref, seconds) for _ in range(2)] + [draw.remote(shard, seconds)]
+            [push.remote(shard, refs[k], seconds) for k in range(2)] + [draw.remote(shard, seconds)]
         )
         elapsed = time.time() - start
         return {"accepted_per_s": (out[0] + out[1]) / elapsed, "served_per_s": out[2] / elapsed}
@@ -246,7 +255,13 @@ def ray_shard_rate(seconds: float, capacity: int) -> dict[str, float]:
 
 
 def _frame_pushes(
-    total: int, rng: np.random.Generator, envs: int = 8, push: int = 256, n: int = 3, stack: int = 4
+    total: int,
+    rng: np.random.Generator,
+    envs: int = 8,
+    push: int = 256,
+    n: int = 3,
+    stack: int = 4,
+    stream: int = 7,
 ) -> Any:
     """Actor-like pushes of ``total`` transitions as FrameBatches: ``envs`` frame streams of
     consecutive steps, each push holding push / envs steps of every env and repeating the
@@ -270,7 +285,7 @@ def _frame_pushes(
         yield FrameBatch(
             frames_F=pool[keys_F % len(pool)],
             keys_F=keys_F,
-            stream=7,
+            stream=stream,
             obs_idx_BS=inverse[0],
             next_idx_BS=inverse[1],
             action_B=rng.integers(0, 6, rows),
@@ -401,12 +416,16 @@ def main() -> None:
     for name, why in unavailable.items():
         print(f"\n{name}: not measured ({why})")
     ray_rates = ray_shard_rate(args.seconds * 2, args.atari_capacity) if args.ray else None
-    if ray_rates is not None:
-        print(
-            f"\none shard actor through Ray, Atari-sized transitions: accepts "
-            f"{ray_rates['accepted_per_s']:,.0f}/s from 2 pushers while serving "
-            f"{ray_rates['served_per_s']:,.0f}/s to a sampler"
-        )
+    ray_frames = (
+        ray_shard_rate(args.seconds * 2, args.atari_capacity, frames=True) if args.ray else None
+    )
+    for label, rates in (("stacked", ray_rates), ("frame replay", ray_frames)):
+        if rates is not None:
+            print(
+                f"\none shard actor through Ray, Atari-sized transitions ({label}): accepts "
+                f"{rates['accepted_per_s']:,.0f}/s from 2 pushers while serving "
+                f"{rates['served_per_s']:,.0f}/s to a sampler"
+            )
     big = f"cartpole@{max(args.capacities)}"
     figures = {
         "capacity": max(args.capacities),
@@ -419,6 +438,7 @@ def main() -> None:
         "atari_frames": frames,
         "ray_shard_transitions_per_s": None if ray_rates is None else ray_rates["accepted_per_s"],
         "ray_shard_served_per_s": None if ray_rates is None else ray_rates["served_per_s"],
+        "ray_frame_shard": ray_frames,
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
