@@ -41,8 +41,10 @@ def test_pong_experiment_trains_end_to_end(tmp_path):
     # Truncated at 150 agent steps, an unclipped Pong return lies in [-21, 21].
     assert summary["best_eval_return"] is not None and -21 <= summary["best_eval_return"] <= 21
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    # uint8 frames: obs and next obs of 4x84x84 bytes each, not float32.
-    assert records[-1]["replay/bytes"] < 4000 * (2 * 4 * 84 * 84 + 64)
+    # Frames stored once: under two 84x84 frames per transition of capacity (stacked obs and
+    # next obs would take eight).
+    assert records[-1]["replay/bytes"] < 4000 * 2 * 84 * 84
+    assert records[-1]["replay/shard0/capacity"] == 4000
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert list(ckpt["env"]["obs_shape"]) == [4, 84, 84] and ckpt["env"]["obs_dtype"] == "uint8"
     assert "torso.0.weight" in ckpt["learner"]["online"]  # the Nature CNN's first convolution
