@@ -88,7 +88,9 @@ class Actor:
         self._push_every = actors.push_every
         self._rng = np.random.default_rng(seed)
         # numpy for MLPs: faster for a few observations, and the process never imports torch.
-        self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
+        self._net = build_acting_q(
+            network, obs_shape=obs_shape, num_actions=num_actions, seed=seed, bf16=actors.amp
+        )
         self._env_cfg = env
         self._seed = seed
         self._max_env_errors = actors.max_env_errors

@@ -194,6 +194,9 @@ class ActorsConfig:
     max_env_errors: int = 10
     """An environment that raises is reset and counted; this many errors in a row (no
     successful step between them) stop the run with the error, >= 1."""
+    amp: bool = False
+    """CNN actors act (and compute priorities) under CPU bf16 autocast: 1.7x faster forward
+    passes on CPUs with native bf16 (AVX512-BF16, AMX), much slower on others."""
     vector_mode: str = "sync"
     """How an actor steps its envs: sync (in the actor process) or async (one subprocess per
     env, gymnasium's AsyncVectorEnv); README, Atari, has the measured trade-off."""

@@ -106,11 +106,19 @@ class TorchQ:
     """
 
     def __init__(
-        self, network: NetworkConfig, *, obs_shape: tuple[int, ...], num_actions: int, seed: int
+        self,
+        network: NetworkConfig,
+        *,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        seed: int,
+        bf16: bool = False,
     ) -> None:
         import torch
 
         from apex_dqn.networks import build_q_network
+
+        self._bf16 = bf16
 
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
             torch.manual_seed(seed)
@@ -127,16 +135,25 @@ class TorchQ:
         """Q-values, float32, shape [N, A]."""
         import torch
 
-        with torch.no_grad():
-            return self._net(torch.as_tensor(obs)).numpy()
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16),
+        ):
+            return self._net(torch.as_tensor(obs)).float().numpy()
 
 
 def build_acting_q(
-    network: NetworkConfig, *, obs_shape: tuple[int, ...], num_actions: int, seed: int
+    network: NetworkConfig,
+    *,
+    obs_shape: tuple[int, ...],
+    num_actions: int,
+    seed: int,
+    bf16: bool = False,
 ) -> Any:
     """The Q-function actors and the evaluator act with: numpy for MLPs, torch otherwise.
 
     Both have ``set_weights(weights)`` and ``q_values(obs)``; initial weights come from ``seed``.
+    ``bf16`` runs a torch network's forward pass under CPU bf16 autocast (MLPs ignore it).
     """
     if network.torso == "mlp":
         return NumpyMLPQ(
@@ -146,7 +163,7 @@ def build_acting_q(
             dueling=network.dueling,
             seed=seed,
         )
-    return TorchQ(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
+    return TorchQ(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed, bf16=bf16)
 
 
 def double_q_abs_td(

@@ -103,3 +103,18 @@ def test_a_nature_torso_acts_through_torch_with_the_same_interface():
     with torch.no_grad():
         expected = net(torch.from_numpy(obs)).numpy()
     np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_acting_tracks_float32_for_the_nature_cnn():
+    from apex_dqn.config import NetworkConfig
+    from apex_dqn.numpy_policy import TorchQ
+
+    net = NetworkConfig(torso="nature")
+    fp32 = TorchQ(net, obs_shape=(4, 84, 84), num_actions=6, seed=3)
+    bf16 = TorchQ(net, obs_shape=(4, 84, 84), num_actions=6, seed=3, bf16=True)
+    obs = np.random.default_rng(0).integers(0, 255, (16, 4, 84, 84), dtype=np.uint8)
+    q32, q16 = fp32.q_values(obs), bf16.q_values(obs)
+    assert q16.dtype == np.float32 and q16.shape == (16, 6)
+    # bf16 keeps about 3 significant digits; the values differ, but only a little.
+    assert not np.array_equal(q16, q32)
+    np.testing.assert_allclose(q16, q32, atol=0.02 * np.abs(q32).max() + 1e-3)
