@@ -57,14 +57,17 @@ def _register_ale() -> None:
     gym.register_envs(ale_py)
 
 
-def make_env(cfg: EnvConfig) -> gym.Env:
+def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
     """One environment as ``cfg`` describes it (Atari preprocessing included when set).
 
     A module-level function, so that an async vector env can pickle it for its subprocesses.
+    ``render_mode`` (e.g. "rgb_array" for videos) goes to ``gym.make``.
     """
     kwargs: dict[str, Any] = {}
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     if cfg.atari is None:
         return gym.make(cfg.id, **kwargs)
     return _make_atari(cfg.id, cfg.atari, kwargs)
@@ -74,8 +77,8 @@ def _make_atari(env_id: str, atari: AtariConfig, kwargs: dict[str, Any]) -> gym.
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
     _register_ale()
-    if kwargs:  # the time limit counts agent steps; ALE counts frames
-        kwargs = {"max_episode_steps": kwargs["max_episode_steps"] * atari.frame_skip}
+    if "max_episode_steps" in kwargs:  # the time limit counts agent steps; ALE counts frames
+        kwargs = {**kwargs, "max_episode_steps": kwargs["max_episode_steps"] * atari.frame_skip}
     env = gym.make(
         env_id,
         frameskip=1,  # AtariPreprocessing skips (and max-pools) frames itself

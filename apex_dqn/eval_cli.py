@@ -1,0 +1,239 @@
+"""``apex-dqn-eval``: evaluate a checkpoint, optionally recording videos.
+
+    apex-dqn-eval checkpoint=outputs/.../checkpoint_best.pt episodes=20 video=true
+
+Arguments are ``key=value`` pairs validated against ``EvalRunConfig`` (OmegaConf, no Hydra run
+directory). The checkpoint carries its run's config (environment, network); the weights are the
+learner's online network. Episodes run greedily (or with ``epsilon``), side by side in a vector
+env, or one after another in a single env wrapped in gymnasium's ``RecordVideo`` when ``video``
+is on. Mean, std, min and max return are printed and written as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from apex_dqn.config import Config, ConfigError, check_float, check_int
+
+
+@dataclass
+class EvalRunConfig:
+    """What ``apex-dqn-eval`` does."""
+
+    checkpoint: str = ""
+    """A checkpoint file (checkpoint.pt, checkpoint_best.pt, checkpoints/step-N.pt) or a run
+    directory (its checkpoint.pt)."""
+    episodes: int = 10
+    """Episodes to play, >= 1."""
+    epsilon: float = 0.0
+    """Chance of a random action per step, in [0, 1]."""
+    seed: int = 12345
+    """Seed of the environments and of the epsilon draws, >= 0."""
+    video: bool = False
+    """Record every episode as MP4 with gymnasium's RecordVideo (needs apex-dqn[video])."""
+    output: str | None = None
+    """Where the JSON result goes (None: eval-<checkpoint name>.json beside the checkpoint);
+    videos go to a folder of the same name without .json."""
+    max_episode_steps: int | None = None
+    """Cut episodes at this many steps (None: the run's setting)."""
+
+    def __post_init__(self) -> None:
+        if not self.checkpoint:
+            raise ConfigError("checkpoint=<path> is required: a checkpoint file or run directory")
+        check_int("episodes", self.episodes, lo=1, hi=100_000)
+        check_float("epsilon", self.epsilon, lo=0.0, hi=1.0)
+        check_int("seed", self.seed, lo=0, hi=2**31 - 1)
+        if self.max_episode_steps is not None:
+            check_int("max_episode_steps", self.max_episode_steps, lo=1)
+
+
+def parse_args(argv: list[str]) -> EvalRunConfig:
+    """``key=value`` arguments as a validated ``EvalRunConfig`` (ConfigError when invalid)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        raise ConfigError(f"arguments are key=value pairs, got {bad}; keys: {_keys()}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(EvalRunConfig), OmegaConf.from_dotlist(argv))
+        result = OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except OmegaConfBaseException as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(f"{str(exc).splitlines()[0]}; keys: {_keys()}") from None
+    assert isinstance(result, EvalRunConfig)
+    return result
+
+
+def _keys() -> str:
+    return ", ".join(f.name for f in dataclasses.fields(EvalRunConfig))
+
+
+def load_policy(path: Path) -> tuple[Config, Any, dict[str, np.ndarray], dict]:
+    """The run config, acting Q-function, online weights and raw state of a checkpoint."""
+    from apex_dqn import checkpoint as ckpt
+    from apex_dqn.cli import resumed_config
+    from apex_dqn.numpy_policy import build_acting_q
+
+    file = ckpt.run_checkpoint_path(path) if path.is_dir() else path
+    try:
+        state = ckpt.state_from_bytes(file.read_bytes(), name=f"checkpoint {str(file)!r}")
+    except OSError as exc:
+        raise ConfigError(f"checkpoint={str(path)!r} cannot be read: {exc}") from None
+    if not isinstance(state.get("config"), dict) or "learner" not in state:
+        raise ConfigError(f"checkpoint={str(path)!r} is not an apex-dqn checkpoint")
+    config = resumed_config({**state["config"], "resume": None}, [])
+    env = state["env"]
+    weights = {k: v.numpy() for k, v in state["learner"]["online"].items()}
+    q = build_acting_q(
+        config.network,
+        obs_shape=tuple(env["obs_shape"]),
+        num_actions=int(env["num_actions"]),
+        seed=0,
+    )
+    q.set_weights(weights)
+    return config, q, weights, state
+
+
+def play(
+    cfg: EvalRunConfig, config: Config, q: Any, num_actions: int, video_dir: Path | None
+) -> list[float]:
+    """Episode returns: in parallel without video, one by one in a recorded env with it."""
+    from apex_dqn.envs import make_env, make_vector_env
+
+    env_cfg = config.env
+    if cfg.max_episode_steps is not None:
+        env_cfg = dataclasses.replace(env_cfg, max_episode_steps=cfg.max_episode_steps)
+    rng = np.random.default_rng(cfg.seed)
+    if video_dir is None:
+        envs = make_vector_env(env_cfg, num_envs=cfg.episodes)
+        try:
+            return _play_vector(envs, q, cfg, rng, num_actions)
+        finally:
+            envs.close()
+    env = _recording_env(make_env, env_cfg, video_dir)
+    returns = []
+    try:
+        for episode in range(cfg.episodes):
+            obs, _ = env.reset(seed=cfg.seed + episode)
+            total, done = 0.0, False
+            while not done:
+                action = _act(q, obs[None], cfg.epsilon, rng, num_actions)[0]
+                obs, reward, term, trunc, _ = env.step(int(action))
+                total += float(reward)
+                done = term or trunc
+            returns.append(total)
+    finally:
+        env.close()
+    return returns
+
+
+def _act(
+    q: Any, obs_N: np.ndarray, epsilon: float, rng: np.random.Generator, num_actions: int
+) -> np.ndarray:
+    """Greedy actions, each replaced by a uniform one with probability ``epsilon``."""
+    action_N = q.q_values(obs_N).argmax(axis=1)
+    if epsilon > 0:
+        random_N = rng.random(len(action_N)) < epsilon
+        action_N = np.where(random_N, rng.integers(0, num_actions, len(action_N)), action_N)
+    return action_N
+
+
+def _play_vector(
+    envs: Any, q: Any, cfg: EvalRunConfig, rng: np.random.Generator, num_actions: int
+) -> list[float]:
+    obs_N, _ = envs.reset(seed=cfg.seed)
+    returns_N = np.zeros(cfg.episodes)
+    running_N = np.ones(cfg.episodes, dtype=bool)
+    while running_N.any():
+        action_N = _act(q, obs_N, cfg.epsilon, rng, num_actions)
+        obs_N, reward_N, term_N, trunc_N, _ = envs.step(action_N)
+        returns_N += np.where(running_N, reward_N, 0.0)
+        running_N &= ~(term_N | trunc_N)
+    return [float(r) for r in returns_N]
+
+
+def _recording_env(make_env: Any, env_cfg: Any, video_dir: Path) -> Any:
+    """One env rendering rgb_array frames, every episode recorded to ``video_dir``."""
+    import gymnasium as gym
+    from gymnasium.wrappers import RecordVideo
+
+    try:
+        env = make_env(env_cfg, render_mode="rgb_array")
+        return RecordVideo(
+            env, str(video_dir), episode_trigger=lambda _: True, name_prefix="eval", fps=30
+        )
+    except gym.error.DependencyNotInstalled as exc:
+        raise ConfigError(
+            f"video=true needs the video extra (moviepy; pygame to render classic-control "
+            f"games): pip install 'apex-dqn[video]' ({str(exc).splitlines()[0]})"
+        ) from None
+
+
+def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
+    """Run the evaluation ``cfg`` describes; write and return the JSON result."""
+    path = Path(cfg.checkpoint)
+    if not path.exists():
+        raise ConfigError(f"checkpoint={cfg.checkpoint!r} does not exist")
+    config, q, _, state = load_policy(path)
+    file = path if path.is_file() else path / "checkpoint.pt"
+    output = Path(cfg.output) if cfg.output else file.parent / f"eval-{file.stem}.json"
+    video_dir = output.with_suffix("") if cfg.video else None
+    returns = play(cfg, config, q, int(state["env"]["num_actions"]), video_dir)
+    result = {
+        "checkpoint": str(file.resolve()),
+        "env_id": config.env.id,
+        "learner_steps": int(state.get("learner_steps", 0)),
+        "episodes": cfg.episodes,
+        "epsilon": cfg.epsilon,
+        "seed": cfg.seed,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "min_return": float(np.min(returns)),
+        "max_return": float(np.max(returns)),
+        "returns": returns,
+        "videos": sorted(str(p) for p in video_dir.glob("*.mp4")) if video_dir else [],
+    }
+    from apex_dqn.metrics import write_json_atomic
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output, result)
+    result["output"] = str(output)
+    return result
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"apex-dqn-eval: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cfg = parse_args(sys.argv[1:] if argv is None else argv)
+        result = evaluate(cfg)
+    except ConfigError as exc:
+        _fail(str(exc))
+    print(
+        f"{result['env_id']}: {result['episodes']} episodes, return mean "
+        f"{result['mean_return']:.2f} +- {result['std_return']:.2f}, min "
+        f"{result['min_return']:.2f}, max {result['max_return']:.2f} "
+        f"(learner step {result['learner_steps']:,}); written to {result['output']}",
+        flush=True,
+    )
+    for video in result["videos"]:
+        print(f"video: {video}")
+
+
+if __name__ == "__main__":
+    main()
