@@ -105,6 +105,7 @@ def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
 def run(cfg: DictConfig) -> dict:
     """Validate ``cfg``, check the environment, train; return the run's summary."""
     from apex_dqn.envs import inspect_env
+    from apex_dqn.sinks import check_sinks
 
     resume = None
     try:
@@ -112,6 +113,7 @@ def run(cfg: DictConfig) -> dict:
         if config.resume is not None:
             config, resume = load_resume(config, _task_overrides())
         info = inspect_env(config.env)
+        check_sinks(config)
     except ConfigError as exc:
         _fail(str(exc))
     out_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)

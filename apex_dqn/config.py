@@ -383,6 +383,44 @@ class CheckpointConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases: one wandb run per training run (``logging=wandb``)."""
+
+    enabled: bool = False
+    """Log every metrics record to wandb (env steps as the x-axis) and the config once."""
+    mode: str = "offline"
+    """online (needs network access and a login), offline (synced later with `wandb sync`),
+    or disabled."""
+    project: str = "apex-dqn"
+    """wandb project."""
+    entity: str | None = None
+    """wandb team or user (None: the login's default)."""
+    group: str | None = None
+    """Run group, e.g. one per sweep (None: none)."""
+    tags: list[str] = field(default_factory=list)
+    """Run tags."""
+
+    def __post_init__(self) -> None:
+        check_choice("logging.wandb.mode", self.mode, ("online", "offline", "disabled"))
+        if not isinstance(self.project, str) or not self.project:
+            raise ConfigError(
+                f"logging.wandb.project must be a non-empty string, got {self.project!r}"
+            )
+
+
+@dataclass
+class LoggingConfig:
+    """Where metrics go besides metrics.jsonl (always written); several sinks at once are fine:
+    ``logging=[wandb,tensorboard]``."""
+
+    console: bool = True
+    """Print one status line per report interval, with progress toward the stop condition."""
+    tensorboard: bool = False
+    """TensorBoard event files in <run dir>/tensorboard (needs apex-dqn[tensorboard])."""
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
 class RayConfig:
     """How to reach Ray."""
 
@@ -417,6 +455,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     seed: int = 0
     """Seed for networks, environments and replay sampling, >= 0."""
     output_dir: str | None = None

@@ -18,7 +18,8 @@ from apex_dqn import checkpoint as ckpt
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
 from apex_dqn.exploration import actor_epsilons
-from apex_dqn.metrics import JsonlWriter, RunTracker, status_line, write_json_atomic
+from apex_dqn.metrics import RunTracker, write_json_atomic
+from apex_dqn.sinks import build_sinks
 
 CHECKPOINT_FORMAT = ckpt.FORMAT
 CONFIG_FILE = "config.yaml"
@@ -129,7 +130,7 @@ class RunOutputs:
         self.cfg = cfg
         self.tracker = tracker
         (self.dir / CONFIG_FILE).write_text(yaml.safe_dump(dataclasses.asdict(cfg)))
-        self._metrics = JsonlWriter(self.dir / METRICS_FILE)
+        self._sinks = build_sinks(cfg, self.dir, self.dir / METRICS_FILE)
         best = max((e.mean_return for e in tracker.evals), default=None)
         self.checkpoints = ckpt.CheckpointManager(
             self.dir,
@@ -151,17 +152,22 @@ class RunOutputs:
     def checkpoint_path(self) -> Path:
         return self.dir / CHECKPOINT_FILE
 
-    def report(self, *, quiet: bool = False) -> dict[str, Any]:
-        """Append a metrics record and print the status line."""
+    def report(self) -> dict[str, Any]:
+        """Build one metrics record and hand it to every sink (metrics.jsonl, console, ...)."""
         rec = self.tracker.record()
-        self._metrics.write(rec)
-        if not quiet:
-            print(status_line(rec), flush=True)
+        for sink in self._sinks:
+            sink.write(rec)
         return rec
 
+    def close_sinks(self) -> None:
+        """Close every sink once (a wandb run is finished); later calls do nothing."""
+        sinks, self._sinks = self._sinks, []
+        for sink in sinks:
+            sink.close()
+
     def finish(self) -> dict[str, Any]:
-        """Write summary.json and the learning curve; return the summary."""
-        self._metrics.close()
+        """Write summary.json and the plots, close the sinks; return the summary."""
+        self.close_sinks()
         summary = self.tracker.summary()
         write_json_atomic(self.dir / SUMMARY_FILE, summary)
         if self.cfg.train.plot and self.tracker.evals:

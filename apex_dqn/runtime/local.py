@@ -9,6 +9,7 @@ the data flow are the same, just sequential.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,17 @@ class LocalRun:
         return self._maybe_evaluate()
 
 
+class _SinkCloser:
+    """Closes the run's sinks when training leaves early (an exception): no wandb run is left
+    open in a process that runs further jobs."""
+
+    def __init__(self, outputs: common.RunOutputs) -> None:
+        self._outputs = outputs
+
+    def close(self) -> None:
+        self._outputs.close_sinks()
+
+
 def train_local(
     cfg: Config, info: EnvInfo, out_dir: Path, resume: common.Resume | None = None
 ) -> dict[str, Any]:
@@ -129,7 +141,7 @@ def train_local(
     every = cfg.checkpoint.every_s
     next_checkpoint = time.time() + every if every > 0 else float("inf")
     deadline = time.time() + cfg.train.max_seconds
-    with common.StopSignals() as signals:
+    with common.StopSignals() as signals, contextlib.closing(_SinkCloser(outputs)):
         while True:
             reached = run.iterate()
             now = time.time()

@@ -383,6 +383,7 @@ def train(
     if resume is not None:
         resume.apply_to(tracker)
     started = init_ray(cfg.ray)
+    outputs: common.RunOutputs | None = None
     try:
         check_resources(cfg)
         with common.StopSignals() as signals:
@@ -427,5 +428,7 @@ def train(
                     started = False
                 return finished.result()
     finally:
+        if outputs is not None:
+            outputs.close_sinks()  # a failed run still finishes its wandb run
         if started:
             ray.shutdown()

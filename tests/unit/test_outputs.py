@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from apex_dqn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from apex_dqn.config import Config, EnvConfig, NetworkConfig
+from apex_dqn.config import Config, EnvConfig, LoggingConfig, NetworkConfig
 from apex_dqn.envs import inspect_env
 from apex_dqn.evaluate import Evaluator
 from apex_dqn.metrics import (
@@ -125,12 +125,12 @@ def test_learning_curve_png(tmp_path):
 
 
 def test_run_outputs_write_every_file(tmp_path):
-    cfg = Config(output_dir=str(tmp_path))
+    cfg = Config(output_dir=str(tmp_path), logging=LoggingConfig(console=False))
     t = RunTracker(env_id=cfg.env.id, seed=0, target_return=475.0)
     out = RunOutputs(tmp_path, cfg, t)
     t.env_steps = 10
     t.add_eval(20.0)
-    out.report(quiet=True)
+    out.report()
     summary = out.finish()
     names = {p.name for p in tmp_path.iterdir()}
     assert {"config.yaml", "metrics.jsonl", "summary.json", "learning_curve.png"} <= names
