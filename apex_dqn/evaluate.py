@@ -22,6 +22,7 @@ class EvalResult:
 
     Attributes:
         mean_return: mean undiscounted return over the episodes.
+        std_return: their standard deviation.
         min_return: the worst episode.
         max_return: the best episode.
         mean_length: mean episode length.
@@ -30,6 +31,7 @@ class EvalResult:
     """
 
     mean_return: float
+    std_return: float
     min_return: float
     max_return: float
     mean_length: float
@@ -91,6 +93,7 @@ class Evaluator:
             running_N &= ~(term_N | trunc_N)
         return EvalResult(
             mean_return=float(returns_N.mean()),
+            std_return=float(returns_N.std()),
             min_return=float(returns_N.min()),
             max_return=float(returns_N.max()),
             mean_length=float(lengths_N.mean()),

@@ -45,6 +45,7 @@ class LearnerMetrics:
     loss: float
     mean_abs_td: float
     mean_q: float
+    max_q: float
     grad_norm: float
     beta: float
     skipped: bool
@@ -239,11 +240,18 @@ class Learner:
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), max_norm)
         abs_td_B = td_B.detach().abs().float()
+        q_detached = q_BA.detach()
         scalars = torch.stack(
-            [loss.detach().float(), grad_norm.float(), abs_td_B.mean(), q_BA.detach().mean()]
+            [
+                loss.detach().float(),
+                grad_norm.float(),
+                abs_td_B.mean(),
+                q_detached.mean(),
+                q_detached.max(),
+            ]
         )
         host = torch.cat([scalars, abs_td_B]).cpu().numpy()  # the one wait per update
-        loss_value, grad_value, mean_abs_td, mean_q = (float(x) for x in host[:4])
+        loss_value, grad_value, mean_abs_td, mean_q, max_q = (float(x) for x in host[:5])
         skipped = not (math.isfinite(loss_value) and math.isfinite(grad_value))
         if skipped:
             self.skipped_updates += 1
@@ -258,11 +266,12 @@ class Learner:
             loss=loss_value,
             mean_abs_td=mean_abs_td,
             mean_q=mean_q,
+            max_q=max_q,
             grad_norm=grad_value,
             beta=beta,
             skipped=skipped,
         )
-        return metrics, host[4:]
+        return metrics, host[5:]
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """The online network's weights as CPU numpy arrays (what actors load)."""

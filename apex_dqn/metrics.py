@@ -12,22 +12,33 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The metric catalogue. Every record carries ENV_STEPS and WALL_S (the x-axes of every sink).
+# charts/: progress
 ENV_STEPS = "charts/env_steps"
 LEARNER_STEPS = "charts/learner_steps"
 WALL_S = "charts/wall_s"
-EPISODE_RETURN = "charts/episode_return"
+EPISODE_RETURN = "charts/episode_return"  # exploring actors, latest 100 episodes
+EPISODE_LENGTH = "charts/episode_length"
+EPISODE_RETURN_EPS = "charts/episode_return_eps_{bucket}"  # actors with eps in a decade, 1e-1..
+# eval/: greedy evaluations (latest)
 EVAL_RETURN = "eval/mean_return"
+EVAL_STD_RETURN = "eval/std_return"
 EVAL_MIN_RETURN = "eval/min_return"
+EVAL_MAX_RETURN = "eval/max_return"
+EVAL_LENGTH = "eval/mean_length"
 EVAL_VERSION = "eval/weights_version"
+# losses/: the latest update
 LOSS = "losses/loss"
 MEAN_ABS_TD = "losses/mean_abs_td"
 MEAN_Q = "losses/mean_q"
+MAX_Q = "losses/max_q"
 GRAD_NORM = "losses/grad_norm"
+# replay/
 BETA = "replay/beta"
 REPLAY_SIZE = "replay/size"
 REPLAY_CAPACITY = "replay/capacity"
@@ -35,18 +46,70 @@ REPLAY_BYTES = "replay/bytes"
 REPLAY_SHARDS = "replay/shards_up"
 REPLAY_ADDED = "replay/added"
 REPLAY_RATIO = "replay/replay_ratio"
+PRIORITY_MEAN = "replay/priority_mean"  # new priorities of the latest batch
+PRIORITY_MAX = "replay/priority_max"
+IS_WEIGHT_MEAN = "replay/is_weight_mean"  # importance weights of the latest batch
+IS_WEIGHT_MIN = "replay/is_weight_min"
+SHARD_FAILURES = "replay/shard_failures"
+SHARD_RESTARTS = "replay/shard_restarts"
+SHARD_SIZE = "replay/shard{shard}/{what}"  # what: size, capacity, bytes
+# actors/
 ACTOR_RESTARTS = "actors/restarts"
 ENV_ERRORS = "actors/env_errors"
 PUSHED = "actors/transitions_pushed"
 PUSH_LOST = "actors/transitions_lost"
-SHARD_FAILURES = "replay/shard_failures"
-SHARD_RESTARTS = "replay/shard_restarts"
+POLICY_LAG = "actors/policy_lag"  # learner version minus the mean version actors act with
+WEIGHT_SYNC_AGE = "actors/weight_sync_age_s"  # mean seconds since actors got new weights
+ACTOR_STEPS_PER_S = "actors/actor{index}/env_steps_per_s"
+ACTOR_RETURN = "actors/actor{index}/episode_return"
+ACTOR_LENGTH = "actors/actor{index}/episode_length"
+# learner/
 LEARNER_RESTARTS = "learner/restarts"
-POLICY_LAG = "actors/policy_lag"
 WEIGHTS_VERSION = "learner/weights_version"
 SKIPPED_UPDATES = "learner/skipped_updates"
+# perf/: rates over the report interval
 ENV_STEPS_PER_S = "perf/env_steps_per_s"
 LEARNER_UPDATES_PER_S = "perf/learner_updates_per_s"
+LEARNER_SAMPLES_PER_S = "perf/learner_samples_per_s"
+INSERTS_PER_S = "perf/replay_inserts_per_s"
+OBJECT_STORE_USED = "perf/object_store_used_bytes"
+# timers/: share of wall-clock time per phase over the report interval (actor phases averaged
+# over actors): acting, pushing, weight_sync, throttled (paused by actors.min_replay_ratio);
+# sampling (waiting for batches), learning, priorities (sending them), publishing (weights)
+TIMER = "timers/{process}_{phase}"
+ACTOR_PHASES = ("acting", "pushing", "weight_sync", "throttled")
+LEARNER_PHASES = ("sampling", "learning", "priorities", "publishing")
+
+
+def catalogue() -> list[str]:
+    """Every metric name or name template above (templates hold ``{...}`` fields)."""
+    return [
+        v
+        for k, v in globals().items()
+        if k.isupper() and isinstance(v, str) and v.split("/")[0] in PREFIXES
+    ]
+
+
+PREFIXES = ("charts", "eval", "losses", "replay", "actors", "learner", "perf", "timers")
+
+
+def in_catalogue(key: str) -> bool:
+    """Whether ``key`` is a catalogue name or an instance of a catalogue template."""
+    import re
+
+    for name in catalogue():
+        pattern = re.sub(r"\\\{[a-z_]+\\\}", r"[^/]+", re.escape(name))
+        if re.fullmatch(pattern, key):
+            return True
+    return False
+
+
+def eps_bucket(epsilon: float) -> str:
+    """The decade of an exploration epsilon, as a metric-name suffix: 0.4 -> '1e-1'."""
+    if epsilon <= 0:
+        return "0"
+    return f"1e{math.floor(math.log10(epsilon))}"
+
 
 SUMMARY_KEYS = (
     "solved",
@@ -81,6 +144,17 @@ class EvalPoint:
     env_steps: int
     wall_s: float
     mean_return: float
+
+
+@dataclass
+class ActorStats:
+    """What the driver knows of one actor: its epsilon, steps, latest episodes, weights age."""
+
+    epsilon: float
+    env_steps: int = 0
+    returns: list[float] = field(default_factory=list)
+    lengths: list[float] = field(default_factory=list)
+    weights_age_s: float = math.nan
 
 
 @dataclass
@@ -121,18 +195,48 @@ class RunTracker:
     evals: list[EvalPoint] = field(default_factory=list)
     time_to_solve_s: float | None = None
     env_steps_at_solve: int | None = None
+    batch_size: int = 0
+    recent_episode_lengths: list[float] = field(default_factory=list)
+    last_eval: dict[str, Any] = field(default_factory=dict)
+    actors: dict[int, ActorStats] = field(default_factory=dict)
+    timers: dict[str, float] = field(default_factory=dict)
+    object_store_used: int | None = None
     _last_report: tuple[float, int, int] | None = None
+    _previous: dict[str, float] = field(default_factory=dict)
 
     def wall_s(self, now: float | None = None) -> float:
         """Seconds since training started."""
         return (time.time() if now is None else now) - self.train_start
 
-    def add_episode_returns(self, returns: list[float]) -> None:
-        """Record actors' (exploring) episode returns; keeps the latest 100."""
+    def add_episode_returns(self, returns: list[float], lengths: Sequence[float] = ()) -> None:
+        """Record actors' (exploring) episode returns and lengths; keeps the latest 100."""
         self.recent_episode_returns = (self.recent_episode_returns + list(returns))[-100:]
+        self.recent_episode_lengths = (self.recent_episode_lengths + list(lengths))[-100:]
 
-    def add_eval(self, mean_return: float) -> bool:
-        """Record a greedy evaluation at the current env steps; True when it reaches the target."""
+    def add_actor_report(self, index: int, result: Mapping[str, Any]) -> None:
+        """One actor call's figures: env steps, episodes, epsilon, phase times, weights age."""
+        stats = self.actors.setdefault(index, ActorStats(epsilon=float(result["epsilon"])))
+        stats.env_steps += int(result["env_steps"])
+        stats.returns = (stats.returns + list(result["episode_returns"]))[-20:]
+        stats.lengths = (stats.lengths + list(result.get("episode_lengths", [])))[-20:]
+        stats.weights_age_s = float(result.get("weights_age_s", math.nan))
+        for phase in ACTOR_PHASES:
+            key = TIMER.format(process="actors", phase=phase)
+            self.timers[key] = self.timers.get(key, 0.0) + float(result.get(f"{phase}_s", 0.0))
+        self.add_episode_returns(result["episode_returns"], result.get("episode_lengths", []))
+
+    def add_learner_timers(self, seconds: Mapping[str, float]) -> None:
+        """The learner's cumulative seconds per phase (replacing the previous totals)."""
+        for phase in LEARNER_PHASES:
+            if phase in seconds:
+                self.timers[TIMER.format(process="learner", phase=phase)] = float(seconds[phase])
+
+    def add_eval(self, mean_return: float, details: Mapping[str, Any] | None = None) -> bool:
+        """Record a greedy evaluation at the current env steps; True when it reaches the target.
+
+        ``details`` (an ``EvalResult`` as a dict) adds std, min, max and length to the records.
+        """
+        self.last_eval = dict(details or {})
         point = EvalPoint(self.env_steps, self.wall_s(), float(mean_return))
         self.evals.append(point)
         reached = self.target_return is not None and mean_return >= self.target_return
@@ -181,14 +285,60 @@ class RunTracker:
         for i, shard in enumerate(self.replay.get("per_shard") or []):
             for what in ("size", "capacity", "bytes"):
                 rec[shard_key(i, what)] = None if shard is None else shard[what]
+        rec[LEARNER_SAMPLES_PER_S] = rec[LEARNER_UPDATES_PER_S] * self.batch_size
+        rec[INSERTS_PER_S] = self._rate("added", float(added), dt)
+        if self.object_store_used is not None:
+            rec[OBJECT_STORE_USED] = self.object_store_used
         if self.recent_episode_returns:
-            rec[EPISODE_RETURN] = sum(self.recent_episode_returns) / len(
-                self.recent_episode_returns
-            )
+            rec[EPISODE_RETURN] = _mean(self.recent_episode_returns)
+        if self.recent_episode_lengths:
+            rec[EPISODE_LENGTH] = _mean(self.recent_episode_lengths)
         if self.evals:
             rec[EVAL_RETURN] = self.evals[-1].mean_return
+        for name, key in (
+            ("std_return", EVAL_STD_RETURN),
+            ("min_return", EVAL_MIN_RETURN),
+            ("max_return", EVAL_MAX_RETURN),
+            ("mean_length", EVAL_LENGTH),
+            ("weights_version", EVAL_VERSION),
+        ):
+            if name in self.last_eval:
+                rec[key] = self.last_eval[name]
+        rec.update(self._actor_metrics(dt))
+        for key, total in self.timers.items():
+            share = self._rate(key, total, dt)
+            rec[key] = (
+                share / max(1, len(self.actors)) if key.startswith("timers/actors") else share
+            )
         rec.update(self.learner_metrics)
         return {k: _finite_or_none(v) for k, v in rec.items()}
+
+    def _rate(self, name: str, total: float, dt: float) -> float:
+        """Increase per second of a cumulative ``total`` since the previous record."""
+        previous = self._previous.get(name, 0.0)
+        self._previous[name] = total
+        return max(0.0, total - previous) / dt
+
+    def _actor_metrics(self, dt: float) -> dict[str, float]:
+        """Per actor: env steps/s and latest episodes; per epsilon decade: episode returns;
+        the mean age of the actors' weights."""
+        rec: dict[str, float] = {}
+        by_bucket: dict[str, list[float]] = {}
+        ages = []
+        for index, stats in sorted(self.actors.items()):
+            steps_key = ACTOR_STEPS_PER_S.format(index=index)
+            rec[steps_key] = self._rate(steps_key, stats.env_steps, dt)
+            if stats.returns:
+                rec[ACTOR_RETURN.format(index=index)] = _mean(stats.returns)
+                rec[ACTOR_LENGTH.format(index=index)] = _mean(stats.lengths or [math.nan])
+                by_bucket.setdefault(eps_bucket(stats.epsilon), []).extend(stats.returns)
+            if math.isfinite(stats.weights_age_s):
+                ages.append(stats.weights_age_s)
+        for bucket, returns in by_bucket.items():
+            rec[EPISODE_RETURN_EPS.format(bucket=bucket)] = _mean(returns)
+        if ages:
+            rec[WEIGHT_SYNC_AGE] = _mean(ages)
+        return rec
 
     def summary(self) -> dict[str, Any]:
         """The ``summary.json`` of the run so far (every key of SUMMARY_KEYS present)."""
@@ -264,9 +414,14 @@ def learner_metric_dict(metrics: Any) -> dict[str, float]:
         LOSS: metrics.loss,
         MEAN_ABS_TD: metrics.mean_abs_td,
         MEAN_Q: metrics.mean_q,
+        MAX_Q: metrics.max_q,
         GRAD_NORM: metrics.grad_norm,
         BETA: metrics.beta,
     }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -277,7 +432,7 @@ def _finite_or_none(value: Any) -> Any:
 
 def shard_key(shard: int, what: str) -> str:
     """The metrics key of one shard's ``size``, ``capacity`` or ``bytes``."""
-    return f"replay/shard{shard}/{what}"
+    return SHARD_SIZE.format(shard=shard, what=what)
 
 
 def _shards_text(rec: dict[str, Any]) -> str:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
 from apex_dqn.config import Config, ConfigError
-from apex_dqn.metrics import ENV_STEPS, WALL_S, JsonlWriter, status_line
+from apex_dqn.metrics import ENV_STEPS, JsonlWriter, status_line
 
 WANDB_ID_FILE = "wandb_run_id"
 TENSORBOARD_DIR = "tensorboard"
@@ -62,11 +63,13 @@ class ConsoleSink:
     def __init__(self, cfg: Config) -> None:
         self._max_steps = cfg.train.max_env_steps
         self._max_s = cfg.train.max_seconds
+        # train.max_seconds counts from here (just before the driver loop; also on a resume).
+        self._start = time.time()
 
-    def progress(self, record: dict[str, Any]) -> float:
+    def progress(self, record: dict[str, Any], now: float | None = None) -> float:
         """Fraction of the step or time budget used, whichever is further along, in [0, 1]."""
-        done = max(record[ENV_STEPS] / self._max_steps, record[WALL_S] / self._max_s)
-        return min(1.0, done)
+        elapsed = (time.time() if now is None else now) - self._start
+        return min(1.0, max(record[ENV_STEPS] / self._max_steps, elapsed / self._max_s))
 
     def write(self, record: dict[str, Any]) -> None:
         print(f"{self.progress(record):4.0%} {status_line(record)}", flush=True)

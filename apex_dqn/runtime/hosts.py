@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import ray
 
-from apex_dqn.metrics import learner_metric_dict
+from apex_dqn.metrics import (
+    IS_WEIGHT_MEAN,
+    IS_WEIGHT_MIN,
+    PRIORITY_MAX,
+    PRIORITY_MEAN,
+    learner_metric_dict,
+)
 from apex_dqn.replay import sharded
 from apex_dqn.types import ReplayStats, Sample
 
@@ -118,12 +124,18 @@ class ActorHost:
         self.lost = 0
         self._restarted = _was_restarted()
         self._throttle_base = 0.0
+        self._weights_at: float | None = None  # monotonic time the current weights came
+        self._seconds = dict.fromkeys(("acting", "pushing", "weight_sync", "throttled"), 0.0)
 
-    def _sync(self) -> None:
+    def _sync(self, phase: str = "weight_sync") -> None:
+        """Pull newer weights if any; the time counts toward ``phase``."""
+        start = time.monotonic()
         weights, version = pull_weights(self._ps, self.actor.weights_version)
         if weights is not None:
             self.actor.set_weights(weights, version)
+            self._weights_at = time.monotonic()
         self._since_sync = 0
+        self._seconds[phase] += time.monotonic() - start
 
     def _ahead_of_learner(self) -> bool:
         """Whether this actor's share of inserted transitions exceeds what the ratio allows."""
@@ -175,25 +187,34 @@ class ActorHost:
         totals: dict[str, Any] = {
             "env_steps": 0,
             "episode_returns": [],
+            "episode_lengths": [],
             "transitions": 0,
             "env_errors": 0,
         }
         pushed_before, lost_before = self.pushed, self.lost
+        self._seconds = dict.fromkeys(self._seconds, 0.0)
         done, waited = 0, 0.0
         while done < self._cfg.steps_per_call:
             if self._since_sync >= self._sync_steps:
                 self._sync()
             while self._ahead_of_learner() and waited < 1.0:
+                start = time.monotonic()
                 time.sleep(0.01)
                 waited += 0.01
-                self._sync()
+                self._seconds["throttled"] += time.monotonic() - start
+                self._sync(phase="throttled")
             chunk = min(self._sync_steps - self._since_sync, self._cfg.steps_per_call - done)
+            start = time.monotonic()
             batches, report = self.actor.run_steps(chunk)
+            acted = time.monotonic()
             self._push(batches)
+            self._seconds["acting"] += acted - start
+            self._seconds["pushing"] += time.monotonic() - acted
             done += chunk
             self._since_sync += chunk
             totals["env_steps"] += report.env_steps
             totals["episode_returns"] += report.episode_returns
+            totals["episode_lengths"] += report.episode_lengths
             totals["transitions"] += report.transitions
             totals["env_errors"] += report.env_errors
         totals["weights_version"] = self.actor.weights_version
@@ -201,6 +222,10 @@ class ActorHost:
         totals["pushed"] = self.pushed - pushed_before
         totals["lost"] = self.lost - lost_before
         totals["waited_s"] = waited
+        totals["epsilon"] = self.actor.epsilon
+        totals.update({f"{phase}_s": sec for phase, sec in self._seconds.items()})
+        if self._weights_at is not None:
+            totals["weights_age_s"] = time.monotonic() - self._weights_at
         return totals
 
 
@@ -295,6 +320,7 @@ class _StagedItem:
     request: _Request
     ids_B: np.ndarray
     future: Future
+    weights_B: np.ndarray
 
 
 class LearnerHost:
@@ -345,6 +371,8 @@ class LearnerHost:
         # Two threads: host copies of consecutive batches overlap (numpy releases the GIL).
         self._stager = ThreadPoolExecutor(2, "stage") if self.learner.stages_async else None
         self.published_version = -1
+        # Cumulative seconds per phase (metrics: timers/learner_*).
+        self._seconds = dict.fromkeys(("sampling", "learning", "priorities", "publishing"), 0.0)
         # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
         # than announcing freshly initialised weights to the actors.
         if not _was_restarted():
@@ -360,10 +388,12 @@ class LearnerHost:
         ``force`` replaces the parameter server's weights even when its version is newer (after
         a restore from a checkpoint older than what was last published).
         """
+        start = time.monotonic()
         version = self.learner.learner_steps
         ref = ray.put(self.learner.get_weights())
         self._ps.set_weights.remote([ref], version, force)
         self.published_version = version
+        self._seconds["publishing"] += time.monotonic() - start
         return version
 
     def _shard_failed(self, shard: int) -> None:
@@ -448,13 +478,16 @@ class LearnerHost:
                 future = self._stager.submit(self.learner.stage, sample.batch, weights_B)
             else:
                 future.set_result(self.learner.stage(sample.batch, weights_B))
-            self._staged.append(_StagedItem(request, sample.ids_B, future))
+            self._staged.append(_StagedItem(request, sample.ids_B, future, weights_B))
 
     def _step_one(self) -> None:
         """One update on the oldest staged batch; when it is its request's last, one
         priority-update call for the request's batches."""
         item = self._staged.popleft()
+        start = time.monotonic()
         metrics, priorities_B = self.learner.step_staged(item.future.result())
+        learned = time.monotonic()
+        self._seconds["learning"] += learned - start
         request = item.request
         request.ids.append(item.ids_B)
         request.priorities.append(priorities_B)
@@ -463,9 +496,16 @@ class LearnerHost:
             self._shards[request.shard].update_priorities.remote(
                 np.concatenate(request.ids), np.concatenate(request.priorities)
             )
+        self._seconds["priorities"] += time.monotonic() - learned
         if self.learner.learner_steps % self.cfg.publish_every == 0:
             self.publish()
-        self._last_metrics = learner_metric_dict(metrics)
+        self._last_metrics = {
+            **learner_metric_dict(metrics),
+            PRIORITY_MEAN: float(priorities_B.mean()),
+            PRIORITY_MAX: float(priorities_B.max()),
+            IS_WEIGHT_MEAN: float(item.weights_B.mean()),
+            IS_WEIGHT_MIN: float(item.weights_B.min()),
+        }
 
     def run_for(self, seconds: float) -> dict:
         """Train for about ``seconds``; return counters, replay totals and the latest metrics."""
@@ -489,7 +529,9 @@ class LearnerHost:
                     time.sleep(0.005)
                 continue
             timeout = max(0.0, deadline - time.monotonic())
+            waiting = time.monotonic()
             ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
+            self._seconds["sampling"] += time.monotonic() - waiting
             if not ready:
                 break
             self._receive(ready[0])
@@ -518,6 +560,7 @@ class LearnerHost:
             "shard_failures": self.shard_failures,
             "shard_restarts": self.shard_restarts,
             "shards_down": len(self._down),
+            "timers": dict(self._seconds),
         }
 
     def checkpoint_bytes(self, extra: dict) -> bytes:

@@ -10,6 +10,7 @@ the data flow are the same, just sequential.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,15 @@ class LocalRun:
                     self.shards[self._next_shard].add(batch)  # type: ignore[arg-type]
                     self._next_shard = (self._next_shard + 1) % len(self.shards)
                 self.tracker.env_steps += report.env_steps
-                self.tracker.add_episode_returns(report.episode_returns)
+                self.tracker.add_actor_report(
+                    i,
+                    {
+                        "env_steps": report.env_steps,
+                        "episode_returns": report.episode_returns,
+                        "episode_lengths": report.episode_lengths,
+                        "epsilon": actor.epsilon,
+                    },
+                )
                 self.tracker.actor_versions[i] = report.weights_version
 
     def _learn(self) -> None:
@@ -96,7 +105,7 @@ class LocalRun:
         self._last_eval = time.monotonic()
         weights, version = self.ps.get_if_newer(-1)
         result = self.evaluator.evaluate(weights, version)
-        return self.tracker.add_eval(result.mean_return)
+        return self.tracker.add_eval(result.mean_return, dataclasses.asdict(result))
 
     def iterate(self) -> bool:
         """One round of acting, learning and (maybe) evaluating; True when the target is hit."""
@@ -123,7 +132,10 @@ def train_local(
     from apex_dqn.checkpoint import state_from_bytes, state_to_bytes
 
     tracker = RunTracker(
-        env_id=cfg.env.id, seed=cfg.seed, target_return=common.target_return(cfg, info)
+        env_id=cfg.env.id,
+        seed=cfg.seed,
+        target_return=common.target_return(cfg, info),
+        batch_size=cfg.learner.batch_size,
     )
     if resume is not None:
         resume.apply_to(tracker)

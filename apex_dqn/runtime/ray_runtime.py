@@ -63,6 +63,13 @@ def init_ray(cfg: RayConfig) -> bool:
     return True
 
 
+def _object_store_used() -> int | None:
+    """Bytes in use in the cluster's object stores (None if Ray does not say)."""
+    total = ray.cluster_resources().get("object_store_memory")
+    free = ray.available_resources().get("object_store_memory")
+    return None if total is None or free is None else int(total - free)
+
+
 def required_cpus(cfg: Config) -> float:
     """CPUs that all components together reserve."""
     return (
@@ -258,7 +265,7 @@ class _Driver:
                 t.actor_restarts += 1
             self.actor_pids[index] = result["pid"]
             self._count_actor_work(result)
-            t.add_episode_returns(result["episode_returns"])
+            t.add_actor_report(index, result)
             t.actor_versions[index] = result["weights_version"]
         elif kind == "learner":
             t.learner_steps = result["learner_steps"]
@@ -266,6 +273,7 @@ class _Driver:
             t.skipped_updates = result["skipped_updates"]
             t.replay = result["replay"]
             t.learner_metrics = result["metrics"]
+            t.add_learner_timers(result.get("timers", {}))
             t.shard_failures = self._shard_base[0] + result["shard_failures"]
             t.shard_restarts = self._shard_base[1] + result["shard_restarts"]
             if self.parts.evaluator is None and t.learner_steps > 0:
@@ -278,7 +286,7 @@ class _Driver:
             self.out.save_checkpoint(result)
             return
         elif result is not None and "mean_return" in result:
-            reached = t.add_eval(result["mean_return"])
+            reached = t.add_eval(result["mean_return"], result)
             self.target_reached = self.target_reached or reached
         elif result is not None:
             t.env_errors += result.get("env_errors", 0)
@@ -326,6 +334,7 @@ class _Driver:
             for ref in ready:
                 self._handle(ref)
             if time.time() >= next_report:
+                t.object_store_used = _object_store_used()
                 self.out.report()
                 # max(): after a long blocking step (a learner restart) report once, not in a burst.
                 next_report = max(next_report + self.cfg.train.report_interval_s, time.time() + 0.5)
@@ -378,7 +387,10 @@ def train(
     benchmark reads the shards' counters there).
     """
     tracker = RunTracker(
-        env_id=cfg.env.id, seed=cfg.seed, target_return=common.target_return(cfg, info)
+        env_id=cfg.env.id,
+        seed=cfg.seed,
+        target_return=common.target_return(cfg, info),
+        batch_size=cfg.learner.batch_size,
     )
     if resume is not None:
         resume.apply_to(tracker)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from apex_dqn.checkpoint import load_checkpoint
-from apex_dqn.metrics import SUMMARY_KEYS
+from apex_dqn.metrics import SUMMARY_KEYS, in_catalogue
 
 
 def run_cli(*overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -32,6 +32,9 @@ def check_run_dir(out: Path, *, env_id: str, obs_dim: int, num_actions: int) -> 
     assert summary["learner_steps"] > 0 and summary["wall_s"] > 0
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert records, "metrics.jsonl is empty"
+    unknown = {k for r in records for k in r if not in_catalogue(k)}
+    assert not unknown, f"metric keys outside the catalogue: {unknown}"
+    assert all("charts/env_steps" in r and "charts/wall_s" in r for r in records)
     steps = [r["charts/env_steps"] for r in records]
     assert steps == sorted(steps) and steps[-1] == summary["env_steps"]
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -161,3 +161,45 @@ def test_evaluator_runs_each_episode_once_greedily():
     ev2 = Evaluator(env=env, network=net_cfg, obs_shape=(4,), num_actions=2, episodes=4, seed=0)
     assert ev2.evaluate(weights, 3).mean_return == r.mean_return
     assert np.isfinite(r.mean_return)
+
+
+def test_record_has_per_actor_epsilon_bucket_timer_and_eval_metrics():
+    from apex_dqn.metrics import catalogue, eps_bucket, in_catalogue
+
+    t = RunTracker(env_id="X", seed=0, target_return=None, batch_size=64)
+    t.train_start -= 10.0
+    t.record()  # the previous record: rates below are over the next interval
+    t._previous["added"] = 0.0
+    for index, eps in ((0, 0.4), (1, 0.004)):
+        t.add_actor_report(
+            index,
+            {
+                "env_steps": 1000 * (index + 1),
+                "episode_returns": [10.0 * (index + 1)],
+                "episode_lengths": [20 * (index + 1)],
+                "epsilon": eps,
+                "acting_s": 0.5,
+                "pushing_s": 0.1,
+                "weight_sync_s": 0.0,
+                "weights_age_s": 2.0 + index,
+            },
+        )
+    t.add_learner_timers({"learning": 0.8, "sampling": 0.1})
+    t.add_eval(5.0, {"std_return": 1.5, "min_return": 3.0, "max_return": 7.0, "mean_length": 9})
+    t.learner_steps, t.replay = 100, {"added": 3000, "sampled": 6400}
+    t._last_report = (t._last_report[0] - 1.0, 0, 0)  # exactly 1 s more since the last record
+    rec = t.record()
+    assert rec["actors/actor1/env_steps_per_s"] == pytest.approx(2000, rel=0.01)
+    assert rec["actors/actor0/episode_return"] == 10.0 and rec["actors/actor1/episode_length"] == 40
+    assert rec["charts/episode_return_eps_1e-1"] == 10.0
+    assert rec["charts/episode_return_eps_1e-3"] == 20.0 and eps_bucket(0.004) == "1e-3"
+    assert rec["actors/weight_sync_age_s"] == pytest.approx(2.5)
+    # Actor phases are averaged over the actors, as shares of the interval.
+    assert rec["timers/actors_acting"] == pytest.approx(0.5, rel=0.01)
+    assert rec["timers/learner_learning"] == pytest.approx(0.8, rel=0.01)
+    assert rec["perf/learner_samples_per_s"] == pytest.approx(100 * 64, rel=0.01)
+    assert rec["perf/replay_inserts_per_s"] == pytest.approx(3000, rel=0.01)
+    assert rec["eval/std_return"] == 1.5 and rec["eval/max_return"] == 7.0
+    # Every key is in the one catalogue; nothing outside it is.
+    assert all(in_catalogue(k) for k in rec), [k for k in rec if not in_catalogue(k)]
+    assert not in_catalogue("losses/unknown") and len(catalogue()) > 40

@@ -119,6 +119,8 @@ def test_console_line_shows_progress_toward_the_nearest_limit(capsys):
     assert sink.progress(record) == pytest.approx(0.25, abs=0.01)
     sink.write(record)
     assert capsys.readouterr().out.startswith(" 25% [")
+    # 60 of 100 seconds gone: time is the nearer limit.
+    assert sink.progress(record, now=sink._start + 60) == pytest.approx(0.6)
 
 
 def test_missing_sink_package_fails_before_ray(monkeypatch):
