@@ -27,6 +27,7 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = ckpt.LATEST
 REPLAY_DIR = "replay"
 CURVE_FILE = "learning_curve.png"
+TRAINING_PLOT = "training.png"
 SUMMARY_FILE = "summary.json"
 
 
@@ -170,6 +171,15 @@ class RunOutputs:
         self.close_sinks()
         summary = self.tracker.summary()
         write_json_atomic(self.dir / SUMMARY_FILE, summary)
+        if self.cfg.train.plot and (self.dir / METRICS_FILE).is_file():
+            from apex_dqn.plotting import load_run, plot_runs
+
+            plot_runs(
+                [load_run(self.dir)],
+                self.dir / TRAINING_PLOT,
+                title=f"apex-dqn on {self.cfg.env.id} (seed {self.cfg.seed}): learning, "
+                "throughput and loss",
+            )
         if self.cfg.train.plot and self.tracker.evals:
             from apex_dqn.plotting import plot_learning_curve
 

@@ -38,6 +38,7 @@ def check_run_dir(out: Path, *, env_id: str, obs_dim: int, num_actions: int) -> 
     steps = [r["charts/env_steps"] for r in records]
     assert steps == sorted(steps) and steps[-1] == summary["env_steps"]
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"
     assert f"id: {env_id}" in (out / "config.yaml").read_text()
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["env"]["obs_shape"] == [obs_dim] or ckpt["env"]["obs_shape"] == (obs_dim,)

@@ -1,0 +1,83 @@
+"""apex-dqn-plot: runs read from their directories, grouped over seeds, mean and spread."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from apex_dqn.plotting import group_runs, load_run, mean_and_spread
+
+
+def _fake_run(path, *, seed: int, lr: float, scale: float) -> None:
+    """A run directory as the trainer leaves it: config.yaml and metrics.jsonl."""
+    path.mkdir(parents=True)
+    config = {"env": {"id": "CartPole-v1"}, "learner": {"lr": lr}, "seed": seed}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    lines = []
+    for i in range(1, 11):
+        lines.append(
+            json.dumps(
+                {
+                    "charts/env_steps": 1000 * i,
+                    "charts/wall_s": 2.0 * i,
+                    "perf/env_steps_per_s": 500.0,
+                    "perf/learner_updates_per_s": 20.0,
+                    "losses/loss": 1.0 / i,
+                    # each evaluation appears in two records; the plot keeps it once
+                    "eval/mean_return": scale * ((i + 1) // 2),
+                    "eval/weights_version": (i + 1) // 2,
+                }
+            )
+        )
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_runs_group_by_config_without_seed_and_average(tmp_path):
+    for seed, scale in ((0, 10.0), (1, 30.0)):
+        _fake_run(tmp_path / f"a{seed}", seed=seed, lr=1e-3, scale=scale)
+    _fake_run(tmp_path / "b0", seed=0, lr=2e-3, scale=5.0)
+    runs = [load_run(tmp_path / name) for name in ("a0", "a1", "b0")]
+    assert list(runs[0].eval_return) == [10, 20, 30, 40, 50]  # one point per evaluation
+    assert list(runs[0].eval_steps) == [1000, 3000, 5000, 7000, 9000]
+    groups = group_runs(runs)
+    assert sorted(groups) == ["learner.lr=0.001", "learner.lr=0.002"]
+    assert [r.path.name for r in groups["learner.lr=0.001"]] == ["a0", "a1"]
+    a = groups["learner.lr=0.001"]
+    grid, mean, std = mean_and_spread([r.eval_steps for r in a], [r.eval_return for r in a])
+    assert grid[0] == 1000 and grid[-1] == 9000
+    np.testing.assert_allclose(mean, 2 * np.interp(grid, a[0].eval_steps, a[0].eval_return))
+    np.testing.assert_allclose(std, np.interp(grid, a[0].eval_steps, a[0].eval_return))
+
+
+@pytest.mark.parametrize("as_sweep", [False, True])
+def test_plot_cli_writes_one_png(tmp_path, as_sweep):
+    sweep = tmp_path / "multirun"
+    for job, (seed, lr) in enumerate(((0, 1e-3), (1, 1e-3), (0, 3e-4))):
+        _fake_run(sweep / str(job), seed=seed, lr=lr, scale=1.0 + job)
+    targets = [str(sweep)] if as_sweep else [str(sweep / "0"), str(sweep / "2")]
+    out = tmp_path / "runs.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "apex_dqn.plotting", *targets, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"{3 if as_sweep else 2} run(s)" in proc.stdout
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_plot_cli_without_runs_fails_clearly(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "apex_dqn.plotting", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "no run directory" in proc.stderr
