@@ -27,8 +27,11 @@ def test_two_actors_two_shards_learn_cartpole(tmp_path):
     assert summary["best_eval_return"] >= 200
     assert summary["time_to_solve_s"] is not None and summary["env_steps_at_solve"] > 0
     # The status line carries every figure the user was promised.
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("[")]
+    lines = [x for x in proc.stdout.splitlines() if "s] env " in x]
     assert lines and all(
         k in lines[-1] for k in ("env", "/s", "learner", "replay", "ratio", "eval", "lag")
     )
+    # With two shards each one's size/capacity and memory; progress toward the limit first.
+    assert "[s0 " in lines[-1] and "; s1 " in lines[-1]
+    assert lines[-1].split("[", 1)[0].strip().endswith("%")
     assert "2 actors" in proc.stdout and "2 replay shard(s)" in proc.stdout
