@@ -55,6 +55,9 @@ def _config(args: argparse.Namespace, *, amp: bool = False, compile: bool = Fals
             num_shards=args.shards,
             min_size_to_learn=args.batch_size,
             num_cpus=0.0,
+            # Random transitions share no frames: the shards store stacks as they come. The
+            # learner's side is the same either way (a frame replay rebuilds the same stacks).
+            frame_dedup=False,
         ),
         learner=LearnerConfig(
             batch_size=args.batch_size,

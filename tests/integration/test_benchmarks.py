@@ -1,0 +1,51 @@
+"""The benchmark scripts run and write the JSON figures their issues name (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_learner_bench_measures_step_and_full_path(tmp_path):
+    out = tmp_path / "learner.json"
+    proc = _run(
+        "learner_bench.py",
+        *("--device", "cpu", "--batch-size", "8", "--seconds", "0.5", "--repeats", "1"),
+        *("--warmup", "1", "--shards", "2", "--capacity", "256", "--json", str(out)),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["device"] == "cpu" and figures["batch_size"] == 8
+    assert figures["step_only_samples_per_s"] > 0 and figures["full_path_samples_per_s"] > 0
+    assert "| eager fp32 |" in proc.stdout
+
+
+def test_replay_bench_frame_memory_run(tmp_path):
+    out = tmp_path / "frames.json"
+    proc = _run(
+        "replay_bench.py",
+        *("--atari-frames", "3000", "--frames-only", "--seconds", "0.2", "--repeats", "1"),
+        *("--json", str(out)),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frames = json.loads(out.read_text())["atari_frames"]
+    assert frames["capacity"] == 3000 and 0 < frames["replay_gib"] < frames["naive_gib"]
+    assert frames["frames_per_transition"] == pytest.approx(1.0, abs=0.05)
