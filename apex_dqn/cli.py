@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from apex_dqn.config import Config, ConfigError
@@ -138,6 +139,21 @@ def run(cfg: DictConfig) -> dict:
     if summary.get("interrupted_by"):
         sys.exit(128 + int(summary["interrupted_by"]))
     return summary
+
+
+class SweepSummaryCallback(Callback):
+    """Hydra callback (conf/config.yaml): after a multirun, the sweep summary (``sweep.py``)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from apex_dqn.sweep import write_sweep_summary
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            paths = write_sweep_summary(sweep_dir, plot=bool(config.train.plot))
+        except FileNotFoundError as exc:
+            print(f"apex-dqn: no sweep summary: {exc}", flush=True)
+            return
+        print(f"apex-dqn: sweep summary: {', '.join(str(p) for p in paths)}", flush=True)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")

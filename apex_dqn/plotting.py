@@ -188,14 +188,14 @@ def plot_runs(runs: Sequence[RunData], path: str | Path, title: str | None = Non
     for ax in (ax_steps, ax_time, ax_rate, ax_loss):
         ax.grid(alpha=0.3)
     # One legend for the figure: a colour per group (bands: one std over seeds).
-    handles = {}
+    handles: dict[str, Any] = {}
     for ax in (ax_steps, ax_rate, ax_loss):
         for line in ax.get_lines():
             handles.setdefault(line.get_label(), line)
     if handles:
         fig.legend(
-            list(handles.values()),
-            list(handles),
+            handles=list(handles.values()),
+            labels=list(handles),
             loc="lower center",
             ncol=min(3, len(handles)),
             fontsize=8,
