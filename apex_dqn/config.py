@@ -197,6 +197,9 @@ class ActorsConfig:
     amp: bool = False
     """CNN actors act (and compute priorities) under CPU bf16 autocast: 1.7x faster forward
     passes on CPUs with native bf16 (AVX512-BF16, AMX), much slower on others."""
+    spread: bool = True
+    """Spread actors over the nodes that offer CPUs (Ray's SPREAD strategy); false: Ray packs
+    them where it likes."""
     vector_mode: str = "sync"
     """How an actor steps its envs: sync (in the actor process) or async (one subprocess per
     env, gymnasium's AsyncVectorEnv); README, Atari, has the measured trade-off."""
@@ -239,6 +242,9 @@ class ReplayConfig:
     """Transitions the whole replay must hold before the learner starts, >= 1."""
     num_cpus: float = 0.05
     """Ray CPUs reserved per shard, in [0, 64]."""
+    placement: str = "colocate"
+    """Where shards run: colocate (with the learner, one placement group packed on its node:
+    batches never cross the network), spread (over the nodes), or any (Ray decides)."""
     frame_dedup: bool = True
     """With env=atari: store each frame once and rebuild stacks when sampling (about 8x less
     memory than keeping s_t and s_t+m per transition); false stores stacks as they come."""
@@ -257,6 +263,7 @@ class ReplayConfig:
         check_float("replay.priority_eps", self.priority_eps, lo=0.0, lo_open=True)
         check_int("replay.min_size_to_learn", self.min_size_to_learn, lo=1)
         check_float("replay.num_cpus", self.num_cpus, lo=0.0, hi=64.0)
+        check_choice("replay.placement", self.placement, ("colocate", "spread", "any"))
 
 
 @dataclass
@@ -291,6 +298,9 @@ class LearnerConfig:
     """Ray CPUs for the learner process; torch uses max(1, int(num_cpus)) threads, [0, 256]."""
     num_gpus: float = 0.0
     """Ray GPUs for the learner; 'auto' device asks for 1 when the cluster has a GPU, [0, 8]."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources the learner asks for, e.g. {learner: 1} to pin it to the node that
+    offers them (launch/*.yaml give the head node learner: 1); never an IP."""
     amp: bool = False
     """bf16 autocast for the forward passes (loss and targets stay float32); on a GPU only
     pays off for large networks and batches (README, GPU learner)."""
@@ -318,6 +328,8 @@ class LearnerConfig:
             )
         check_float("learner.num_cpus", self.num_cpus, lo=0.0, hi=256.0)
         check_float("learner.num_gpus", self.num_gpus, lo=0.0, hi=8.0)
+        for name, amount in self.resources.items():
+            check_float(f"learner.resources.{name}", amount, lo=0.0, lo_open=True)
 
 
 @dataclass

@@ -44,6 +44,10 @@ def _limit_torch_threads(num_cpus: float, *, only_if_loaded: bool = False) -> No
     torch.set_num_threads(max(1, int(num_cpus)))
 
 
+def _node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
 def _was_restarted() -> bool:
     """Whether Ray restarted this actor (a fault), rather than creating it."""
     with warnings.catch_warnings():  # Ray's property warns about an API it uses itself
@@ -182,6 +186,10 @@ class ActorHost:
                 self.lost += n
         self._pending = still
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (placement tests)."""
+        return _node_id()
+
     def run(self) -> dict:
         """Act for ``actors.steps_per_call`` vector steps; return what happened."""
         totals: dict[str, Any] = {
@@ -303,6 +311,10 @@ class ReplayShardHost:
         """The shard's process id (the soak benchmark reads its memory)."""
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this shard runs on (placement tests)."""
+        return _node_id()
+
 
 @dataclass
 class _Request:
@@ -381,6 +393,10 @@ class LearnerHost:
     def device(self) -> str:
         """The torch device the learner runs on."""
         return str(self.learner.device)
+
+    def node_id(self) -> str:
+        """The Ray node this learner runs on (placement tests)."""
+        return _node_id()
 
     def publish(self, force: bool = False) -> int:
         """Put the online weights into the object store once and announce them; return version.

@@ -92,6 +92,13 @@ def check_resources(cfg: Config) -> None:
             f"ray.parameter_server_num_cpus) but the Ray cluster has {have.get('CPU', 0):g}: "
             "lower those num_cpus or the number of actors"
         )
+    for name, amount in cfg.learner.resources.items():
+        if amount > have.get(name, 0) + 1e-9:
+            raise ConfigError(
+                f"learner.resources.{name}={amount:g} but the Ray cluster offers "
+                f"{have.get(name, 0):g} of {name!r}: start a node with it "
+                f"(ray start --resources='{{\"{name}\": 1}}') or drop the key"
+            )
     if cfg.learner.num_gpus > have.get("GPU", 0) + 1e-9:
         raise ConfigError(
             f"learner.num_gpus={cfg.learner.num_gpus:g} but the Ray cluster has "
@@ -104,6 +111,47 @@ def _learner_gpus(cfg: Config) -> float:
         return cfg.learner.num_gpus
     wants_gpu = cfg.learner.device.startswith("cuda") or cfg.learner.device == "auto"
     return 1.0 if wants_gpu and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+def _learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any]:
+    """Scheduling strategies of the learner and of shard ``s`` (a function of ``s``).
+
+    ``colocate``: one placement group, STRICT_PACK, whose first bundle holds the learner's
+    resources (CPUs, GPU, custom resources) and one bundle per shard: Ray puts them all on one
+    node that offers everything, and re-creates the group elsewhere if that node dies.
+    ``spread``: shards use Ray's SPREAD strategy. ``any``: Ray's default.
+    """
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    if cfg.replay.placement != "colocate":
+        strategy = "SPREAD" if cfg.replay.placement == "spread" else "DEFAULT"
+        return "DEFAULT", lambda s: strategy
+
+    def bundle(resources: dict[str, float]) -> dict[str, float]:
+        kept = {k: v for k, v in resources.items() if v > 0}
+        return kept or {"CPU": 0.001}  # a bundle may not be empty
+
+    learner = bundle({"CPU": cfg.learner.num_cpus, "GPU": gpus, **cfg.learner.resources})
+    shard = bundle({"CPU": cfg.replay.num_cpus})
+    group = placement_group([learner] + [shard] * cfg.replay.num_shards, strategy="STRICT_PACK")
+    try:
+        ray.get(group.ready(), timeout=PLACEMENT_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        ray.util.remove_placement_group(group)
+        raise ConfigError(
+            f"replay.placement=colocate: no node offers the learner's {learner} together with "
+            f"{cfg.replay.num_shards} shard(s) of {shard}; use replay.placement=spread or lower "
+            "the resources"
+        ) from None
+
+    def at(index: int) -> Any:
+        return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index)
+
+    return at(0), lambda s: at(1 + s)
+
+
+PLACEMENT_TIMEOUT_S = 60.0
 
 
 class _Components:
@@ -120,10 +168,16 @@ class _Components:
             ParameterServer
         )
         shard_cls = ray.remote(num_cpus=cfg.replay.num_cpus, max_restarts=-1)(ReplayShardHost)
+        gpus = _learner_gpus(cfg)
         learner_cls = ray.remote(
-            num_cpus=cfg.learner.num_cpus, num_gpus=_learner_gpus(cfg), max_restarts=-1
+            num_cpus=cfg.learner.num_cpus,
+            num_gpus=gpus,
+            resources=dict(cfg.learner.resources),
+            max_restarts=-1,
         )(LearnerHost)
         actor_cls = ray.remote(num_cpus=cfg.actors.num_cpus, max_restarts=-1)(ActorHost)
+        learner_place, shard_place = _learner_and_shard_placement(cfg, gpus)
+        actor_place = "SPREAD" if cfg.actors.spread else "DEFAULT"
         self.run_id = run_id = uuid.uuid4().hex[:8]
         peers = Peers(
             parameter_server=f"apex-dqn-{run_id}-ps",
@@ -132,7 +186,9 @@ class _Components:
         )
         self.ps = ps_cls.options(name=peers.parameter_server, namespace=NAMESPACE).remote()
         self.shards: list[Any] = [
-            shard_cls.options(name=name, namespace=NAMESPACE).remote(
+            shard_cls.options(
+                name=name, namespace=NAMESPACE, scheduling_strategy=shard_place(s)
+            ).remote(
                 replay_kwargs=common.replay_kwargs(cfg, info, s),
                 snapshot_path=common.snapshot_path(cfg, out_dir, s),
                 snapshot_every_s=cfg.replay.snapshot_every_s,
@@ -141,14 +197,20 @@ class _Components:
             for s, name in enumerate(peers.shards)
         ]
         self.learner: Any = learner_cls.options(
-            name=f"apex-dqn-{run_id}-learner", namespace=NAMESPACE
+            name=f"apex-dqn-{run_id}-learner",
+            namespace=NAMESPACE,
+            scheduling_strategy=learner_place,
         ).remote(
             learner_kwargs=common.learner_kwargs(cfg, info),
             peers=peers,
             seed=cfg.seed,
         )
         self.actors: list[Any] = [
-            actor_cls.options(name=f"apex-dqn-{run_id}-actor{i}", namespace=NAMESPACE).remote(
+            actor_cls.options(
+                name=f"apex-dqn-{run_id}-actor{i}",
+                namespace=NAMESPACE,
+                scheduling_strategy=actor_place,
+            ).remote(
                 actor_kwargs=common.actor_kwargs(cfg, info, i, generation=resumes),
                 peers=peers,
                 num_cpus=cfg.actors.num_cpus,

@@ -1,0 +1,114 @@
+"""Placement on a multi-node cluster in one machine (ray.cluster_utils.Cluster), and a run that
+loses an actor node and keeps training."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import ray
+
+from apex_dqn.config import (
+    ActorsConfig,
+    CheckpointConfig,
+    Config,
+    EvalConfig,
+    LearnerConfig,
+    RayConfig,
+    ReplayConfig,
+    TrainConfig,
+)
+from apex_dqn.envs import inspect_env
+from apex_dqn.runtime.ray_runtime import NAMESPACE, train
+
+
+def _handles(kind: str) -> list:
+    names = sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == NAMESPACE and f"-{kind}" in a["name"]
+    )
+    return [ray.get_actor(n, namespace=NAMESPACE) for n in names]
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+@pytest.mark.multinode
+@pytest.mark.ray
+@pytest.mark.slow
+def test_placement_by_resources_and_losing_an_actor_node(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    # The head offers a (fake) GPU and the custom resource "learner"; two CPU nodes for actors.
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "num_gpus": 1, "resources": {"learner": 1}},
+    )
+    try:
+        workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
+        cluster.wait_for_nodes()
+        cfg = Config(
+            ray=RayConfig(address=cluster.address),
+            actors=ActorsConfig(num_actors=2, num_cpus=1.0, min_replay_ratio=0.0),
+            replay=ReplayConfig(num_shards=2, placement="colocate", num_cpus=0.1),
+            learner=LearnerConfig(num_cpus=1.0, resources={"learner": 1.0}, device="cpu"),
+            eval=EvalConfig(num_cpus=0.0),
+            train=TrainConfig(max_seconds=50.0, stop_on_target=False, report_interval_s=1.0),
+            checkpoint=CheckpointConfig(every_s=5.0),
+        )
+        out = tmp_path / "run"
+        result: dict = {}
+        thread = threading.Thread(
+            target=lambda: result.update(train(cfg, inspect_env(cfg.env), out)), daemon=True
+        )
+        thread.start()
+        _wait_for(lambda: ray.is_initialized() and len(_handles("actor")) == 2, 60)
+        _wait_for(lambda: (out / "metrics.jsonl").is_file(), 60)
+        learner = _handles("learner")[0]
+        head = ray.get(learner.node_id.remote())
+        assert head == cluster.head_node.node_id  # by the "learner" resource
+        shard_nodes = ray.get([s.node_id.remote() for s in _handles("shard")])
+        assert shard_nodes == [head, head]  # colocated with the learner
+        actor_nodes = ray.get([a.node_id.remote() for a in _handles("actor")])
+        worker_ids = {w.node_id for w in workers}
+        assert set(actor_nodes) == worker_ids  # spread: one actor on each CPU node
+
+        # Lose the node of actor 0: Ray restarts that actor on the node that remains.
+        lost = next(w for w in workers if w.node_id == actor_nodes[0])
+        _wait_for(lambda: _records(out) and _records(out)[-1]["charts/learner_steps"] > 0, 60)
+        cluster.remove_node(lost)
+        removed_at = _records(out)[-1]
+        survivor = next(w.node_id for w in workers if w is not lost)
+        _wait_for(lambda: _actor_nodes() == {survivor}, 90)
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        last = _records(out)[-1]
+        assert result["actor_restarts"] >= 1
+        assert last["charts/env_steps"] > removed_at["charts/env_steps"] + 5_000
+        assert last["charts/learner_steps"] > removed_at["charts/learner_steps"]
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
+def _actor_nodes() -> set[str] | None:
+    """The nodes the actors run on now (None while one of them is restarting)."""
+    try:
+        return set(ray.get([a.node_id.remote() for a in _handles("actor")], timeout=10))
+    except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+        return None
+
+
+def _records(out) -> list[dict]:
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x]
