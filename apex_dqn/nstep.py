@@ -12,6 +12,7 @@ transitions never mix episodes or envs. Numpy only: no torch, no Ray.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,31 +100,10 @@ class NStepBuilder:
         """The number of steps held that have not yet been emitted, over all envs."""
         return int(self._count_N.sum())
 
-    def step(
-        self,
-        *,
-        obs_N: np.ndarray,
-        action_N: np.ndarray,
-        reward_N: np.ndarray,
-        next_obs_N: np.ndarray,
-        terminated_N: np.ndarray,
-        truncated_N: np.ndarray,
-        greedy_N: np.ndarray,
-        epsilon: float,
-    ) -> TransitionBatch:
-        """Records one vector-env step and returns the transitions it completes (see
-        ``step_rows``, which also says where each row came from)."""
-        batch, _ = self.step_rows(
-            obs_N=obs_N,
-            action_N=action_N,
-            reward_N=reward_N,
-            next_obs_N=next_obs_N,
-            terminated_N=terminated_N,
-            truncated_N=truncated_N,
-            greedy_N=greedy_N,
-            epsilon=epsilon,
-        )
-        return batch
+    def step(self, **step: Any) -> TransitionBatch:
+        """``step_rows`` (same keyword arguments) without the rows' origins: the transitions
+        this step completes."""
+        return self.step_rows(**step)[0]
 
     def step_rows(
         self,
