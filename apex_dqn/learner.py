@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,8 +107,12 @@ class Learner:
         replay: ReplayConfig,
         actor_epsilons: np.ndarray | None = None,
         seed: int = 0,
+        process_group: Any | None = None,
     ) -> None:
         self.device = resolve_device(learner.device)
+        # With several learners (a torch.distributed group, gloo or NCCL): gradients are
+        # averaged over the group before every optimizer step, so all hold the same weights.
+        self._group = process_group
         self.cfg = learner
         self._algo = algo
         self._replay = replay
@@ -237,6 +242,8 @@ class Learner:
         )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self._group is not None:
+            self._average_gradients()
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), max_norm)
         abs_td_B = td_B.detach().abs().float()
@@ -272,6 +279,22 @@ class Learner:
             skipped=skipped,
         )
         return metrics, host[5:]
+
+    def _average_gradients(self) -> None:
+        """Average the gradients over the process group: one all-reduce of all of them
+        flattened. Every learner's loss is a mean over its own batch, so the average is the
+        gradient of the mean over all K batches: an effective batch of K x batch_size."""
+        import torch.distributed as dist
+
+        params = [p for p in self.online.parameters() if p.grad is not None]
+        flat = torch.cat([p.grad.reshape(-1) for p in params])  # type: ignore[union-attr]
+        dist.all_reduce(flat, group=self._group)
+        flat /= dist.get_world_size(self._group)
+        offset = 0
+        for p in params:
+            size = p.numel()
+            p.grad.copy_(flat[offset : offset + size].view_as(p))  # type: ignore[union-attr]
+            offset += size
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """The online network's weights as CPU numpy arrays (what actors load)."""
