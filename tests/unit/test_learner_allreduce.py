@@ -8,6 +8,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
+from apex_dqn.learner import Learner
 from apex_dqn.networks import weights_digest
 from apex_dqn.types import TransitionBatch
 from tests.unit.test_learner import _batch, _learner
@@ -19,8 +21,17 @@ def _rank_main(rank: int, world: int, store: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        learner = _learner(lr=1e-2)
-        learner._group = dist.group.WORLD  # as the Ray layer's learners would be given
+        learner = Learner(
+            obs_shape=(4,),
+            num_actions=2,
+            network=NetworkConfig(hidden_sizes=[32, 32]),
+            algo=AlgoConfig(),
+            learner=LearnerConfig(device="cpu", lr=1e-2),
+            replay=ReplayConfig(beta_anneal_steps=100),
+            actor_epsilons=np.array([0.4, 0.1]),
+            seed=0,  # the same initial weights as _learner()
+            process_group=dist.group.WORLD,
+        )
         batch = _batch(seed=rank)  # every learner samples its own batch
         weights = np.linspace(0.5, 1.0, len(batch)).astype(np.float32)
         for _ in range(STEPS):
