@@ -81,13 +81,14 @@ def load_run(run_dir: str | Path) -> RunData:
         return np.array([r.get(key) for r in rows], dtype=float)
 
     losses = [r for r in records if r.get(LOSS) is not None]
-    # Records repeat the latest evaluation: keep the first record of each evaluated version.
-    evals, seen = [], set()
+    # Records repeat the latest evaluation until the next one: keep the first record of each
+    # (a new weights version, or a new value where records carry no version).
+    evals, previous = [], None
     for r in records:
         key = (r.get(EVAL_VERSION), r.get(EVAL_RETURN))
-        if r.get(EVAL_RETURN) is not None and key not in seen:
-            seen.add(key)
+        if r.get(EVAL_RETURN) is not None and key != previous:
             evals.append(r)
+        previous = key
     return RunData(
         path=path,
         config=config,

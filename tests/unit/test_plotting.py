@@ -81,3 +81,26 @@ def test_plot_cli_without_runs_fails_clearly(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and "no run directory" in proc.stderr
+
+
+def test_an_evaluation_repeating_an_earlier_value_is_kept(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "X"}, "seed": 0}))
+    rows = [(1, -21.0), (1, -21.0), (2, -20.0), (3, -21.0), (3, -21.0), (4, -21.0)]
+    (run / "metrics.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "charts/env_steps": 100 * i,
+                    "charts/wall_s": float(i),
+                    "eval/weights_version": version,
+                    "eval/mean_return": value,
+                }
+            )
+            for i, (version, value) in enumerate(rows)
+        )
+    )
+    data = load_run(run)
+    assert list(data.eval_return) == [-21.0, -20.0, -21.0, -21.0]
+    assert list(data.eval_steps) == [0, 200, 300, 500]
