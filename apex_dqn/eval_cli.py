@@ -79,11 +79,10 @@ def _keys() -> str:
     return ", ".join(f.name for f in dataclasses.fields(EvalRunConfig))
 
 
-def load_policy(path: Path) -> tuple[Config, Any, dict[str, np.ndarray], dict]:
-    """The run config, acting Q-function, online weights and raw state of a checkpoint."""
+def load_policy(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
+    """The run config, online weights (numpy) and raw state of a checkpoint."""
     from apex_dqn import checkpoint as ckpt
     from apex_dqn.cli import resumed_config
-    from apex_dqn.numpy_policy import build_acting_q
 
     file = ckpt.run_checkpoint_path(path) if path.is_dir() else path
     try:
@@ -93,34 +92,46 @@ def load_policy(path: Path) -> tuple[Config, Any, dict[str, np.ndarray], dict]:
     if not isinstance(state.get("config"), dict) or "learner" not in state:
         raise ConfigError(f"checkpoint={str(path)!r} is not an apex-dqn checkpoint")
     config = resumed_config({**state["config"], "resume": None}, [])
-    env = state["env"]
     weights = {k: v.numpy() for k, v in state["learner"]["online"].items()}
-    q = build_acting_q(
-        config.network,
-        obs_shape=tuple(env["obs_shape"]),
-        num_actions=int(env["num_actions"]),
-        seed=0,
-    )
-    q.set_weights(weights)
-    return config, q, weights, state
+    return config, weights, state
 
 
 def play(
-    cfg: EvalRunConfig, config: Config, q: Any, num_actions: int, video_dir: Path | None
+    cfg: EvalRunConfig,
+    config: Config,
+    weights: dict[str, np.ndarray],
+    state: dict,
+    video_dir: Path | None,
 ) -> list[float]:
-    """Episode returns: in parallel without video, one by one in a recorded env with it."""
-    from apex_dqn.envs import make_env, make_vector_env
+    """Episode returns: side by side through the training-time ``Evaluator`` without video,
+    one by one in a recorded env with it."""
+    from apex_dqn.envs import make_env
+    from apex_dqn.evaluate import Evaluator
+    from apex_dqn.exploration import epsilon_greedy
+    from apex_dqn.numpy_policy import build_acting_q
 
     env_cfg = config.env
     if cfg.max_episode_steps is not None:
         env_cfg = dataclasses.replace(env_cfg, max_episode_steps=cfg.max_episode_steps)
-    rng = np.random.default_rng(cfg.seed)
+    obs_shape = tuple(state["env"]["obs_shape"])
+    num_actions = int(state["env"]["num_actions"])
     if video_dir is None:
-        envs = make_vector_env(env_cfg, num_envs=cfg.episodes)
+        evaluator = Evaluator(
+            env=env_cfg,
+            network=config.network,
+            obs_shape=obs_shape,
+            num_actions=num_actions,
+            episodes=cfg.episodes,
+            seed=cfg.seed,
+            epsilon=cfg.epsilon,
+        )
         try:
-            return _play_vector(envs, q, cfg, rng, num_actions)
+            return evaluator.evaluate(weights, int(state.get("learner_steps", 0))).returns
         finally:
-            envs.close()
+            evaluator.close()
+    q = build_acting_q(config.network, obs_shape=obs_shape, num_actions=num_actions, seed=0)
+    q.set_weights(weights)
+    rng = np.random.default_rng(cfg.seed)
     env = _recording_env(make_env, env_cfg, video_dir)
     returns = []
     try:
@@ -128,39 +139,14 @@ def play(
             obs, _ = env.reset(seed=cfg.seed + episode)
             total, done = 0.0, False
             while not done:
-                action = _act(q, obs[None], cfg.epsilon, rng, num_actions)[0]
-                obs, reward, term, trunc, _ = env.step(int(action))
+                action_N, _ = epsilon_greedy(q.q_values(obs[None]), cfg.epsilon, rng)
+                obs, reward, term, trunc, _ = env.step(int(action_N[0]))
                 total += float(reward)
                 done = term or trunc
             returns.append(total)
     finally:
         env.close()
     return returns
-
-
-def _act(
-    q: Any, obs_N: np.ndarray, epsilon: float, rng: np.random.Generator, num_actions: int
-) -> np.ndarray:
-    """Greedy actions, each replaced by a uniform one with probability ``epsilon``."""
-    action_N = q.q_values(obs_N).argmax(axis=1)
-    if epsilon > 0:
-        random_N = rng.random(len(action_N)) < epsilon
-        action_N = np.where(random_N, rng.integers(0, num_actions, len(action_N)), action_N)
-    return action_N
-
-
-def _play_vector(
-    envs: Any, q: Any, cfg: EvalRunConfig, rng: np.random.Generator, num_actions: int
-) -> list[float]:
-    obs_N, _ = envs.reset(seed=cfg.seed)
-    returns_N = np.zeros(cfg.episodes)
-    running_N = np.ones(cfg.episodes, dtype=bool)
-    while running_N.any():
-        action_N = _act(q, obs_N, cfg.epsilon, rng, num_actions)
-        obs_N, reward_N, term_N, trunc_N, _ = envs.step(action_N)
-        returns_N += np.where(running_N, reward_N, 0.0)
-        running_N &= ~(term_N | trunc_N)
-    return [float(r) for r in returns_N]
 
 
 def _recording_env(make_env: Any, env_cfg: Any, video_dir: Path) -> Any:
@@ -185,11 +171,11 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
     path = Path(cfg.checkpoint)
     if not path.exists():
         raise ConfigError(f"checkpoint={cfg.checkpoint!r} does not exist")
-    config, q, _, state = load_policy(path)
+    config, weights, state = load_policy(path)
     file = path if path.is_file() else path / "checkpoint.pt"
     output = Path(cfg.output) if cfg.output else file.parent / f"eval-{file.stem}.json"
     video_dir = output.with_suffix("") if cfg.video else None
-    returns = play(cfg, config, q, int(state["env"]["num_actions"]), video_dir)
+    returns = play(cfg, config, weights, state, video_dir)
     result = {
         "checkpoint": str(file.resolve()),
         "env_id": config.env.id,

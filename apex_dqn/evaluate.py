@@ -7,12 +7,13 @@ their mean undiscounted return is the figure compared with the target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from apex_dqn.config import EnvConfig, NetworkConfig
 from apex_dqn.envs import make_vector_env
+from apex_dqn.exploration import epsilon_greedy
 from apex_dqn.numpy_policy import build_acting_q
 
 
@@ -28,6 +29,7 @@ class EvalResult:
         mean_length: mean episode length.
         weights_version: the version of the weights evaluated.
         episodes: how many episodes.
+        returns: every episode's return.
     """
 
     mean_return: float
@@ -37,6 +39,7 @@ class EvalResult:
     mean_length: float
     weights_version: int
     episodes: int
+    returns: list[float] = field(default_factory=list)
 
 
 class Evaluator:
@@ -70,7 +73,6 @@ class Evaluator:
         self._count = 0
         # numpy for MLPs (see apex_dqn.numpy_policy); weights come with every evaluate call.
         self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
-        self._num_actions = num_actions
         self._envs = make_vector_env(env, num_envs=episodes)
 
     def evaluate(self, weights: dict[str, np.ndarray], version: int) -> EvalResult:
@@ -83,10 +85,7 @@ class Evaluator:
         lengths_N = np.zeros(n, dtype=np.int64)
         running_N = np.ones(n, dtype=bool)
         while running_N.any():
-            action_N = self._net.q_values(obs_N).argmax(axis=1)
-            if self._epsilon > 0:
-                random_N = self._rng.random(n) < self._epsilon
-                action_N = np.where(random_N, self._rng.integers(0, self._num_actions, n), action_N)
+            action_N, _ = epsilon_greedy(self._net.q_values(obs_N), self._epsilon, self._rng)
             obs_N, reward_N, term_N, trunc_N, _ = self._envs.step(action_N)
             returns_N += np.where(running_N, reward_N, 0.0)
             lengths_N += running_N
@@ -99,6 +98,7 @@ class Evaluator:
             mean_length=float(lengths_N.mean()),
             weights_version=int(version),
             episodes=n,
+            returns=[float(r) for r in returns_N],
         )
 
     def close(self) -> None:

@@ -54,7 +54,7 @@ def test_eval_cli_matches_the_evaluator(checkpoint, tmp_path):
     # The same weights, seed and episodes through the training-time Evaluator.
     from apex_dqn.eval_cli import load_policy
 
-    config, _, weights, _ = load_policy(checkpoint)
+    config, weights, _ = load_policy(checkpoint)
     evaluator = Evaluator(
         env=config.env,
         network=config.network,
