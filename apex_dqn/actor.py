@@ -19,7 +19,7 @@ from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
 from apex_dqn.envs import life_lost, lives, make_vector_env, training_rewards, true_next_obs
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
 from apex_dqn.nstep import NStepBuilder, Rows
-from apex_dqn.numpy_policy import build_acting_q, double_q_abs_td
+from apex_dqn.numpy_policy import abs_td, build_acting_q
 from apex_dqn.types import FrameBatch, TransitionBatch
 
 
@@ -283,12 +283,13 @@ class Actor:
     def _priorities(self, batch: TransitionBatch, rows: Rows, *, ended_N: np.ndarray) -> np.ndarray:
         """|TD error| of new transitions from Q-values the actor already computed.
 
-        Equal to ``initial_priorities`` (tested) but without its forward passes: Q(s_t, a_t) was
-        computed when acting at t, and s_{t+m} of a window that did not end is the observation
-        the actor acts on next, whose Q-values ``_q_N`` holds. Only a truncated episode's final
-        observation needs a forward pass of its own.
+        The learner's double-Q target with the actor's network standing in for both the online
+        and the target network (an actor holds no target network), so the bootstrap value is
+        max_a Q(s', a). No forward pass of its own (tested equal to a full recomputation):
+        Q(s_t, a_t) was computed when acting at t, and s_{t+m} of a window that did not end is
+        the observation the actor acts on next, whose Q-values ``_q_N`` holds. Only a truncated
+        episode's final observation needs a forward pass.
         """
-        # With one network as online and target, the double-Q bootstrap is max_a Q(s', a).
         next_v_B = np.zeros(len(batch), dtype=np.float64)
         boot_B = ~batch.done_B
         acting_B = boot_B & ~np.asarray(ended_N, dtype=bool)[rows.env_B]
@@ -297,20 +298,9 @@ class Actor:
         final_B = boot_B & ~acting_B
         if final_B.any():
             next_v_B[final_B] = self._q_values(batch.next_obs_B[final_B]).max(axis=1)
-        target_B = batch.return_B + batch.discount_B * next_v_B
-        return np.abs(target_B - rows.value_B).astype(np.float32)
-
-    def initial_priorities(self, batch: TransitionBatch) -> np.ndarray:
-        """|TD error| of each transition under the actor's network (one forward pass).
-
-        Uses the same double-Q target as the learner, with the actor's network standing in for
-        both the online and the target network (an actor holds no target network).
-        """
-        q_all = self._q_values(np.concatenate([batch.obs_B, batch.next_obs_B]))
-        return double_q_abs_td(
-            q_BA=q_all[: len(batch)],
-            next_q_BA=q_all[len(batch) :],
-            action_B=batch.action_B,
+        return abs_td(
+            q_taken_B=rows.value_B,
+            next_v_B=next_v_B,
             return_B=batch.return_B,
             discount_B=batch.discount_B,
             done_B=batch.done_B,

@@ -181,6 +181,23 @@ def double_q_abs_td(
     both the online and the target network, as an actor has no target network.
     """
     rows = np.arange(len(action_B))
-    next_v_B = next_q_BA[rows, next_q_BA.argmax(axis=1)]
+    return abs_td(
+        q_taken_B=q_BA[rows, action_B],
+        next_v_B=next_q_BA[rows, next_q_BA.argmax(axis=1)],
+        return_B=return_B,
+        discount_B=discount_B,
+        done_B=done_B,
+    )
+
+
+def abs_td(
+    *,
+    q_taken_B: np.ndarray,
+    next_v_B: np.ndarray,
+    return_B: np.ndarray,
+    discount_B: np.ndarray,
+    done_B: np.ndarray,
+) -> np.ndarray:
+    """|G + (1 - done) * gamma^m * V(s') - Q(s, a)|, float32, from Q(s, a) and V(s') given."""
     target_B = return_B + (1.0 - done_B.astype(np.float32)) * discount_B * next_v_B
-    return np.abs(target_B - q_BA[rows, action_B]).astype(np.float32)
+    return np.abs(target_B - q_taken_B).astype(np.float32)
