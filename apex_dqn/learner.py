@@ -215,10 +215,15 @@ class Learner:
         if staged.ready is not None:
             stream = torch.cuda.current_stream(self.device)
             stream.wait_event(staged.ready)
-            for tensor in (staged.obs_all, staged.action, staged.return_, staged.discount):
+            for tensor in (
+                staged.obs_all,
+                staged.action,
+                staged.return_,
+                staged.discount,
+                staged.done,
+                staged.weight,
+            ):
                 tensor.record_stream(stream)  # allocated on the copy stream, used on this one
-            for tensor in (staged.done, staged.weight):
-                tensor.record_stream(stream)
         size = len(staged)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
             q_all = self._online_fn(staged.obs_all).float()

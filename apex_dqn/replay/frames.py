@@ -157,13 +157,9 @@ class FramePrioritizedReplay(PrioritizedReplay):
             self._tails.pop(next(iter(self._tails)))
         return fid_F
 
-    def _insert(self, arrays: dict[str, np.ndarray], num: int) -> None:
+    def _overwriting(self, slot_K: np.ndarray) -> None:
         # A removed slot that is overwritten holds a live transition again.
-        keep = min(num, self._capacity)
-        slot_K = np.arange(self._added + num - keep, self._added + num) % self._capacity
-        filled = self._filled()
-        self._dead -= int(((self._ids[slot_K] < 0) & (slot_K < filled)).sum())
-        super()._insert(arrays, num)
+        self._dead -= int(((self._ids[slot_K] < 0) & (slot_K < self._filled())).sum())
 
     def _stale(self, slot_B: np.ndarray) -> np.ndarray:
         """Which slots reference a frame that the ring has overwritten since."""

@@ -153,6 +153,7 @@ class PrioritizedReplay:
         keep = min(num, self._capacity)
         id_K = np.arange(self._added + num - keep, self._added + num, dtype=np.int64)
         slot_K = id_K % self._capacity
+        self._overwriting(slot_K)
         raw_K = np.asarray(arrays["priority_B"][num - keep :], dtype=np.float64)
         finite_K = np.isfinite(raw_K)
         priority_K = self._scaled(np.where(finite_K, raw_K, 0.0))
@@ -212,6 +213,9 @@ class PrioritizedReplay:
             priorities_B=priority_B,
             stats=self.stats(),
         )
+
+    def _overwriting(self, slot_K: np.ndarray) -> None:
+        """Called with the slots an insert is about to write, before it writes them."""
 
     def _draw(self, batch_size: int) -> np.ndarray:
         """Slots of ``batch_size`` stratified draws: one vectorized descent of the tree."""
