@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -82,8 +84,7 @@ def system_run(
     wall = last["charts/wall_s"] - first["charts/wall_s"]
     steps = last["charts/env_steps"] - first["charts/env_steps"]
     updates = last["charts/learner_steps"] - first["charts/learner_steps"]
-    config = (out / "config.yaml").read_text()
-    batch = int(next(x for x in config.splitlines() if "batch_size:" in x).split(":")[1])
+    batch = int(yaml.safe_load((out / "config.yaml").read_text())["learner"]["batch_size"])
     return {
         "num_actors": num_actors,
         "env_steps_per_s": steps / wall,
