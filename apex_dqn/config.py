@@ -309,6 +309,13 @@ class LearnerConfig:
     pin_memory: bool = True
     """On CUDA: stage batches in pinned host memory and copy them on a side stream, while
     earlier updates run (no effect on CPU)."""
+    num_learners: int = 1
+    """Learner actors, [1, 64]; each samples its own batches, and their gradients are averaged
+    with torch.distributed before every step (effective batch num_learners x batch_size).
+    Each one reserves num_cpus, num_gpus and resources. Needs runtime=ray when > 1."""
+    dist_backend: str = "auto"
+    """torch.distributed backend of several learners: auto (nccl on CUDA, gloo on CPU), gloo
+    or nccl. NCCL needs a GPU of its own per learner; learners sharing a GPU use gloo."""
 
     def __post_init__(self) -> None:
         check_int("learner.batch_size", self.batch_size, lo=1, hi=1 << 20)
@@ -330,6 +337,13 @@ class LearnerConfig:
         check_float("learner.num_gpus", self.num_gpus, lo=0.0, hi=8.0)
         for name, amount in self.resources.items():
             check_float(f"learner.resources.{name}", amount, lo=0.0, lo_open=True)
+        check_int("learner.num_learners", self.num_learners, lo=1, hi=64)
+        check_choice("learner.dist_backend", self.dist_backend, ("auto", "gloo", "nccl"))
+        if self.dist_backend == "nccl" and self.device == "cpu":
+            raise ConfigError(
+                "learner.dist_backend=nccl needs a CUDA learner (learner.device=auto, cuda or "
+                "cuda:<index>); CPU learners use gloo"
+            )
 
 
 @dataclass
@@ -481,6 +495,11 @@ class Config:
     def __post_init__(self) -> None:
         check_int("seed", self.seed, lo=0, hi=2**31 - 1)
         check_choice("runtime", self.runtime, ("ray", "local"))
+        if self.runtime == "local" and self.learner.num_learners > 1:
+            raise ConfigError(
+                f"learner.num_learners={self.learner.num_learners} needs runtime=ray (the local "
+                "runtime runs one learner in one process)"
+            )
         per_shard = self.replay.capacity // self.replay.num_shards
         if per_shard < self.learner.batch_size:
             raise ConfigError(

@@ -210,8 +210,100 @@ class Learner:
 
         A non-finite loss or gradient norm skips the update (counted in ``skipped_updates``)
         rather than corrupting the network; the old |TD error| is still returned. The host
-        waits for the device once per update, for the scalars and priorities together.
+        waits for the device once per update, for the scalars and priorities together. In a
+        process group every learner must call this together (see ``group_step`` otherwise).
         """
+        world = 1 if self._group is None else self._world_size()
+        metrics, priorities_B = self._update(staged, contributors=world)
+        assert metrics is not None and priorities_B is not None
+        return metrics, priorities_B
+
+    def group_step(
+        self, staged: StagedBatch | None, stop: bool
+    ) -> tuple[LearnerMetrics | None, np.ndarray | None, bool]:
+        """One collective round of a learner group; every learner of the group calls it.
+
+        The learners first agree (one small all-reduce) on how many of them bring a batch and
+        whether any wants to stop. If any brings one, all take the same update: the gradients
+        are averaged over the learners that brought a batch (the others add zeros), so the
+        weights stay identical whether or not a learner's replay answered in time. Returns
+        this learner's metrics and priorities (None without a batch) and whether any learner
+        asked to stop after this round, so that all end a call at the same round.
+        """
+        import torch.distributed as dist
+
+        if self._group is None:
+            raise RuntimeError("group_step needs a process group (Learner(process_group=...))")
+        vote = torch.tensor([float(staged is not None), float(stop)], device=self.device)
+        dist.all_reduce(vote, group=self._group)
+        contributors, stops = (int(x) for x in vote.tolist())
+        if contributors == 0:
+            return None, None, stops > 0
+        metrics, priorities_B = self._update(staged, contributors=contributors)
+        return metrics, priorities_B, stops > 0
+
+    def _world_size(self) -> int:
+        import torch.distributed as dist
+
+        return dist.get_world_size(self._group)
+
+    def _update(
+        self, staged: StagedBatch | None, contributors: int
+    ) -> tuple[LearnerMetrics | None, np.ndarray | None]:
+        """The update, on ``staged`` or, in a group, with a zero gradient of its own (None)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        host: np.ndarray | None = None
+        if staged is not None:
+            loss, abs_td_B, q_detached = self._backward(staged)
+        if self._group is not None:
+            self._average_gradients(contributors)
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), max_norm)
+        if staged is not None:
+            scalars = torch.stack(
+                [
+                    loss.detach().float(),
+                    grad_norm.float(),
+                    abs_td_B.mean(),
+                    q_detached.mean(),
+                    q_detached.max(),
+                ]
+            )
+            host = torch.cat([scalars, abs_td_B]).cpu().numpy()  # the one wait per update
+            loss_value, grad_value, mean_abs_td, mean_q, max_q = (float(x) for x in host[:5])
+        else:
+            grad_value = float(grad_norm)
+            loss_value = mean_abs_td = mean_q = max_q = math.nan
+        # In a group the averaged gradient, hence its norm, is the same on every learner, so
+        # all skip together; a learner's own non-finite loss shows in that norm too.
+        finite_loss = math.isfinite(loss_value) or staged is None
+        skipped = not (finite_loss and math.isfinite(grad_value))
+        if skipped:
+            self.skipped_updates += 1
+            self.optimizer.zero_grad(set_to_none=True)
+        else:
+            self.optimizer.step()
+        beta = self.beta()
+        self.learner_steps += 1
+        # Every learner of a group copies at the same step from identical weights: the same
+        # target network everywhere without sending it.
+        if self.learner_steps % self.cfg.target_update_period == 0:
+            self.target.load_state_dict(self.online.state_dict())
+        if host is None:
+            return None, None
+        metrics = LearnerMetrics(
+            loss=loss_value,
+            mean_abs_td=mean_abs_td,
+            mean_q=mean_q,
+            max_q=max_q,
+            grad_norm=grad_value,
+            beta=beta,
+            skipped=skipped,
+        )
+        return metrics, host[5:]
+
+    def _backward(self, staged: StagedBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward and backward passes on ``staged``: (loss, |TD error|, Q(s, .))."""
         if staged.ready is not None:
             stream = torch.cuda.current_stream(self.device)
             stream.wait_event(staged.ready)
@@ -245,61 +337,39 @@ class Learner:
             weight_B=staged.weight,
             huber_delta=self.cfg.huber_delta,
         )
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self._group is not None:
-            self._average_gradients()
-        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), max_norm)
-        abs_td_B = td_B.detach().abs().float()
-        q_detached = q_BA.detach()
-        scalars = torch.stack(
-            [
-                loss.detach().float(),
-                grad_norm.float(),
-                abs_td_B.mean(),
-                q_detached.mean(),
-                q_detached.max(),
-            ]
-        )
-        host = torch.cat([scalars, abs_td_B]).cpu().numpy()  # the one wait per update
-        loss_value, grad_value, mean_abs_td, mean_q, max_q = (float(x) for x in host[:5])
-        skipped = not (math.isfinite(loss_value) and math.isfinite(grad_value))
-        if skipped:
-            self.skipped_updates += 1
-            self.optimizer.zero_grad(set_to_none=True)
-        else:
-            self.optimizer.step()
-        beta = self.beta()
-        self.learner_steps += 1
-        if self.learner_steps % self.cfg.target_update_period == 0:
-            self.target.load_state_dict(self.online.state_dict())
-        metrics = LearnerMetrics(
-            loss=loss_value,
-            mean_abs_td=mean_abs_td,
-            mean_q=mean_q,
-            max_q=max_q,
-            grad_norm=grad_value,
-            beta=beta,
-            skipped=skipped,
-        )
-        return metrics, host[5:]
+        return loss, td_B.detach().abs().float(), q_BA.detach()
 
-    def _average_gradients(self) -> None:
-        """Average the gradients over the process group: one all-reduce of all of them
-        flattened. Every learner's loss is a mean over its own batch, so the average is the
-        gradient of the mean over all K batches: an effective batch of K x batch_size."""
+    def _average_gradients(self, contributors: int) -> None:
+        """Sum the gradients over the process group with one all-reduce of all of them
+        flattened (a learner without a batch adds zeros) and divide by ``contributors``.
+        Every learner's loss is a mean over its own batch, so the result is the gradient of the
+        mean over all contributed batches: an effective batch of K x batch_size."""
         import torch.distributed as dist
 
-        params = [p for p in self.online.parameters() if p.grad is not None]
-        flat = torch.cat([p.grad.reshape(-1) for p in params])  # type: ignore[union-attr]
+        params = list(self.online.parameters())
+        flat = torch.cat(
+            [p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in params]
+        )
         dist.all_reduce(flat, group=self._group)
-        flat /= dist.get_world_size(self._group)
+        flat /= contributors
         offset = 0
         for p in params:
             size = p.numel()
-            p.grad.copy_(flat[offset : offset + size].view_as(p))  # type: ignore[union-attr]
+            p.grad = flat[offset : offset + size].view_as(p)
             offset += size
+
+    def broadcast_from(self, src: int = 0) -> None:
+        """Copy learner ``src``'s networks to every learner of the group (at group start, so
+        that all begin from identical weights whatever their seeds)."""
+        import torch.distributed as dist
+
+        for tensor in [*self.online.state_dict().values(), *self.target.state_dict().values()]:
+            dist.broadcast(tensor, src=src, group=self._group)
+
+    def set_process_group(self, group: Any) -> None:
+        """Join a torch.distributed group (see ``group_step``)."""
+        self._group = group
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """The online network's weights as CPU numpy arrays (what actors load)."""

@@ -201,6 +201,8 @@ class RunTracker:
     actors: dict[int, ActorStats] = field(default_factory=dict)
     timers: dict[str, float] = field(default_factory=dict)
     object_store_used: int | None = None
+    # With several learners: a digest of each one's final weights (all equal when healthy).
+    learner_digests: list[str] | None = None
     _last_report: tuple[float, int, int] | None = None
     _previous: dict[str, float] = field(default_factory=dict)
 
@@ -369,6 +371,7 @@ class RunTracker:
             "stop_reason": self.stop_reason,
             "interrupted_by": self.interrupted_by,
             "resumed_from": self.resumed_from,
+            "learner_weights_digests": self.learner_digests,
         }
 
     _COUNTERS = (

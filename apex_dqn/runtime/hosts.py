@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import time
 import warnings
@@ -32,6 +33,10 @@ from apex_dqn.replay import sharded
 from apex_dqn.types import ReplayStats, Sample
 
 PUSHES_PER_SHARD = 8
+# How long a learner of a group waits in a collective for the others before failing. Rounds
+# normally follow each other within milliseconds; a checkpoint or restore on one learner holds
+# the others for seconds. A dead learner is handled by the driver long before this.
+GROUP_TIMEOUT_S = 600.0
 
 
 def _limit_torch_threads(num_cpus: float, *, only_if_loaded: bool = False) -> None:
@@ -342,6 +347,11 @@ class LearnerHost:
     priority sum, and the importance weights are recomputed from the global size, sum and minimum,
     so that the marginal sampling probability of item i is p_i / sum over all shards (exact
     prioritized replay across shards).
+
+    With ``learner.num_learners`` = K > 1 this is learner ``rank`` of K: each samples its own
+    batches, sends their priorities to the shards they came from, and steps in collective
+    rounds with the others (``Learner.group_step``) after ``join_group``. Rank 0 publishes the
+    weights and is the one the driver checkpoints.
     """
 
     def __init__(
@@ -350,6 +360,7 @@ class LearnerHost:
         learner_kwargs: dict,
         peers: Peers,
         seed: int,
+        rank: int = 0,
     ) -> None:
         _limit_torch_threads(learner_kwargs["learner"].num_cpus)
         from apex_dqn.learner import Learner
@@ -359,9 +370,13 @@ class LearnerHost:
 
         self.learner = Learner(**learner_kwargs)
         self.cfg = learner_kwargs["learner"]
+        self.rank = rank
+        self.num_learners = self.cfg.num_learners
         self._replay_cfg = learner_kwargs["replay"]
         self._ps, self._shards = peers.connect()
-        self._rng = np.random.default_rng(seed)
+        # Each learner of a group draws its own batches.
+        self._seed = seed
+        self._rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
         self._stats: list[ReplayStats | None] = [None] * len(self._shards)
         self._inflight: dict[Any, int] = {}
         self._last_metrics: dict[str, float] = {}
@@ -394,6 +409,49 @@ class LearnerHost:
         """The torch device the learner runs on."""
         return str(self.learner.device)
 
+    def group_address(self) -> tuple[str, int]:
+        """This node's address and a free port there: rank 0's answer is where the group of
+        learners meets (``join_group``)."""
+        address = ray.util.get_node_ip_address()
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return address, port
+
+    def join_group(self, address: str, port: int) -> int:
+        """Join the torch.distributed group of all learners at rank 0's ``address:port``
+        (every learner calls this at once; it returns when all have joined), then take rank
+        0's networks. Returns this learner's process id."""
+        from datetime import timedelta
+
+        import torch.distributed as dist
+
+        backend = self.cfg.dist_backend
+        if backend == "auto":
+            backend = "nccl" if self.learner.device.type == "cuda" else "gloo"
+        host = f"[{address}]" if ":" in address else address
+        dist.init_process_group(
+            backend,
+            init_method=f"tcp://{host}:{port}",
+            rank=self.rank,
+            world_size=self.num_learners,
+            timeout=timedelta(seconds=GROUP_TIMEOUT_S),
+            device_id=self.learner.device if backend == "nccl" else None,
+        )
+        self.learner.set_process_group(dist.group.WORLD)
+        self.learner.broadcast_from(0)
+        return os.getpid()
+
+    def pid(self) -> int:
+        """The learner's process id (the driver tells a dead group member by it)."""
+        return os.getpid()
+
+    def weights_digest(self) -> str:
+        """A digest of the online weights (tests compare the learners of a group)."""
+        from apex_dqn.networks import weights_digest
+
+        return weights_digest(self.learner.get_weights())
+
     def node_id(self) -> str:
         """The Ray node this learner runs on (placement tests)."""
         return _node_id()
@@ -404,8 +462,10 @@ class LearnerHost:
         ``force`` replaces the parameter server's weights even when its version is newer (after
         a restore from a checkpoint older than what was last published).
         """
-        start = time.monotonic()
         version = self.learner.learner_steps
+        if self.rank != 0:
+            return version  # the group's weights are rank 0's to publish
+        start = time.monotonic()
         ref = ray.put(self.learner.get_weights())
         self._ps.set_weights.remote([ref], version, force)
         self.published_version = version
@@ -463,7 +523,7 @@ class LearnerHost:
             + k * (len(self._inflight) + 1)
         )
         if not sharded.replay_ratio_allows(
-            samples_drawn=steps * self.cfg.batch_size,
+            samples_drawn=steps * self.cfg.batch_size * self.num_learners,
             max_ratio=self.cfg.max_replay_ratio,
             transitions_added=self._total_added() - self._base_added + self._grace,
         ):
@@ -497,13 +557,17 @@ class LearnerHost:
             self._staged.append(_StagedItem(request, sample.ids_B, future, weights_B))
 
     def _step_one(self) -> None:
-        """One update on the oldest staged batch; when it is its request's last, one
-        priority-update call for the request's batches."""
+        """One update on the oldest staged batch (see ``_learned``)."""
         item = self._staged.popleft()
         start = time.monotonic()
         metrics, priorities_B = self.learner.step_staged(item.future.result())
+        self._seconds["learning"] += time.monotonic() - start
+        self._learned(item, metrics, priorities_B)
+
+    def _learned(self, item: _StagedItem, metrics: Any, priorities_B: np.ndarray) -> None:
+        """After an update on ``item``: when it is its request's last batch, one
+        priority-update call for the request's batches; publish when due; keep the metrics."""
         learned = time.monotonic()
-        self._seconds["learning"] += learned - start
         request = item.request
         request.ids.append(item.ids_B)
         request.priorities.append(priorities_B)
@@ -513,8 +577,7 @@ class LearnerHost:
                 np.concatenate(request.ids), np.concatenate(request.priorities)
             )
         self._seconds["priorities"] += time.monotonic() - learned
-        if self.learner.learner_steps % self.cfg.publish_every == 0:
-            self.publish()
+        self._publish_if_due()
         self._last_metrics = {
             **learner_metric_dict(metrics),
             PRIORITY_MEAN: float(priorities_B.mean()),
@@ -523,8 +586,18 @@ class LearnerHost:
             IS_WEIGHT_MIN: float(item.weights_B.min()),
         }
 
+    def _publish_if_due(self) -> None:
+        if self.learner.learner_steps % self.cfg.publish_every == 0:
+            self.publish()
+
     def run_for(self, seconds: float) -> dict:
-        """Train for about ``seconds``; return counters, replay totals and the latest metrics."""
+        """Train for about ``seconds``; return counters, replay totals and the latest metrics.
+
+        In a group every learner must be called together: a call ends at the first round after
+        any learner's ``seconds`` have passed, on all of them at the same update.
+        """
+        if self.num_learners > 1:
+            return self._run_group(seconds)
         deadline = time.monotonic() + seconds
         start_steps = self.learner.learner_steps
         k = self.cfg.batches_per_request
@@ -557,6 +630,45 @@ class LearnerHost:
             self._refresh_stats()
         return self._report(self.learner.learner_steps - start_steps)
 
+    def _run_group(self, seconds: float) -> dict:
+        """``run_for`` of a learner in a group: every iteration is one collective round, to
+        which this learner brings its oldest staged batch if it has one (else nothing)."""
+        deadline = time.monotonic() + seconds
+        start_steps = self.learner.learner_steps
+        k = self.cfg.batches_per_request
+        while True:
+            while len(self._inflight) < self.cfg.prefetch and self._request():
+                pass
+            if self._inflight and len(self._staged) <= k:
+                # Short waits only: the other learners wait in the round for this one.
+                waiting = time.monotonic()
+                timeout = 0.0 if self._staged else 0.002
+                ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
+                self._seconds["sampling"] += time.monotonic() - waiting
+                if ready:
+                    self._receive(ready[0])
+            elif not self._inflight and not self._staged:
+                self._refresh_stats()
+                if not self._request():
+                    time.sleep(0.005)
+            item = self._staged.popleft() if self._staged else None
+            start = time.monotonic()
+            staged = item.future.result() if item is not None else None
+            stepped_before = self.learner.learner_steps
+            metrics, priorities_B, stop = self.learner.group_step(
+                staged, stop=time.monotonic() >= deadline
+            )
+            self._seconds["learning"] += time.monotonic() - start
+            if item is not None:
+                self._learned(item, metrics, priorities_B)
+            elif self.learner.learner_steps != stepped_before:
+                self._publish_if_due()
+            if stop:
+                break
+        if self._down or time.monotonic() - self._last_refresh >= 1.0:
+            self._refresh_stats()
+        return self._report(self.learner.learner_steps - start_steps)
+
     def status(self) -> dict:
         """Counters and replay totals now, without training (what ``run_for`` returns)."""
         return self._report(0)
@@ -570,7 +682,7 @@ class LearnerHost:
             "replay": {
                 **sharded.totals(self._stats),
                 "added": self._total_added(),
-                "sampled": self.learner.learner_steps * self.cfg.batch_size,
+                "sampled": self.learner.learner_steps * self.cfg.batch_size * self.num_learners,
             },
             "metrics": self._last_metrics,
             "shard_failures": self.shard_failures,
@@ -612,8 +724,11 @@ class LearnerHost:
             rng = state.get("rng", {})
             if "torch" in rng:
                 torch.set_rng_state(rng["torch"])
-            if "numpy" in rng:
+            if "numpy" in rng and self.rank == 0:
                 self._rng.bit_generator.state = rng["numpy"]
+            elif self.rank > 0:  # rank 0's saved sampler would repeat rank 0's draws
+                steps = self.learner.learner_steps
+                self._rng = np.random.default_rng([self._seed, self.rank, steps])
             self._refresh_stats()
             self._base_steps = self.learner.learner_steps
             self._base_added = self._total_added()

@@ -1,10 +1,11 @@
 """The Ray layer: starts or joins Ray, places the components, and drives a run.
 
 This is the one place where plain classes become Ray actors (``ray.remote(**resources)(Cls)``).
-The driver keeps one call in flight per actor (``run``), one for the learner (``run_for``) and one
-for the evaluator (``evaluate_latest``); transitions and weights never pass through it, only
-counters and metrics do. Actors are created with ``max_restarts=-1``: Ray restarts a crashed one,
-and the driver resubmits its call and counts the restart.
+The driver keeps one call in flight per actor (``run``), one per learner (``run_for``, called on
+all learners of a group together) and one for the evaluator (``evaluate_latest``); transitions and
+weights never pass through it, only counters and metrics do. Actors are created with
+``max_restarts=-1``: Ray restarts a crashed one, and the driver resubmits its call and counts the
+restart.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def required_cpus(cfg: Config) -> float:
     return (
         cfg.actors.num_actors * cfg.actors.num_cpus
         + cfg.replay.num_shards * cfg.replay.num_cpus
-        + cfg.learner.num_cpus
+        + cfg.learner.num_learners * cfg.learner.num_cpus
         + cfg.eval.num_cpus
         + cfg.ray.parameter_server_num_cpus
     )
@@ -88,35 +89,41 @@ def check_resources(cfg: Config) -> None:
     if cpus > have.get("CPU", 0) + 1e-9:
         raise ConfigError(
             f"the run reserves {cpus:g} CPUs (actors.num_actors * actors.num_cpus + "
-            "replay.num_shards * replay.num_cpus + learner.num_cpus + eval.num_cpus + "
+            "replay.num_shards * replay.num_cpus + learner.num_learners * learner.num_cpus + "
+            "eval.num_cpus + "
             f"ray.parameter_server_num_cpus) but the Ray cluster has {have.get('CPU', 0):g}: "
             "lower those num_cpus or the number of actors"
         )
+    k = cfg.learner.num_learners
+    times = f" x learner.num_learners={k}" if k > 1 else ""
     for name, amount in cfg.learner.resources.items():
-        if amount > have.get(name, 0) + 1e-9:
+        if k * amount > have.get(name, 0) + 1e-9:
             raise ConfigError(
-                f"learner.resources.{name}={amount:g} but the Ray cluster offers "
+                f"learner.resources.{name}={amount:g}{times} but the Ray cluster offers "
                 f"{have.get(name, 0):g} of {name!r}: start a node with it "
                 f"(ray start --resources='{{\"{name}\": 1}}') or drop the key"
             )
-    if cfg.learner.num_gpus > have.get("GPU", 0) + 1e-9:
+    if k * cfg.learner.num_gpus > have.get("GPU", 0) + 1e-9:
         raise ConfigError(
-            f"learner.num_gpus={cfg.learner.num_gpus:g} but the Ray cluster has "
+            f"learner.num_gpus={cfg.learner.num_gpus:g}{times} but the Ray cluster has "
             f"{have.get('GPU', 0):g} GPUs"
         )
 
 
 def _learner_gpus(cfg: Config) -> float:
+    """GPUs per learner: learner.num_gpus, or with the auto device one each when the cluster
+    has one for every learner."""
     if cfg.learner.num_gpus > 0:
         return cfg.learner.num_gpus
     wants_gpu = cfg.learner.device.startswith("cuda") or cfg.learner.device == "auto"
-    return 1.0 if wants_gpu and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    have = ray.cluster_resources().get("GPU", 0)
+    return 1.0 if wants_gpu and have >= cfg.learner.num_learners else 0.0
 
 
 def _learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any]:
-    """Scheduling strategies of the learner and of shard ``s`` (a function of ``s``).
+    """Scheduling strategies of learner ``r`` and of shard ``s`` (functions of ``r``, ``s``).
 
-    ``colocate``: one placement group, STRICT_PACK, whose first bundle holds the learner's
+    ``colocate``: one placement group, STRICT_PACK, whose first bundles hold the learners'
     resources (CPUs, GPU, custom resources) and one bundle per shard: Ray puts them all on one
     node that offers everything, and re-creates the group elsewhere if that node dies.
     ``spread``: shards use Ray's SPREAD strategy. ``any``: Ray's default.
@@ -126,7 +133,7 @@ def _learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any]:
 
     if cfg.replay.placement != "colocate":
         strategy = "SPREAD" if cfg.replay.placement == "spread" else "DEFAULT"
-        return "DEFAULT", lambda s: strategy
+        return lambda r: "DEFAULT", lambda s: strategy
 
     def bundle(resources: dict[str, float]) -> dict[str, float]:
         kept = {k: v for k, v in resources.items() if v > 0}
@@ -134,13 +141,14 @@ def _learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any]:
 
     learner = bundle({"CPU": cfg.learner.num_cpus, "GPU": gpus, **cfg.learner.resources})
     shard = bundle({"CPU": cfg.replay.num_cpus})
-    group = placement_group([learner] + [shard] * cfg.replay.num_shards, strategy="STRICT_PACK")
+    k = cfg.learner.num_learners
+    group = placement_group([learner] * k + [shard] * cfg.replay.num_shards, strategy="STRICT_PACK")
     try:
         ray.get(group.ready(), timeout=PLACEMENT_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
         ray.util.remove_placement_group(group)
         raise ConfigError(
-            f"replay.placement=colocate: no node offers the learner's {learner} together with "
+            f"replay.placement=colocate: no node offers {k} learner(s) of {learner} together with "
             f"{cfg.replay.num_shards} shard(s) of {shard}; use replay.placement=spread or lower "
             "the resources"
         ) from None
@@ -148,7 +156,7 @@ def _learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any]:
     def at(index: int) -> Any:
         return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index)
 
-    return at(0), lambda s: at(1 + s)
+    return at, lambda s: at(k + s)
 
 
 PLACEMENT_TIMEOUT_S = 60.0
@@ -196,15 +204,20 @@ class _Components:
             )
             for s, name in enumerate(peers.shards)
         ]
-        self.learner: Any = learner_cls.options(
-            name=f"apex-dqn-{run_id}-learner",
-            namespace=NAMESPACE,
-            scheduling_strategy=learner_place,
-        ).remote(
-            learner_kwargs=common.learner_kwargs(cfg, info),
-            peers=peers,
-            seed=cfg.seed,
-        )
+        self.learners: list[Any] = [
+            learner_cls.options(
+                name=f"apex-dqn-{run_id}-learner" + (str(rank) if rank else ""),
+                namespace=NAMESPACE,
+                scheduling_strategy=learner_place(rank),
+            ).remote(
+                learner_kwargs=common.learner_kwargs(cfg, info),
+                peers=peers,
+                seed=cfg.seed,
+                rank=rank,
+            )
+            for rank in range(cfg.learner.num_learners)
+        ]
+        self.learner: Any = self.learners[0]  # publishes; the one checkpointed
         self.actors: list[Any] = [
             actor_cls.options(
                 name=f"apex-dqn-{run_id}-actor{i}",
@@ -214,13 +227,61 @@ class _Components:
                 actor_kwargs=common.actor_kwargs(cfg, info, i, generation=resumes),
                 peers=peers,
                 num_cpus=cfg.actors.num_cpus,
-                batch_size=cfg.learner.batch_size,
+                batch_size=cfg.learner.batch_size * cfg.learner.num_learners,
                 min_size_to_learn=cfg.replay.min_size_to_learn,
             )
             for i in range(cfg.actors.num_actors)
         ]
         self.evaluator: Any = None
         self._eval_args = (cfg, info, peers)
+        self.learner_pids: list[int] = []
+
+    def form_learner_group(self, timeout_s: float = 300.0) -> None:
+        """With several learners: let them meet at rank 0's address and join one
+        torch.distributed group (Ray tells each where; torch.distributed does the rest).
+        Learners Ray is still (re)starting are waited for."""
+        if len(self.learners) == 1:
+            return
+        address, port = _call_when_up(lambda: self.learners[0].group_address.remote(), timeout_s)
+        refs = {rank: h.join_group.remote(address, port) for rank, h in enumerate(self.learners)}
+        pids = [0] * len(self.learners)
+        deadline = time.time() + timeout_s
+        while refs:
+            rank, ref = refs.popitem()
+            try:
+                pids[rank] = ray.get(ref, timeout=max(1.0, deadline - time.time()))
+            except ray.exceptions.ActorUnavailableError:
+                if time.time() >= deadline:
+                    raise
+                time.sleep(0.2)  # still restarting: the others wait in the rendezvous
+                refs[rank] = self.learners[rank].join_group.remote(address, port)
+        self.learner_pids = pids
+
+    def restart_learners(self, timeout_s: float = 300.0) -> None:
+        """Kill every learner of the group (Ray restarts each) and wait until all answer from
+        new processes: the survivors of a dead member are stuck with a broken group."""
+        for handle in self.learners:
+            ray.kill(handle, no_restart=False)
+        deadline = time.time() + timeout_s
+        for handle, old_pid in zip(self.learners, self.learner_pids, strict=True):
+            while True:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    if ray.get(handle.pid.remote(), timeout=timeout_s) != old_pid:
+                        break
+                if time.time() >= deadline:
+                    raise TimeoutError(f"a learner did not come back within {timeout_s:g} s")
+                time.sleep(0.2)
+
+    def learner_group_broken(self) -> bool:
+        """Whether a learner of the group died since the group formed (a process that is gone,
+        restarting or new): the others' collectives fail, and the group must form anew."""
+        for handle, pid in zip(self.learners, self.learner_pids, strict=True):
+            try:
+                if ray.get(handle.pid.remote(), timeout=60) != pid:
+                    return True
+            except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+                return True
+        return False
 
     def start_evaluator(self) -> None:
         """Create the evaluator; it is started once learning has begun (see ``_Driver``)."""
@@ -233,6 +294,18 @@ class _Components:
             num_cpus=cfg.eval.num_cpus,
             max_env_errors=cfg.actors.max_env_errors,
         )
+
+
+def _call_when_up(submit: Callable[[], Any], timeout_s: float) -> Any:
+    """``ray.get(submit())``, retried while the actor is being (re)started by Ray."""
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            return ray.get(submit())
+        except ray.exceptions.ActorUnavailableError:
+            if time.time() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 class _Driver:
@@ -257,6 +330,8 @@ class _Driver:
         self.failure: str | None = None
         self.latest_checkpoint: bytes | None = None
         self.actor_pids: dict[int, int] = {}
+        # Answers of the learners' current round of run_for calls, by rank.
+        self.learner_round: dict[int, dict] = {}
         every = cfg.checkpoint.every_s
         self.next_checkpoint = time.time() + every if every > 0 else math.inf
 
@@ -264,7 +339,11 @@ class _Driver:
         if kind == "actor":
             ref = self.parts.actors[index].run.remote()
         elif kind == "learner":
-            ref = self.parts.learner.run_for.remote(LEARNER_CALL_S)
+            # All learners of a group are called together: their calls end at the same round.
+            self.learner_round = {}
+            for rank, learner in enumerate(self.parts.learners):
+                self.inflight[learner.run_for.remote(LEARNER_CALL_S)] = ("learner", rank)
+            return
         elif kind == "checkpoint":
             ref = self.parts.learner.checkpoint_bytes.remote(self._extra())
         else:
@@ -275,29 +354,35 @@ class _Driver:
         return common.checkpoint_extra(self.cfg, self.info, self.tracker)
 
     def restore_learner(self, data: bytes | None, timeout_s: float = 300.0) -> dict:
-        """Send ``data`` (a checkpoint, or None for fresh weights) to the learner; wait.
+        """Send ``data`` (a checkpoint, or None for fresh weights) to every learner; wait;
+        return rank 0's answer.
 
-        Calls made while Ray is still restarting the learner fail as unavailable; they are
+        Calls made while Ray is still restarting a learner fail as unavailable; they are
         retried until it is back (or ``timeout_s`` passes).
         """
-        deadline = time.time() + timeout_s
-        while True:
-            try:
-                return ray.get(self.parts.learner.restore.remote(data))
-            except ray.exceptions.ActorUnavailableError:
-                if time.time() >= deadline:
-                    raise
-                time.sleep(0.2)
+        answers = [
+            _call_when_up(lambda h=h: h.restore.remote(data), timeout_s)
+            for h in self.parts.learners
+        ]
+        return answers[0]
 
     def _learner_died(self) -> None:
-        """Ray restarts the learner process; give it the latest checkpoint and go on."""
+        """Ray restarts the learner process; give it the latest checkpoint and go on.
+
+        In a group the other learners are stuck in a collective with the dead one: they are
+        killed too (Ray restarts them), the group is formed anew and all restore the same
+        checkpoint, so that they start again from identical weights.
+        """
         t = self.tracker
         t.learner_restarts += 1
         # The new learner process counts shard events from 0 again.
         self._shard_base = (t.shard_failures, t.shard_restarts)
         for ref, (kind, _) in list(self.inflight.items()):
-            if kind == "checkpoint":
+            if kind in ("checkpoint", "learner"):
                 del self.inflight[ref]
+        if len(self.parts.learners) > 1:
+            self.parts.restart_learners()
+            self.parts.form_learner_group()
         restored = self.restore_learner(self.latest_checkpoint)
         print(
             f"apex-dqn: learner restarted from the checkpoint at update "
@@ -316,8 +401,14 @@ class _Driver:
                 self._submit(kind, index)
             return
         except ray.exceptions.RayTaskError as exc:
-            # An exception raised by our own code in a component (e.g. EnvFailure): fatal.
             cause = exc.cause if exc.cause is not None else exc
+            group = kind == "learner" and len(self.parts.learners) > 1
+            if group and self.parts.learner_group_broken():
+                # Another learner of the group died mid-round: restart the group.
+                self._learner_died()
+                self._submit(kind, index)
+                return
+            # An exception raised by our own code in a component (e.g. EnvFailure): fatal.
             self.failure = f"{kind} {index}: {type(cause).__name__}: {cause}"
             return
         t = self.tracker
@@ -330,6 +421,10 @@ class _Driver:
             t.add_actor_report(index, result)
             t.actor_versions[index] = result["weights_version"]
         elif kind == "learner":
+            self.learner_round[index] = result
+            if len(self.learner_round) < len(self.parts.learners):
+                return  # the round goes on until every learner has answered
+            result = self.learner_round[0]
             t.learner_steps = result["learner_steps"]
             t.weights_version = result["weights_version"]
             t.skipped_updates = result["skipped_updates"]
@@ -411,6 +506,23 @@ class _Driver:
             with contextlib.suppress(ray.exceptions.RayError):
                 self._count_actor_work(ray.get(ref))
 
+    def end_learner_round(self, timeout_s: float = 30.0) -> None:
+        """Wait for the learners' calls in flight; then stop all but rank 0, which alone is
+        needed for the last counters and checkpoint. A learner still blocked in a collective
+        (its group broken by a failure) is freed by that: its collective fails."""
+        refs = [ref for ref, (kind, _) in self.inflight.items() if kind == "learner"]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        for ref in refs:
+            del self.inflight[ref]
+        if len(self.parts.learners) > 1 and len(ready) == len(refs):
+            with contextlib.suppress(ray.exceptions.RayError):
+                self.tracker.learner_digests = ray.get(
+                    [h.weights_digest.remote() for h in self.parts.learners], timeout=timeout_s
+                )
+        for handle in self.parts.learners[1:]:
+            ray.kill(handle, no_restart=True)
+        self.parts.learners = self.parts.learners[:1]
+
     def sync_learner(self) -> None:
         """Take the learner's counters after its call in flight, so the summary, the last
         metrics record and the final checkpoint agree."""
@@ -452,7 +564,7 @@ def train(
         env_id=cfg.env.id,
         seed=cfg.seed,
         target_return=common.target_return(cfg, info),
-        batch_size=cfg.learner.batch_size,
+        batch_size=cfg.learner.batch_size * cfg.learner.num_learners,
     )
     if resume is not None:
         resume.apply_to(tracker)
@@ -464,6 +576,7 @@ def train(
             parts = _Components(cfg, info, out_dir, resumes=tracker.resumes)
             outputs = common.RunOutputs(out_dir, cfg, tracker)
             driver = _Driver(cfg, info, parts, outputs, signals)
+            parts.form_learner_group()
             if resume is not None:
                 restored = driver.restore_learner(resume.data)
                 driver.latest_checkpoint = resume.data
@@ -486,6 +599,7 @@ def train(
             for handle in [*parts.actors, parts.evaluator]:
                 if handle is not None:
                     ray.kill(handle, no_restart=True)
+            driver.end_learner_round()
             driver.sync_learner()
             outputs.report()
             print(f"apex-dqn: stopping ({reason})", flush=True)

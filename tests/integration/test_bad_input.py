@@ -57,6 +57,7 @@ CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
 RAY_CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("learner.num_gpus=1",), ("learner.num_gpus=1", "0 GPUs")),
     (("actors.num_cpus=8",), ("reserves", "CPUs", "the Ray cluster has 2")),
+    (("learner.num_learners=2",), ("reserves", "learner.num_learners * learner.num_cpus")),
 ]
 
 

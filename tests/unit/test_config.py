@@ -20,6 +20,8 @@ BAD_VALUES = [
     ("learner.device=tpu", "learner.device", "auto, cpu, cuda"),
     ("learner.prefetch=0", "learner.prefetch", "[1, 64]"),
     ("learner.grad_clip=-1", "learner.grad_clip", "[0, inf]"),
+    ("learner.num_learners=0", "learner.num_learners", "[1, 64]"),
+    ("learner.dist_backend=mpi", "learner.dist_backend", "auto, gloo, nccl"),
     ("replay.alpha=2", "replay.alpha", "[0, 1]"),
     ("replay.num_shards=0", "replay.num_shards", "[1, 1024]"),
     ("replay.priority_eps=0", "replay.priority_eps", "(0, inf]"),
@@ -48,6 +50,8 @@ CROSS_FIELD = [
     (("replay.min_size_to_learn=10",), "replay.min_size_to_learn must be >= learner.batch_size"),
     (("replay.capacity=500", "replay.min_size_to_learn=600"), "must be <= replay.capacity"),
     (("replay.beta_start=0.9", "replay.beta_end=0.5"), "replay.beta_end must be >="),
+    (("learner.num_learners=2", "runtime=local"), "learner.num_learners=2 needs runtime=ray"),
+    (("learner.dist_backend=nccl", "learner.device=cpu"), "learner.dist_backend=nccl needs a CUDA"),
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 import torch
@@ -17,8 +19,21 @@ from tests.unit.test_learner import _batch, _learner
 STEPS = 25
 
 
+def _free_address() -> str:
+    """A tcp:// rendezvous address on a free local port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _leave() -> None:
+    """Leave the group together: the last rank to leave must not find a peer's side closed."""
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def _rank_main(rank: int, world: int, store: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
         learner = Learner(
@@ -44,14 +59,14 @@ def _rank_main(rank: int, world: int, store: str, out: str) -> None:
             f"{out}/rank{rank}.pt",
         )
     finally:
-        dist.destroy_process_group()
+        _leave()
 
 
 @pytest.mark.slow
 def test_two_learners_stay_identical_and_act_as_one_with_twice_the_batch(tmp_path):
     mp.start_processes(
         _rank_main,
-        args=(2, str(tmp_path / "store"), str(tmp_path)),
+        args=(2, _free_address(), str(tmp_path)),
         nprocs=2,
         join=True,
         start_method="spawn",
@@ -75,3 +90,68 @@ def test_two_learners_stay_identical_and_act_as_one_with_twice_the_batch(tmp_pat
         (ranks[0]["online"][k] - v).abs().max().item() for k, v in alone.online.state_dict().items()
     ]
     assert max(diffs) > 1e-3
+
+
+def _group_main(rank: int, world: int, store: str, out: str) -> None:
+    """Rounds of ``group_step`` where learner 1 brings no batch every third round and learner 0
+    asks to stop at round 10."""
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        learner = _learner(lr=1e-2)
+        if rank == 1:  # different starting weights: broadcast_from makes them rank 0's
+            with torch.no_grad():
+                for p in learner.online.parameters():
+                    p.add_(1.0)
+        learner.set_process_group(dist.group.WORLD)
+        learner.broadcast_from(0)
+        batch = _batch(seed=rank)
+        weights = np.linspace(0.5, 1.0, len(batch)).astype(np.float32)
+        stops, priorities = [], []
+        for step in range(12):
+            brings = not (rank == 1 and step % 3 == 0)
+            staged = learner.stage(batch, weights) if brings else None
+            metrics, prio, stop = learner.group_step(staged, stop=rank == 0 and step == 9)
+            stops.append(stop)
+            priorities.append(prio is not None and metrics is not None)
+        torch.save(
+            {
+                "online": learner.online.state_dict(),
+                "steps": learner.learner_steps,
+                "stops": stops,
+                "had_priorities": priorities,
+            },
+            f"{out}/group{rank}.pt",
+        )
+    finally:
+        _leave()
+
+
+@pytest.mark.slow
+def test_group_rounds_average_over_the_learners_that_bring_a_batch(tmp_path):
+    mp.start_processes(
+        _group_main,
+        args=(2, _free_address(), str(tmp_path)),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
+    ranks = [torch.load(tmp_path / f"group{r}.pt", weights_only=True) for r in range(2)]
+    for key, value in ranks[0]["online"].items():
+        assert torch.equal(value, ranks[1]["online"][key]), key  # identical to the last bit
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 12
+    # The stop asked for by one learner reaches both in the same round.
+    assert ranks[0]["stops"] == ranks[1]["stops"] == [False] * 9 + [True] + [False] * 2
+    assert ranks[1]["had_priorities"] == [step % 3 != 0 for step in range(12)]
+    # The reference: one learner stepping on both batches, or on learner 0's alone when
+    # learner 1 brought none.
+    single = _learner(lr=1e-2)
+    weights = np.linspace(0.5, 1.0, len(_batch(seed=0))).astype(np.float32)
+    both = TransitionBatch.concatenate([_batch(seed=0), _batch(seed=1)])
+    for step in range(12):
+        if step % 3 == 0:
+            single.step(_batch(seed=0), weights)
+        else:
+            single.step(both, np.tile(weights, 2))
+    for key, value in single.online.state_dict().items():
+        torch.testing.assert_close(ranks[0]["online"][key], value, rtol=1e-4, atol=1e-5)
