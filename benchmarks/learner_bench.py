@@ -7,11 +7,16 @@
     staging them (pinned memory and a side stream on CUDA) and updating; priorities go back to
     the shards. This is what a run's learner does, minus the actors.
 
+(c) with ``--learners 1,2,4``: the full path with K learner actors in one torch.distributed
+    group (``learner.num_learners``), all called together; samples/s counts the batches every
+    learner stepped on (an update averages up to K of them).
+
 Each figure is the median over ``--repeats`` timed windows after a warm-up; variants with bf16
 autocast (``--amp``) and ``torch.compile`` (``--compile``) are measured in the same run.
 
     python benchmarks/learner_bench.py --json learner.json
     python benchmarks/learner_bench.py --device cuda --batch-size 512 --shards 4 --amp --compile
+    python benchmarks/learner_bench.py --device cpu --batch-size 64 --learners 1,2,4
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ OBS_SHAPE = (4, 84, 84)
 NUM_ACTIONS = 6
 
 
-def _config(args: argparse.Namespace, *, amp: bool = False, compile: bool = False) -> Config:
+def _config(
+    args: argparse.Namespace, *, amp: bool = False, compile: bool = False, num_learners: int = 1
+) -> Config:
     per_shard = max(args.capacity // args.shards, args.batch_size)
     return Config(
         env=EnvConfig(id="ALE/Pong-v5", atari=AtariConfig()),
@@ -70,6 +77,9 @@ def _config(args: argparse.Namespace, *, amp: bool = False, compile: bool = Fals
             publish_every=100,
             target_update_period=2500,
             num_cpus=0.0,
+            num_learners=num_learners,
+            # Learners sharing one GPU cannot use NCCL (one GPU per rank): gloo there.
+            dist_backend="gloo" if num_learners > _gpu_count() else "auto",
         ),
     )
 
@@ -134,17 +144,21 @@ def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
     return updates * args.batch_size
 
 
-def full_path(args: argparse.Namespace, *, amp: bool, compile: bool) -> dict[str, float]:
-    """Samples per second through replay shard actors and the Ray learner host."""
+def full_path(
+    args: argparse.Namespace, *, amp: bool, compile: bool, num_learners: int = 1
+) -> dict[str, float]:
+    """Samples per second through replay shard actors and ``num_learners`` Ray learner hosts
+    (one group when more than one)."""
     import ray
 
     from apex_dqn.parameter_server import ParameterServer
     from apex_dqn.runtime import common
     from apex_dqn.runtime.hosts import LearnerHost, Peers, ReplayShardHost
+    from apex_dqn.runtime.ray_runtime import form_learner_group
 
-    cfg = _config(args, amp=amp, compile=compile)
+    cfg = _config(args, amp=amp, compile=compile, num_learners=num_learners)
     info = _info()
-    tag = f"bench{os.getpid()}{int(amp)}{int(compile)}"
+    tag = f"bench{os.getpid()}{int(amp)}{int(compile)}k{num_learners}"
     peers = Peers(
         parameter_server=f"{tag}-ps",
         shards=tuple(f"{tag}-shard{s}" for s in range(args.shards)),
@@ -167,27 +181,41 @@ def full_path(args: argparse.Namespace, *, amp: bool, compile: bool) -> dict[str
     chunk = _random_batch(256, rng)
     for shard in shards:
         ray.get([shard.add.remote(chunk) for _ in range(max(1, per_shard // 256))])
-    gpus = 1 if cfg.learner.device.startswith("cuda") or _has_cuda() else 0
-    learner = ray.remote(num_cpus=0, num_gpus=gpus)(LearnerHost).remote(
-        learner_kwargs=common.learner_kwargs(cfg, info), peers=peers, seed=0
-    )
-    device = ray.get(learner.device.remote())
+    cuda = cfg.learner.device.startswith("cuda") or _gpu_count() > 0
+    gpus = min(1.0, _gpu_count() / num_learners) if cuda else 0.0
+    learner_cls = ray.remote(num_cpus=0, num_gpus=gpus)(LearnerHost)
+    learners = [
+        learner_cls.remote(
+            learner_kwargs=common.learner_kwargs(cfg, info), peers=peers, seed=0, rank=rank
+        )
+        for rank in range(num_learners)
+    ]
+    if num_learners > 1:
+        form_learner_group(learners)
+    device = ray.get(learners[0].device.remote())
+
+    def learned(call: str, *call_args: float) -> int:
+        """Batches all learners have stepped on, after calling ``call`` on each together."""
+        reports = ray.get([getattr(h, call).remote(*call_args) for h in learners])
+        return sum(r["batches_learned"] for r in reports)
+
     for _ in range(max(1, args.warmup // 10)):
-        ray.get(learner.run_for.remote(1.0))
+        learned("run_for", 1.0)
     rates = []
     for _ in range(args.repeats):
+        before = learned("status")
         start = time.perf_counter()
-        report = ray.get(learner.run_for.remote(args.seconds))
-        rates.append(report["updates"] / (time.perf_counter() - start))
-    for handle in [learner, ps, *shards]:
+        batches = learned("run_for", args.seconds) - before
+        rates.append(batches / (time.perf_counter() - start))
+    for handle in [*learners, ps, *shards]:
         ray.kill(handle)
     return {"device": device, "samples_per_s": statistics.median(rates) * args.batch_size}
 
 
-def _has_cuda() -> bool:
+def _gpu_count() -> int:
     import torch
 
-    return torch.cuda.is_available()
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def main() -> None:
@@ -203,7 +231,14 @@ def main() -> None:
     parser.add_argument("--batches-per-request", type=int, default=2)
     parser.add_argument("--amp", action="store_true", help="also measure bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
-    parser.add_argument("--skip-full-path", action="store_true")
+    parser.add_argument(
+        "--skip-full-path", action="store_true", help="(b) only with --learners, (a) always"
+    )
+    parser.add_argument(
+        "--learners",
+        default="",
+        help="comma-separated learner counts for the full path, e.g. 1,2,4",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
@@ -219,16 +254,21 @@ def main() -> None:
         print(f"step only, {name}: {step:,.0f} samples/s", flush=True)
 
     full: dict[str, Any] = {}
-    if not args.skip_full_path:
+    learners: list[dict[str, float]] = []
+    if not args.skip_full_path or args.learners:
         import ray
 
         from apex_dqn.runtime.ray_runtime import init_ray
 
         init_ray(Config().ray)
-        for row in rows:
+        for row in rows if not args.skip_full_path else []:
             full = full_path(args, amp=row["amp"], compile=row["compile"])
             row["full_path"] = full["samples_per_s"]
             print(f"full path, {row['variant']}: {row['full_path']:,.0f} samples/s", flush=True)
+        for k in [int(x) for x in args.learners.split(",") if x.strip()]:
+            rate = full_path(args, amp=False, compile=False, num_learners=k)["samples_per_s"]
+            learners.append({"num_learners": k, "samples_per_s": rate})
+            print(f"full path, {k} learner(s): {rate:,.0f} samples/s", flush=True)
         ray.shutdown()
 
     from apex_dqn.learner import resolve_device
@@ -246,6 +286,13 @@ def main() -> None:
         fp_text = f"{fp:,.0f} | {fp / args.batch_size:,.1f}" if fp else "- | -"
         print(f"| {row['variant']} | {row['step_only']:,.0f} | "
               f"{row['step_only'] / args.batch_size:,.1f} | {fp_text} |")  # fmt: skip
+    if learners:
+        one = learners[0]["samples_per_s"] if learners[0]["num_learners"] == 1 else None
+        print(f"\n| learners ({device}, batch {args.batch_size} each) | samples/s | vs 1 |")
+        print("| --- | --- | --- |")
+        for entry in learners:
+            ratio = f"{entry['samples_per_s'] / one:.2f}x" if one else "-"
+            print(f"| {entry['num_learners']} | {entry['samples_per_s']:,.0f} | {ratio} |")
     if args.json:
         base = rows[0]
         result = {
@@ -256,6 +303,8 @@ def main() -> None:
             "variants": rows,
             "shards": args.shards,
         }
+        if learners:
+            result["learners"] = learners
         args.json.write_text(json.dumps(result, indent=2))
 
 

@@ -398,6 +398,7 @@ class LearnerHost:
         # Two threads: host copies of consecutive batches overlap (numpy releases the GIL).
         self._stager = ThreadPoolExecutor(2, "stage") if self.learner.stages_async else None
         self.published_version = -1
+        self.batches_learned = 0  # by this learner (in a group: its share of the updates)
         # Cumulative seconds per phase (metrics: timers/learner_*).
         self._seconds = dict.fromkeys(("sampling", "learning", "priorities", "publishing"), 0.0)
         # A restarted learner waits for the driver's ``restore`` (its latest checkpoint) rather
@@ -568,6 +569,7 @@ class LearnerHost:
         """After an update on ``item``: when it is its request's last batch, one
         priority-update call for the request's batches; publish when due; keep the metrics."""
         learned = time.monotonic()
+        self.batches_learned += 1
         request = item.request
         request.ids.append(item.ids_B)
         request.priorities.append(priorities_B)
@@ -676,6 +678,7 @@ class LearnerHost:
     def _report(self, updates: int) -> dict:
         return {
             "updates": updates,
+            "batches_learned": self.batches_learned,
             "learner_steps": self.learner.learner_steps,
             "weights_version": self.published_version,
             "skipped_updates": self.learner.skipped_updates,

@@ -237,25 +237,9 @@ class _Components:
         self.learner_pids: list[int] = []
 
     def form_learner_group(self, timeout_s: float = 300.0) -> None:
-        """With several learners: let them meet at rank 0's address and join one
-        torch.distributed group (Ray tells each where; torch.distributed does the rest).
-        Learners Ray is still (re)starting are waited for."""
-        if len(self.learners) == 1:
-            return
-        address, port = _call_when_up(lambda: self.learners[0].group_address.remote(), timeout_s)
-        refs = {rank: h.join_group.remote(address, port) for rank, h in enumerate(self.learners)}
-        pids = [0] * len(self.learners)
-        deadline = time.time() + timeout_s
-        while refs:
-            rank, ref = refs.popitem()
-            try:
-                pids[rank] = ray.get(ref, timeout=max(1.0, deadline - time.time()))
-            except ray.exceptions.ActorUnavailableError:
-                if time.time() >= deadline:
-                    raise
-                time.sleep(0.2)  # still restarting: the others wait in the rendezvous
-                refs[rank] = self.learners[rank].join_group.remote(address, port)
-        self.learner_pids = pids
+        """With several learners: join them in one group (``form_learner_group``)."""
+        if len(self.learners) > 1:
+            self.learner_pids = form_learner_group(self.learners, timeout_s)
 
     def restart_learners(self, timeout_s: float = 300.0) -> None:
         """Kill every learner of the group (Ray restarts each) and wait until all answer from
@@ -294,6 +278,26 @@ class _Components:
             num_cpus=cfg.eval.num_cpus,
             max_env_errors=cfg.actors.max_env_errors,
         )
+
+
+def form_learner_group(learners: list[Any], timeout_s: float = 300.0) -> list[int]:
+    """Let learner actors meet at rank 0's address and join one torch.distributed group (Ray
+    tells each where; torch.distributed does the rest); return their process ids. Learners
+    Ray is still (re)starting are waited for."""
+    address, port = _call_when_up(lambda: learners[0].group_address.remote(), timeout_s)
+    refs = {rank: h.join_group.remote(address, port) for rank, h in enumerate(learners)}
+    pids = [0] * len(learners)
+    deadline = time.time() + timeout_s
+    while refs:
+        rank, ref = refs.popitem()
+        try:
+            pids[rank] = ray.get(ref, timeout=max(1.0, deadline - time.time()))
+        except ray.exceptions.ActorUnavailableError:
+            if time.time() >= deadline:
+                raise
+            time.sleep(0.2)  # still restarting: the others wait in the rendezvous
+            refs[rank] = learners[rank].join_group.remote(address, port)
+    return pids
 
 
 def _call_when_up(submit: Callable[[], Any], timeout_s: float) -> Any:

@@ -30,12 +30,15 @@ def test_learner_bench_measures_step_and_full_path(tmp_path):
         "learner_bench.py",
         *("--device", "cpu", "--batch-size", "8", "--seconds", "0.5", "--repeats", "1"),
         *("--warmup", "1", "--shards", "2", "--capacity", "256", "--json", str(out)),
+        *("--learners", "1,2"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["device"] == "cpu" and figures["batch_size"] == 8
     assert figures["step_only_samples_per_s"] > 0 and figures["full_path_samples_per_s"] > 0
-    assert "| eager fp32 |" in proc.stdout
+    assert [e["num_learners"] for e in figures["learners"]] == [1, 2]
+    assert all(e["samples_per_s"] > 0 for e in figures["learners"])
+    assert "| eager fp32 |" in proc.stdout and "| 2 | " in proc.stdout
 
 
 def test_replay_bench_frame_memory_run(tmp_path):
