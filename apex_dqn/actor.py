@@ -10,8 +10,11 @@ guess) and hands the batch out. It knows nothing of Ray: the runtime ships its b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +48,16 @@ class ActorReport:
 
 class EnvFailure(RuntimeError):
     """An environment that keeps raising: ``actors.max_env_errors`` errors in a row."""
+
+
+@dataclass
+class _Step:
+    """An env step whose forward pass on the new observations is still to come."""
+
+    batch: TransitionBatch
+    rows: Rows
+    next_obs_N: np.ndarray
+    ended_N: np.ndarray
 
 
 class Actor:
@@ -151,6 +164,17 @@ class Actor:
         return self._take_full_batches(), report
 
     def _step_once(self, report: ActorReport) -> None:
+        step = self._begin_step(report)
+        if step is not None:
+            self._end_step(step)
+
+    def _begin_step(self, report: ActorReport) -> _Step | None:
+        """Act on the current observations and step the envs; build the n-step rows and
+        count episodes. Returns what ``_end_step`` needs (None after an env error).
+
+        ``_end_step`` (the forward pass on the new observations) may run in another thread
+        while a different actor lane runs this, so only this method touches ``report``.
+        """
         q_NA = self._q_values(self._obs_N) if self._q_N is None else self._q_N
         action_N, greedy_N = epsilon_greedy(q_NA, self.epsilon, self._rng)
         try:
@@ -158,7 +182,7 @@ class Actor:
         except Exception as exc:  # any error of user environment code
             self._q_N = None
             self._recover_from_env_error(exc, report)
-            return
+            return None
         self._errors_in_a_row = 0
         done_N = term_N | trunc_N
         real_next_N = true_next_obs(next_obs_N, done_N, infos)
@@ -180,15 +204,7 @@ class Actor:
             obs_keys_N=obs_keys_NS,
             next_keys_N=next_keys_NS,
         )
-        self._q_N = self._q_values(next_obs_N)
-        if len(batch):
-            batch.priority_B = self._priorities(batch, rows, ended_N=done_N | lost_N)
-            self._pending.append(batch)
-            if self._frame_batches:
-                assert rows.obs_keys_B is not None and rows.next_keys_B is not None
-                self._pending_keys.append((rows.obs_keys_B, rows.next_keys_B))
-            self._pending_count += len(batch)
-            report.transitions += len(batch)
+        report.transitions += len(batch)
         self._episode_return_N += reward_N
         self._episode_length_N += 1
         for i in np.flatnonzero(done_N):
@@ -196,7 +212,22 @@ class Actor:
             report.episode_lengths.append(int(self._episode_length_N[i]))
         self._episode_return_N[done_N] = 0.0
         self._episode_length_N[done_N] = 0
-        self._obs_N = next_obs_N
+        return _Step(batch=batch, rows=rows, next_obs_N=next_obs_N, ended_N=done_N | lost_N)
+
+    def _end_step(self, step: _Step) -> None:
+        """The forward pass on the new observations (next actions, and the bootstrap values of
+        the finished transitions' priorities); queue the transitions for pushing."""
+        self._q_N = self._q_values(step.next_obs_N)
+        batch = step.batch
+        if len(batch):
+            batch.priority_B = self._priorities(batch, step.rows, ended_N=step.ended_N)
+            self._pending.append(batch)
+            if self._frame_batches:
+                rows = step.rows
+                assert rows.obs_keys_B is not None and rows.next_keys_B is not None
+                self._pending_keys.append((rows.obs_keys_B, rows.next_keys_B))
+            self._pending_count += len(batch)
+        self._obs_N = step.next_obs_N
 
     def _recover_from_env_error(self, exc: Exception, report: ActorReport) -> None:
         """Replace the vector env after an error: its episodes are dropped, acting goes on.
@@ -309,3 +340,75 @@ class Actor:
     def close(self) -> None:
         """Close the environments."""
         self._envs.close()
+
+
+class PipelinedActor:
+    """An actor whose envs form two lanes (two ``Actor``s with half the envs each): while one
+    lane steps its envs, the other's forward pass on its new observations runs in a helper
+    thread (``actors.pipeline``).
+
+    Env stepping holds the GIL, but torch's forward pass releases it, so the two overlap when a
+    second core has room (measured on Pong: benchmarks/throughput.py, README). Each lane is
+    a whole actor (own env seeds, n-step builder and frame stream) with this actor's epsilon;
+    both act with the same weights. The interface is ``Actor``'s.
+    """
+
+    def __init__(self, *, actors: ActorsConfig, seed: int, **kwargs: Any) -> None:
+        n = actors.envs_per_actor
+        if n < 2:
+            raise ValueError(f"actors.pipeline needs actors.envs_per_actor >= 2, got {n}")
+        sizes = (n - n // 2, n // 2)
+        seeds = (seed, int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+        self.lanes = [
+            Actor(actors=dataclasses.replace(actors, envs_per_actor=size), seed=lane_seed, **kwargs)
+            for size, lane_seed in zip(sizes, seeds, strict=True)
+        ]
+        self.index = self.lanes[0].index
+        self.epsilon = self.lanes[0].epsilon
+        self.weights_version = -1
+        self.env_steps = 0
+        self._pool = ThreadPoolExecutor(1, "forward")
+
+    @property
+    def env_errors(self) -> int:
+        return sum(lane.env_errors for lane in self.lanes)
+
+    def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
+        """Act with ``weights`` from now on (both lanes)."""
+        for lane in self.lanes:
+            lane.set_weights(weights, version)
+        self.weights_version = int(version)
+
+    def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch | FrameBatch], ActorReport]:
+        """Step all envs of both lanes ``num_steps`` times; as ``Actor.run_steps``."""
+        report = ActorReport()
+        previous: tuple[Actor, _Step] | None = None
+        for _ in range(num_steps):
+            for lane in self.lanes:
+                forward: Future | None = None
+                if previous is not None:
+                    forward = self._pool.submit(previous[0]._end_step, previous[1])
+                step = lane._begin_step(report)
+                if forward is not None:
+                    forward.result()
+                previous = (lane, step) if step is not None else None
+        if previous is not None:
+            previous[0]._end_step(previous[1])
+        report.env_steps = num_steps * sum(len(lane._obs_N) for lane in self.lanes)
+        report.weights_version = self.weights_version
+        self.env_steps += report.env_steps
+        batches: list[TransitionBatch | FrameBatch] = []
+        for lane in self.lanes:
+            batches += lane._take_full_batches()
+        return batches, report
+
+    def close(self) -> None:
+        """Close both lanes' environments and the helper thread."""
+        self._pool.shutdown()
+        for lane in self.lanes:
+            lane.close()
+
+
+def make_actor(**kwargs: Any) -> Actor | PipelinedActor:
+    """An ``Actor``, or a ``PipelinedActor`` with ``actors.pipeline``."""
+    return PipelinedActor(**kwargs) if kwargs["actors"].pipeline else Actor(**kwargs)

@@ -203,10 +203,19 @@ class ActorsConfig:
     vector_mode: str = "sync"
     """How an actor steps its envs: sync (in the actor process) or async (one subprocess per
     env, gymnasium's AsyncVectorEnv); README, Atari, has the measured trade-off."""
+    pipeline: bool = False
+    """Split an actor's envs into two lanes: one lane steps its envs while the other's forward
+    pass runs in a helper thread (pays off for CNN actors with a spare core); needs
+    envs_per_actor >= 2."""
 
     def __post_init__(self) -> None:
         check_int("actors.num_actors", self.num_actors, lo=1, hi=4096)
         check_int("actors.envs_per_actor", self.envs_per_actor, lo=1, hi=4096)
+        if self.pipeline and self.envs_per_actor < 2:
+            raise ConfigError(
+                "actors.pipeline=true needs actors.envs_per_actor >= 2 (two lanes of envs), "
+                f"got {self.envs_per_actor}"
+            )
         check_float("actors.eps_base", self.eps_base, lo=0.0, hi=1.0)
         check_float("actors.eps_alpha", self.eps_alpha, lo=0.0)
         check_int("actors.push_every", self.push_every, lo=1)

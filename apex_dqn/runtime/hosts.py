@@ -114,11 +114,11 @@ class ActorHost:
         batch_size: int,
         min_size_to_learn: int,
     ) -> None:
-        from apex_dqn.actor import Actor
+        from apex_dqn.actor import make_actor
 
         cfg = actor_kwargs["actors"]
         _lower_priority(cfg.nice)
-        self.actor = Actor(**actor_kwargs)
+        self.actor = make_actor(**actor_kwargs)
         _limit_torch_threads(num_cpus, only_if_loaded=True)
         self._cfg = cfg
         self._ps, self._shards = peers.connect()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn.actor import Actor
+from apex_dqn.actor import make_actor
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
 from apex_dqn.evaluate import Evaluator
@@ -35,7 +35,7 @@ class LocalRun:
         self.cfg = cfg
         self.tracker = tracker
         self.actors = [
-            Actor(**common.actor_kwargs(cfg, info, i)) for i in range(cfg.actors.num_actors)
+            make_actor(**common.actor_kwargs(cfg, info, i)) for i in range(cfg.actors.num_actors)
         ]
         self.shards = [
             make_replay(**common.replay_kwargs(cfg, info, s)) for s in range(cfg.replay.num_shards)

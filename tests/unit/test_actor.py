@@ -79,3 +79,66 @@ def test_same_seed_same_data():
     b2, _ = a2.run_steps(20)
     np.testing.assert_array_equal(b1[0].action_B, b2[0].action_B)
     np.testing.assert_array_equal(b1[0].obs_B, b2[0].obs_B)
+
+
+@pytest.mark.parametrize("torso", ["mlp", "nature"])
+def test_pipelined_actor_equals_its_two_lanes_stepped_one_after_the_other(torso):
+    """The pipeline (one lane's forward pass in a helper thread while the other lane steps)
+    changes when work happens, not what it produces: each lane's transitions, priorities and
+    episodes equal those of a plain Actor with the lane's envs and seed."""
+    import dataclasses
+
+    from apex_dqn.actor import PipelinedActor, make_actor
+    from apex_dqn.config import AtariConfig, NetworkConfig
+
+    env = EnvConfig(id="ALE/Breakout-v5", atari=AtariConfig()) if torso == "nature" else EnvConfig()
+    cfg = Config(
+        env=env,
+        network=NetworkConfig(torso=torso),
+        actors=ActorsConfig(num_actors=2, envs_per_actor=5, push_every=16, pipeline=True),
+    )
+    info = inspect_env(cfg.env)
+    kwargs = common.actor_kwargs(cfg, info, 1)
+    piped = make_actor(**kwargs)
+    assert isinstance(piped, PipelinedActor)
+    net = build_q_network(cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions)
+    piped.set_weights(get_weights(net), version=3)
+    lanes = []
+    for lane, size in zip(piped.lanes, (3, 2), strict=True):
+        assert len(lane._obs_N) == size
+        plain = Actor(
+            **{
+                **kwargs,
+                "actors": dataclasses.replace(cfg.actors, envs_per_actor=size),
+                "seed": lane._seed,
+            }
+        )
+        plain.set_weights(get_weights(net), version=3)
+        lanes.append(plain)
+    steps = 40 if torso == "mlp" else 12
+    batches, report = piped.run_steps(steps)
+    expected = []
+    returns = []
+    for plain in lanes:
+        lane_batches, lane_report = plain.run_steps(steps)
+        expected += lane_batches
+        returns += lane_report.episode_returns
+    assert batches and len(batches) == len(expected)
+    assert report.env_steps == 5 * steps and report.weights_version == 3
+    assert sorted(report.episode_returns) == sorted(returns)
+    for got, want in zip(batches, expected, strict=True):
+        got_t = got.to_transitions() if hasattr(got, "to_transitions") else got
+        want_t = want.to_transitions() if hasattr(want, "to_transitions") else want
+        np.testing.assert_array_equal(got_t.obs_B, want_t.obs_B)
+        np.testing.assert_array_equal(got_t.next_obs_B, want_t.next_obs_B)
+        np.testing.assert_array_equal(got_t.action_B, want_t.action_B)
+        np.testing.assert_allclose(got_t.priority_B, want_t.priority_B, rtol=1e-6)
+        np.testing.assert_array_equal(got_t.return_B, want_t.return_B)
+    piped.close()
+
+
+def test_pipeline_needs_two_envs():
+    from apex_dqn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="actors.pipeline=true needs actors.envs_per_actor >= 2"):
+        ActorsConfig(envs_per_actor=1, pipeline=True)

@@ -99,9 +99,19 @@ def test_a_nature_torso_acts_through_torch_with_the_same_interface():
     torch.manual_seed(1)
     net = build_q_network(cfg, obs_shape=(4, 84, 84), num_actions=3)
     q.set_weights(get_weights(net))
-    obs = np.random.default_rng(0).integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
+    obs = np.random.default_rng(0).integers(0, 255, (5, 4, 84, 84), dtype=np.uint8)
     with torch.no_grad():
         expected = net(torch.from_numpy(obs)).numpy()
+    # Acting runs a traced, frozen copy: traced on 2 observations, it serves any batch size.
+    np.testing.assert_allclose(q.q_values(obs[:2]), expected[:2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(q.q_values(obs[3:4]), expected[3:4], rtol=1e-5, atol=1e-6)
+    # New weights replace the frozen copy.
+    torch.manual_seed(2)
+    other = build_q_network(cfg, obs_shape=(4, 84, 84), num_actions=3)
+    q.set_weights(get_weights(other))
+    with torch.no_grad():
+        expected = other(torch.from_numpy(obs)).numpy()
     np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
 
 
