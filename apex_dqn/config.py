@@ -359,6 +359,9 @@ class LearnerConfig:
 class EvalConfig:
     """Greedy evaluation of the latest weights, by a separate actor."""
 
+    enabled: bool = True
+    """false: no evaluator and no evaluations (throughput runs); train.target_return then
+    never stops the run and the learning curve stays empty."""
     episodes: int = 10
     """Episodes per evaluation (run in parallel as a vector env), >= 1."""
     interval_s: float = 0.5

@@ -69,7 +69,7 @@ def system_run(
         f"actors.num_cpus={min(0.4, round(0.8 / num_actors, 3))}",
         f"train.max_seconds={seconds}",
         "train.report_interval_s=5",
-        "eval.interval_s=100000",  # the evaluator would compete for the CPU
+        "eval.enabled=false",  # the evaluator would compete for the CPU
         "checkpoint.every_s=0",
         "train.plot=false",
         f"output_dir={out}",

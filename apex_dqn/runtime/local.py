@@ -41,7 +41,9 @@ class LocalRun:
             make_replay(**common.replay_kwargs(cfg, info, s)) for s in range(cfg.replay.num_shards)
         ]
         self.learner = Learner(**common.learner_kwargs(cfg, info))
-        self.evaluator = Evaluator(**common.evaluator_kwargs(cfg, info))
+        self.evaluator = (
+            Evaluator(**common.evaluator_kwargs(cfg, info)) if cfg.eval.enabled else None
+        )
         self.ps = ParameterServer()
         self.ps.set_weights(self.learner.get_weights(), 0)
         self._rng = np.random.default_rng(cfg.seed)
@@ -100,6 +102,8 @@ class LocalRun:
         self.tracker.replay = sharded.totals(stats)
 
     def _maybe_evaluate(self) -> bool:
+        if self.evaluator is None:  # eval.enabled=false
+            return False
         if time.monotonic() - self._last_eval < self.cfg.eval.interval_s:
             return False
         self._last_eval = time.monotonic()

@@ -437,7 +437,7 @@ class _Driver:
             t.add_learner_timers(result.get("timers", {}))
             t.shard_failures = self._shard_base[0] + result["shard_failures"]
             t.shard_restarts = self._shard_base[1] + result["shard_restarts"]
-            if self.parts.evaluator is None and t.learner_steps > 0:
+            if self.cfg.eval.enabled and self.parts.evaluator is None and t.learner_steps > 0:
                 # Started only now: at start-up its process would compete with the actors and
                 # the learner for the CPU, only to evaluate the untrained network.
                 self.parts.start_evaluator()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -48,3 +49,20 @@ def test_local_runtime_learns_and_writes_outputs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = check_run_dir(out, env_id="CartPole-v1", obs_dim=4, num_actions=2)
     assert summary["solved"] and summary["best_eval_return"] >= 150
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_eval_disabled_runs_no_evaluator(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(
+        "eval.enabled=false", "train.max_seconds=15", "train.report_interval_s=1",
+        f"output_dir={out}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["learner_steps"] > 0 and summary["best_eval_return"] is None
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert not any(k.startswith("eval/") for r in records for k in r)
+    lines = [x for x in proc.stdout.splitlines() if "s] env " in x]
+    assert lines and all("| eval - |" in x for x in lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -99,7 +100,7 @@ def test_a_dead_learner_restarts_the_group_from_the_checkpoint(tmp_path):
     # The group came back from a checkpoint, not from scratch, and trained on.
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r["charts/learner_steps"] for r in records]
-    drop = max(a - b for a, b in zip(steps, steps[1:], strict=False))
+    drop = max(a - b for a, b in itertools.pairwise(steps))
     assert drop < 1_000, f"the learners fell back {drop} updates"
     assert summary["learner_steps"] > seen["killed_at"] + 200
     digests = summary["learner_weights_digests"]

@@ -140,5 +140,7 @@ def test_pipelined_actor_equals_its_two_lanes_stepped_one_after_the_other(torso)
 def test_pipeline_needs_two_envs():
     from apex_dqn.config import ConfigError
 
-    with pytest.raises(ConfigError, match="actors.pipeline=true needs actors.envs_per_actor >= 2"):
+    with pytest.raises(
+        ConfigError, match=r"actors\.pipeline=true needs actors\.envs_per_actor >= 2"
+    ):
         ActorsConfig(envs_per_actor=1, pipeline=True)
