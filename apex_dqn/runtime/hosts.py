@@ -431,13 +431,19 @@ class LearnerHost:
         if backend == "auto":
             backend = "nccl" if self.learner.device.type == "cuda" else "gloo"
         host = f"[{address}]" if ":" in address else address
+        device_id = None
+        if backend == "nccl":  # NCCL binds each rank to its GPU (Ray makes it cuda:0 here)
+            import torch
+
+            device = self.learner.device
+            device_id = device if device.index is not None else torch.device("cuda", 0)
         dist.init_process_group(
             backend,
             init_method=f"tcp://{host}:{port}",
             rank=self.rank,
             world_size=self.num_learners,
             timeout=timedelta(seconds=GROUP_TIMEOUT_S),
-            device_id=self.learner.device if backend == "nccl" else None,
+            device_id=device_id,
         )
         self.learner.set_process_group(dist.group.WORLD)
         self.learner.broadcast_from(0)
@@ -662,6 +668,7 @@ class LearnerHost:
             )
             self._seconds["learning"] += time.monotonic() - start
             if item is not None:
+                assert priorities_B is not None  # a learner that brought a batch gets them
                 self._learned(item, metrics, priorities_B)
             elif self.learner.learner_steps != stepped_before:
                 self._publish_if_due()

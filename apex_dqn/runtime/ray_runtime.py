@@ -364,10 +364,11 @@ class _Driver:
         Calls made while Ray is still restarting a learner fail as unavailable; they are
         retried until it is back (or ``timeout_s`` passes).
         """
-        answers = [
-            _call_when_up(lambda h=h: h.restore.remote(data), timeout_s)
-            for h in self.parts.learners
-        ]
+
+        def restore(handle: Any) -> Callable[[], Any]:
+            return lambda: handle.restore.remote(data)
+
+        answers = [_call_when_up(restore(h), timeout_s) for h in self.parts.learners]
         return answers[0]
 
     def _learner_died(self) -> None:

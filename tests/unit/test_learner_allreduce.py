@@ -26,6 +26,14 @@ def _free_address() -> str:
         return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
 
 
+def _run_two(main, tmp_path, prefix: str) -> list[dict]:
+    """Run ``main(rank, 2, address, out)`` in two spawned processes; load what each saved."""
+    mp.start_processes(
+        main, args=(2, _free_address(), str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
+    return [torch.load(tmp_path / f"{prefix}{r}.pt", weights_only=True) for r in range(2)]
+
+
 def _leave() -> None:
     """Leave the group together: the last rank to leave must not find a peer's side closed."""
     dist.barrier()
@@ -64,14 +72,7 @@ def _rank_main(rank: int, world: int, store: str, out: str) -> None:
 
 @pytest.mark.slow
 def test_two_learners_stay_identical_and_act_as_one_with_twice_the_batch(tmp_path):
-    mp.start_processes(
-        _rank_main,
-        args=(2, _free_address(), str(tmp_path)),
-        nprocs=2,
-        join=True,
-        start_method="spawn",
-    )
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    ranks = _run_two(_rank_main, tmp_path, "rank")
     assert ranks[0]["digest"] == ranks[1]["digest"]  # identical to the last bit
     # One learner on both batches at once (its loss is the mean over 2B rows) takes the same
     # steps: the effective batch of two learners is twice the per-learner batch.
@@ -129,14 +130,7 @@ def _group_main(rank: int, world: int, store: str, out: str) -> None:
 
 @pytest.mark.slow
 def test_group_rounds_average_over_the_learners_that_bring_a_batch(tmp_path):
-    mp.start_processes(
-        _group_main,
-        args=(2, _free_address(), str(tmp_path)),
-        nprocs=2,
-        join=True,
-        start_method="spawn",
-    )
-    ranks = [torch.load(tmp_path / f"group{r}.pt", weights_only=True) for r in range(2)]
+    ranks = _run_two(_group_main, tmp_path, "group")
     for key, value in ranks[0]["online"].items():
         assert torch.equal(value, ranks[1]["online"][key]), key  # identical to the last bit
     assert ranks[0]["steps"] == ranks[1]["steps"] == 12
