@@ -201,8 +201,9 @@ class ActorsConfig:
     """Spread actors over the nodes that offer CPUs (Ray's SPREAD strategy); false: Ray packs
     them where it likes."""
     vector_mode: str = "sync"
-    """How an actor steps its envs: sync (in the actor process) or async (one subprocess per
-    env, gymnasium's AsyncVectorEnv); README, Atari, has the measured trade-off."""
+    """How an actor steps its envs: sync (in the actor process), async (one subprocess per
+    env, gymnasium's AsyncVectorEnv) or ale (Atari only: ale-py's C++ vector env, stepping in
+    a thread that releases the GIL); README, Atari, has the measured trade-offs."""
     pipeline: bool = False
     """Split an actor's envs into two lanes: one lane steps its envs while the other's forward
     pass runs in a helper thread (pays off for CNN actors with a spare core); needs
@@ -226,7 +227,7 @@ class ActorsConfig:
         check_float("actors.num_cpus", self.num_cpus, lo=0.0, hi=64.0)
         check_int("actors.nice", self.nice, lo=0, hi=19)
         check_int("actors.max_env_errors", self.max_env_errors, lo=1)
-        check_choice("actors.vector_mode", self.vector_mode, ("sync", "async"))
+        check_choice("actors.vector_mode", self.vector_mode, ("sync", "async", "ale"))
 
 
 @dataclass
@@ -534,6 +535,10 @@ class Config:
             raise ConfigError(
                 f"actors.min_replay_ratio must be < learner.max_replay_ratio ({hi:g}) or 0, "
                 f"got {lo:g}: actors and learner would wait for each other"
+            )
+        if self.actors.vector_mode == "ale" and self.env.atari is None:
+            raise ConfigError(
+                "actors.vector_mode=ale needs an Atari env (env=atari); use sync or async"
             )
         if self.network.torso == "nature" and self.env.atari is None:
             raise ConfigError(

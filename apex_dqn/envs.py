@@ -15,6 +15,7 @@ itself always plays whole games and reports unclipped returns.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 
 from apex_dqn.config import AtariConfig, ConfigError, EnvConfig
 
-VECTOR_MODES = ("sync", "async")
+VECTOR_MODES = ("sync", "async", "ale")
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,13 @@ def make_vector_env(cfg: EnvConfig, *, num_envs: int, mode: str = "sync") -> Vec
         num_envs: copies stepped in lock-step, >= 1.
         mode: "sync" steps them in this process one after another; "async" gives each its own
             subprocess (worth it only when a step costs much more than the inter-process hop,
-            e.g. Atari with spare cores; README, Atari).
+            e.g. Atari with spare cores; README, Atari); "ale" (Atari only) is ale-py's C++
+            vector env (``AleVectorEnv``).
     """
     if mode not in VECTOR_MODES:
         raise ValueError(f"mode must be one of {', '.join(VECTOR_MODES)}; got {mode!r}")
+    if mode == "ale":
+        return AleVectorEnv(cfg, num_envs=num_envs)  # type: ignore[return-value]
     fns: list[Callable[[], gym.Env]] = [functools.partial(make_env, cfg)] * num_envs
     if mode == "sync":
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
@@ -201,3 +205,98 @@ def training_rewards(reward_N: np.ndarray, atari: AtariConfig | None) -> np.ndar
     if atari is not None and atari.clip_rewards:
         return np.clip(reward_N, -1.0, 1.0)
     return reward_N
+
+
+def _ale_game(env_id: str) -> str:
+    """ale-py's ROM name of a gymnasium id: ALE/SpaceInvaders-v5 -> space_invaders."""
+    name = env_id.split("/")[-1].split("-v")[0].removesuffix("NoFrameskip")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class AleVectorEnv:
+    """ale-py's C++ vector env (``ale_py.vector_env.AtariVectorEnv``) behind the interface the
+    actor uses of a SAME_STEP gymnasium vector env, with the observations of ``make_env``.
+
+    ALE does the DeepMind preprocessing (frame skip with max-pooling, grayscale resize, no-op
+    starts, sticky actions) in C++ in a thread of its own, which releases the GIL while the
+    envs step. Frame stacking is done here, because ALE pads a new episode's stack with zero
+    frames and gymnasium's ``FrameStackObservation`` (the reference, and what the actors'
+    frame keys assume) repeats the first frame. Rewards stay unclipped and life loss is not
+    terminal (both are training signals handled by the actor), as with ``make_env``.
+    """
+
+    def __init__(self, cfg: EnvConfig, *, num_envs: int, num_threads: int = 1) -> None:
+        if cfg.atari is None:
+            raise ConfigError("actors.vector_mode=ale needs an Atari env (env=atari)")
+        from ale_py.vector_env import AtariVectorEnv
+
+        atari = cfg.atari
+        frames = 108_000  # ALE v5's limit
+        if cfg.max_episode_steps is not None:
+            frames = cfg.max_episode_steps * atari.frame_skip
+        self._env = AtariVectorEnv(
+            _ale_game(cfg.id),
+            num_envs=num_envs,
+            num_threads=num_threads,
+            max_num_frames_per_episode=frames,
+            repeat_action_probability=atari.repeat_action_probability,
+            full_action_space=atari.full_action_space,
+            autoreset_mode="SameStep",
+            img_height=atari.screen_size,
+            img_width=atari.screen_size,
+            grayscale=True,
+            stack_num=1,
+            frameskip=atari.frame_skip,
+            maxpool=True,
+            noop_max=atari.noop_max,
+            episodic_life=False,
+            reward_clipping=False,
+            use_fire_reset=False,
+        )
+        self.num_envs = num_envs
+        size = atari.screen_size
+        self._stack_NSHW = np.zeros((num_envs, atari.frame_stack, size, size), dtype=np.uint8)
+
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every env; each stack holds its first frame ``frame_stack`` times."""
+        obs, info = self._env.reset(seed=seed)
+        order = self._order(info)
+        self._stack_NSHW[:] = obs[order][:, -1:]
+        return self._stack_NSHW.copy(), {k: np.asarray(v)[order] for k, v in info.items()}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every env; an env that ended shows its reset stack and its final stack in
+        ``infos["final_obs"]`` (gymnasium's SAME_STEP autoreset)."""
+        obs, reward, term, trunc, info = self._env.step(np.asarray(actions, dtype=np.int64))
+        order = self._order(info)
+        frame_NHW = obs[order][:, -1]
+        term, trunc = np.asarray(term)[order], np.asarray(trunc)[order]
+        done_N = term | trunc
+        infos: dict[str, Any] = {
+            k: np.asarray(v)[order] for k, v in info.items() if k != "final_obs"
+        }
+        stack = self._stack_NSHW
+        stack[:, :-1] = stack[:, 1:]
+        if done_N.any():
+            final = info["final_obs"]
+            final_obs = np.empty(self.num_envs, dtype=object)
+            for i in np.flatnonzero(done_N):
+                slot = int(order[i])
+                stack[i, -1] = np.asarray(final[slot])[-1]
+                final_obs[i] = stack[i].copy()
+                stack[i] = frame_NHW[i]  # the new episode's first frame, repeated
+            infos["final_obs"] = final_obs
+        not_done = ~done_N
+        stack[not_done, -1] = frame_NHW[not_done]
+        return stack.copy(), np.asarray(reward)[order].astype(np.float64), term, trunc, infos
+
+    @staticmethod
+    def _order(info: dict[str, Any]) -> np.ndarray:
+        """Positions of envs 0..N-1 in ALE's answer (it answers in the order envs finish)."""
+        return np.argsort(np.asarray(info["env_id"]), kind="stable")
+
+    def close(self) -> None:
+        """Stop ALE's threads."""
+        self._env.close()

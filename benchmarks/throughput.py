@@ -31,14 +31,34 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
 from apex_dqn.config import AtariConfig, EnvConfig  # noqa: E402
+from apex_dqn.envs import inspect_env  # noqa: E402
 
 
-def raw_env_speed(env_id: str, seconds: float, repeats: int = 3) -> float:
-    """Median agent steps/s of the preprocessed env with random actions, in this process."""
-    from apex_dqn.envs import make_env
+def raw_env_speed(env_id: str, seconds: float, repeats: int = 3, mode: str = "sync") -> float:
+    """Median agent steps/s of the preprocessed env with random actions, in this process: one
+    gymnasium env (AtariPreprocessing + FrameStackObservation), or with ``mode="ale"`` one env
+    of ale-py's vector env as the actors then step it."""
+    from apex_dqn.envs import make_env, make_vector_env
 
-    env = make_env(EnvConfig(id=env_id, atari=AtariConfig()))
+    cfg = EnvConfig(id=env_id, atari=AtariConfig())
+    if mode == "ale":
+        vec = make_vector_env(cfg, num_envs=1, mode="ale")
+        vec.reset(seed=0)
+        rng = np.random.default_rng(0)
+        num_actions = inspect_env(cfg).num_actions
+        rates = []
+        for _ in range(repeats):
+            start, steps = time.perf_counter(), 0
+            while time.perf_counter() - start < seconds:
+                vec.step(rng.integers(0, num_actions, 1))  # ends reset by themselves
+                steps += 1
+            rates.append(steps / (time.perf_counter() - start))
+        vec.close()
+        return statistics.median(rates)
+    env = make_env(cfg)
     env.reset(seed=0)
     env.action_space.seed(0)
     rates = []
@@ -105,8 +125,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    raw = raw_env_speed(args.env_id, args.raw_seconds)
+    # The raw speed of the env the actors step (actors.vector_mode=ale: ale-py's vector env).
+    mode = next(
+        (o.split("=", 1)[1] for o in args.override if o.startswith("actors.vector_mode=")), "sync"
+    )
+    raw = raw_env_speed(args.env_id, args.raw_seconds, mode="ale" if mode == "ale" else "sync")
     print(f"raw env: {raw:,.0f} steps/s ({4 * raw:,.0f} frames/s), one process", flush=True)
+    raw_gym = raw if mode != "ale" else raw_env_speed(args.env_id, args.raw_seconds)
+    if mode == "ale":
+        print(f"raw gymnasium env (reference): {raw_gym:,.0f} steps/s", flush=True)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in (int(x) for x in args.actors.split(",")):
@@ -116,7 +143,12 @@ def main() -> None:
     print(f"\n| {args.env_id} | env steps/s | frames/s | share of raw env | updates/s "
           "| replay ratio |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- |")
-    print(f"| raw env, random actions, 1 process | {raw:,.0f} | {4 * raw:,.0f} | 100% | - | - |")
+    what = "ale-py vector env, 1 env" if mode == "ale" else "gymnasium wrappers"
+    print(f"| raw env ({what}), random actions, 1 process | {raw:,.0f} | {4 * raw:,.0f} | 100% "
+          "| - | - |")  # fmt: skip
+    if mode == "ale":
+        print(f"| raw env (gymnasium wrappers), for reference | {raw_gym:,.0f} | "
+              f"{4 * raw_gym:,.0f} | {raw_gym / raw:.0%} | - | - |")  # fmt: skip
     for r in runs:
         print(
             f"| {r['num_actors']} actor(s) + learner | {r['env_steps_per_s']:,.0f} | "
@@ -127,6 +159,8 @@ def main() -> None:
         result = {
             "env_id": args.env_id,
             "raw_env_steps_per_s": raw,
+            "raw_env_kind": what,
+            "raw_gymnasium_env_steps_per_s": raw_gym,
             "runs": runs,
             "overrides": args.override,
             "cpus": os.cpu_count(),

@@ -159,3 +159,42 @@ def test_async_vector_env_matches_sync():
     finally:
         sync.close()
         asyn.close()
+
+
+def test_ale_vector_env_stacks_like_the_gymnasium_wrappers():
+    """actors.vector_mode=ale: ale-py's C++ vector env, with stacks as make_env's: the first
+    frame repeated at a reset, one frame shifted in per step, the final stack of an ended
+    episode in infos["final_obs"], unclipped rewards, lives, the time limit in agent steps."""
+    from apex_dqn.envs import AleVectorEnv
+
+    cfg = EnvConfig(id="ALE/Breakout-v5", max_episode_steps=40, atari=AtariConfig())
+    env = make_vector_env(cfg, num_envs=3, mode="ale")
+    assert isinstance(env, AleVectorEnv)
+    try:
+        obs, info = env.reset(seed=2)
+        assert obs.shape == (3, 4, 84, 84) and obs.dtype == np.uint8
+        assert all((obs[:, k] == obs[:, 0]).all() for k in range(4))
+        assert list(info["lives"]) == [5, 5, 5]
+        rng = np.random.default_rng(0)
+        ended = 0
+        for t in range(1, 121):
+            nxt, reward, term, trunc, infos = env.step(rng.integers(0, 4, 3))
+            assert reward.dtype == np.float64 and infos["lives"].shape == (3,)
+            done = term | trunc
+            for i in range(3):
+                shown = infos["final_obs"][i] if done[i] else nxt[i]
+                np.testing.assert_array_equal(shown[:3], obs[i, 1:])  # one frame shifted in
+                if done[i]:  # the next episode starts with its first frame repeated
+                    assert all((nxt[i, k] == nxt[i, 0]).all() for k in range(4))
+            ended += int(done.sum())
+            obs = nxt
+            if t == 40:
+                assert trunc.all() or term.any()  # 40 agent steps: the limit
+        assert ended >= 3
+    finally:
+        env.close()
+
+
+def test_ale_mode_needs_atari():
+    with pytest.raises(ConfigError, match=r"actors\.vector_mode=ale needs an Atari env"):
+        Config(actors=ActorsConfig(vector_mode="ale"))

@@ -162,3 +162,37 @@ def test_snapshot_file_round_trip(pushes, tmp_path):
     a, b = replay.sample(16, 0.4), other.sample(16, 0.4)
     np.testing.assert_array_equal(a.batch.obs_B, b.batch.obs_B)
     np.testing.assert_array_equal(a.batch.next_obs_B, b.batch.next_obs_B)
+
+
+def test_frame_batches_rebuild_ale_vector_env_stacks_exactly():
+    """With ale-py's C++ vector env (actors.vector_mode=ale) the stacks the actor saw are
+    rebuilt exactly too: episode starts repeat the first frame, as the frame keys assume."""
+    def actor(frames: bool) -> Actor:
+        ale = ActorsConfig(num_actors=1, envs_per_actor=3, push_every=32, vector_mode="ale")
+        return Actor(
+            actor_index=0,
+            env=BREAKOUT,
+            network=NetworkConfig(torso="nature"),
+            algo=AlgoConfig(n_step=3),
+            actors=ale,
+            num_actions=4,
+            obs_shape=(4, 84, 84),
+            obs_dtype="uint8",
+            seed=0,
+            frame_batches=frames,
+        )
+
+    plain, framed = actor(False), actor(True)
+    stacks, frames = [], []
+    for _ in range(5):
+        stacks += plain.run_steps(30)[0]
+        frames += framed.run_steps(30)[0]
+    plain.close()
+    framed.close()
+    assert len(stacks) == len(frames) >= 10
+    for want, got in zip(stacks, frames, strict=True):
+        rebuilt = got.to_transitions()
+        for name, array in want.arrays().items():
+            np.testing.assert_array_equal(getattr(rebuilt, name), array, err_msg=name)
+    done = np.concatenate([b.done_B for b in stacks])
+    assert done.any() and (~done).any()
