@@ -121,6 +121,9 @@ def main() -> None:
     parser.add_argument("--actors", default="1,2,4", help="comma-separated actor counts")
     parser.add_argument("--seconds", type=float, default=90.0, help="length of each run")
     parser.add_argument("--raw-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs per actor count; the median run is reported"
+    )
     parser.add_argument("--override", action="append", default=[], help="extra CLI override")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -137,9 +140,16 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in (int(x) for x in args.actors.split(",")):
-            run = system_run(args.env_id, k, args.seconds, args.override, Path(tmp) / f"a{k}")
+            repeats = []
+            for rep in range(args.repeats):
+                out = Path(tmp) / f"a{k}r{rep}"
+                repeats.append(system_run(args.env_id, k, args.seconds, args.override, out))
+                rate = repeats[-1]["env_steps_per_s"]
+                print(f"{k} actor(s), run {rep + 1}: {rate:,.0f} env steps/s", flush=True)
+            # The run with the median env speed stands for the actor count.
+            ordered = sorted(repeats, key=lambda r: r["env_steps_per_s"])
+            run = {**ordered[(len(ordered) - 1) // 2], "repeats": repeats}
             runs.append(run)
-            print(f"{k} actor(s): {run['env_steps_per_s']:,.0f} env steps/s", flush=True)
     print(f"\n| {args.env_id} | env steps/s | frames/s | share of raw env | updates/s "
           "| replay ratio |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- |")

@@ -52,3 +52,26 @@ def test_replay_bench_frame_memory_run(tmp_path):
     frames = json.loads(out.read_text())["atari_frames"]
     assert frames["capacity"] == 3000 and 0 < frames["replay_gib"] < frames["naive_gib"]
     assert frames["frames_per_transition"] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_throughput_bench_runs_pong_with_ale_pipelined_actors(tmp_path):
+    """A short whole-system Pong run through the benchmark, with the actor settings the
+    README's best figure uses (ale-py vector env, pipelined lanes)."""
+    out = tmp_path / "throughput.json"
+    proc = _run(
+        "throughput.py",
+        *("--actors", "1", "--seconds", "30", "--raw-seconds", "0.5", "--json", str(out)),
+        *("--override", "replay.min_size_to_learn=1000", "--override", "actors.envs_per_actor=4"),
+        *("--override", "actors.vector_mode=ale", "--override", "actors.pipeline=true"),
+        *("--override", "actors.push_every=64", "--override", "learner.batch_size=32"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["env_id"] == "ALE/Pong-v5" and figures["raw_env_steps_per_s"] > 0
+    assert figures["raw_env_kind"] == "ale-py vector env, 1 env"
+    (run,) = figures["runs"]
+    assert run["num_actors"] == 1 and run["env_steps_per_s"] > 0
+    assert run["learner_updates_per_s"] > 0 and run["replay_ratio"] > 0
+    assert "| 1 actor(s) + learner |" in proc.stdout

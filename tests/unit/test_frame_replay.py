@@ -167,6 +167,7 @@ def test_snapshot_file_round_trip(pushes, tmp_path):
 def test_frame_batches_rebuild_ale_vector_env_stacks_exactly():
     """With ale-py's C++ vector env (actors.vector_mode=ale) the stacks the actor saw are
     rebuilt exactly too: episode starts repeat the first frame, as the frame keys assume."""
+
     def actor(frames: bool) -> Actor:
         ale = ActorsConfig(num_actors=1, envs_per_actor=3, push_every=32, vector_mode="ale")
         return Actor(
