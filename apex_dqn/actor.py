@@ -358,7 +358,7 @@ class PipelinedActor:
         if n < 2:
             raise ValueError(f"actors.pipeline needs actors.envs_per_actor >= 2, got {n}")
         sizes = (n - n // 2, n // 2)
-        seeds = (seed, int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+        seeds = (seed, int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]) >> 1)
         self.lanes = [
             Actor(actors=dataclasses.replace(actors, envs_per_actor=size), seed=lane_seed, **kwargs)
             for size, lane_seed in zip(sizes, seeds, strict=True)

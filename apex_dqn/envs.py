@@ -258,7 +258,12 @@ class AleVectorEnv:
         self._stack_NSHW = np.zeros((num_envs, atari.frame_stack, size, size), dtype=np.uint8)
 
     def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every env; each stack holds its first frame ``frame_stack`` times."""
+        """Reset every env; each stack holds its first frame ``frame_stack`` times.
+
+        ALE seeds env i with ``seed + i`` as a C++ int: larger seeds are folded into range.
+        """
+        if seed is not None:
+            seed = int(seed) % (2**31 - self.num_envs)
         obs, info = self._env.reset(seed=seed)
         order = self._order(info)
         self._stack_NSHW[:] = obs[order][:, -1:]
