@@ -17,13 +17,15 @@ pytest.importorskip("ale_py")
 BREAKOUT = EnvConfig(id="ALE/Breakout-v5", max_episode_steps=60, atari=AtariConfig())
 
 
-def _actor(frames: bool, *, seed: int = 0, envs: int = 3) -> Actor:
+def _actor(frames: bool, *, seed: int = 0, envs: int = 3, vector_mode: str = "sync") -> Actor:
     return Actor(
         actor_index=0,
         env=BREAKOUT,
         network=NetworkConfig(torso="nature"),
         algo=AlgoConfig(n_step=3),
-        actors=ActorsConfig(num_actors=1, envs_per_actor=envs, push_every=32),
+        actors=ActorsConfig(
+            num_actors=1, envs_per_actor=envs, push_every=32, vector_mode=vector_mode
+        ),
         num_actions=4,
         obs_shape=(4, 84, 84),
         obs_dtype="uint8",
@@ -32,10 +34,9 @@ def _actor(frames: bool, *, seed: int = 0, envs: int = 3) -> Actor:
     )
 
 
-@pytest.fixture(scope="module")
-def pushes() -> tuple[list[TransitionBatch], list[FrameBatch]]:
+def _pushes(vector_mode: str = "sync") -> tuple[list[TransitionBatch], list[FrameBatch]]:
     """The same 150 vector steps from two identically seeded actors, stacks and frames."""
-    plain, framed = _actor(False), _actor(True)
+    plain, framed = _actor(False, vector_mode=vector_mode), _actor(True, vector_mode=vector_mode)
     stacks, frames = [], []
     for _ in range(5):
         stacks += plain.run_steps(30)[0]
@@ -43,6 +44,11 @@ def pushes() -> tuple[list[TransitionBatch], list[FrameBatch]]:
     plain.close()
     framed.close()
     return stacks, frames
+
+
+@pytest.fixture(scope="module")
+def pushes() -> tuple[list[TransitionBatch], list[FrameBatch]]:
+    return _pushes()
 
 
 def test_frame_batches_rebuild_the_env_stacks_exactly(pushes):
@@ -168,28 +174,7 @@ def test_frame_batches_rebuild_ale_vector_env_stacks_exactly():
     """With ale-py's C++ vector env (actors.vector_mode=ale) the stacks the actor saw are
     rebuilt exactly too: episode starts repeat the first frame, as the frame keys assume."""
 
-    def actor(frames: bool) -> Actor:
-        ale = ActorsConfig(num_actors=1, envs_per_actor=3, push_every=32, vector_mode="ale")
-        return Actor(
-            actor_index=0,
-            env=BREAKOUT,
-            network=NetworkConfig(torso="nature"),
-            algo=AlgoConfig(n_step=3),
-            actors=ale,
-            num_actions=4,
-            obs_shape=(4, 84, 84),
-            obs_dtype="uint8",
-            seed=0,
-            frame_batches=frames,
-        )
-
-    plain, framed = actor(False), actor(True)
-    stacks, frames = [], []
-    for _ in range(5):
-        stacks += plain.run_steps(30)[0]
-        frames += framed.run_steps(30)[0]
-    plain.close()
-    framed.close()
+    stacks, frames = _pushes(vector_mode="ale")
     assert len(stacks) == len(frames) >= 10
     for want, got in zip(stacks, frames, strict=True):
         rebuilt = got.to_transitions()
