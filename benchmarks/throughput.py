@@ -45,30 +45,29 @@ def raw_env_speed(env_id: str, seconds: float, repeats: int = 3, mode: str = "sy
 
     cfg = EnvConfig(id=env_id, atari=AtariConfig())
     if mode == "ale":
-        vec = make_vector_env(cfg, num_envs=1, mode="ale")
-        vec.reset(seed=0)
+        env: Any = make_vector_env(cfg, num_envs=1, mode="ale")
         rng = np.random.default_rng(0)
         num_actions = inspect_env(cfg).num_actions
-        rates = []
-        for _ in range(repeats):
-            start, steps = time.perf_counter(), 0
-            while time.perf_counter() - start < seconds:
-                vec.step(rng.integers(0, num_actions, 1))  # ends reset by themselves
-                steps += 1
-            rates.append(steps / (time.perf_counter() - start))
-        vec.close()
-        return statistics.median(rates)
-    env = make_env(cfg)
+
+        def step() -> None:
+            env.step(rng.integers(0, num_actions, 1))  # ended episodes reset by themselves
+
+    else:
+        env = make_env(cfg)
+        env.action_space.seed(0)
+
+        def step() -> None:
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            if term or trunc:
+                env.reset()
+
     env.reset(seed=0)
-    env.action_space.seed(0)
     rates = []
     for _ in range(repeats):
         start, steps = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
-            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            step()
             steps += 1
-            if term or trunc:
-                env.reset()
         rates.append(steps / (time.perf_counter() - start))
     env.close()
     return statistics.median(rates)
