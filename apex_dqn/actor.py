@@ -354,9 +354,7 @@ class PipelinedActor:
     """
 
     def __init__(self, *, actors: ActorsConfig, seed: int, **kwargs: Any) -> None:
-        n = actors.envs_per_actor
-        if n < 2:
-            raise ValueError(f"actors.pipeline needs actors.envs_per_actor >= 2, got {n}")
+        n = actors.envs_per_actor  # >= 2 with actors.pipeline (ActorsConfig checks)
         sizes = (n - n // 2, n // 2)
         seeds = (seed, int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]) >> 1)
         self.lanes = [
