@@ -23,6 +23,7 @@ from apex_dqn.envs import life_lost, lives, make_vector_env, training_rewards, t
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
 from apex_dqn.nstep import NStepBuilder, Rows
 from apex_dqn.numpy_policy import abs_td, build_acting_q
+from apex_dqn.seeding import derive, env_seeds
 from apex_dqn.types import FrameBatch, TransitionBatch
 
 
@@ -114,7 +115,7 @@ class Actor:
         self._life_loss = env.atari is not None and env.atari.terminal_on_life_loss
         n = actors.envs_per_actor
         self._envs = make_vector_env(env, num_envs=n, mode=self._vector_mode)
-        self._obs_N, infos = self._envs.reset(seed=seed)
+        self._obs_N, infos = self._envs.reset(seed=env_seeds(seed, n))
         self._lives_N = lives(infos, n)
         self._nstep = NStepBuilder(
             num_envs=n,
@@ -253,7 +254,9 @@ class Actor:
                 self._envs = make_vector_env(
                     self._env_cfg, num_envs=len(self._obs_N), mode=self._vector_mode
                 )
-                self._obs_N, infos = self._envs.reset(seed=self._seed + 7_919 * self.env_errors)
+                self._obs_N, infos = self._envs.reset(
+                    seed=env_seeds(self._seed, len(self._obs_N), reset=self.env_errors)
+                )
                 self._lives_N = lives(infos, len(self._obs_N))
                 break
             except Exception as again:
@@ -356,7 +359,7 @@ class PipelinedActor:
     def __init__(self, *, actors: ActorsConfig, seed: int, **kwargs: Any) -> None:
         n = actors.envs_per_actor  # >= 2 with actors.pipeline (ActorsConfig checks)
         sizes = (n - n // 2, n // 2)
-        seeds = (seed, int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]) >> 1)
+        seeds = (seed, derive(seed, 1))
         self.lanes = [
             Actor(actors=dataclasses.replace(actors, envs_per_actor=size), seed=lane_seed, **kwargs)
             for size, lane_seed in zip(sizes, seeds, strict=True)

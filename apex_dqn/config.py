@@ -133,14 +133,15 @@ class NetworkConfig:
     """The Q-network shared by learner, actors and evaluator."""
 
     torso: str = "mlp"
-    """Feature extractor: mlp (vector observations) or nature (84x84 frame stacks)."""
+    """Feature extractor: mlp (vector observations), nature (84x84 frame stacks) or minatar
+    (MinAtar's 10x10 grids: one 16-filter 3x3 convolution and 128 units)."""
     hidden_sizes: list[int] = field(default_factory=lambda: [128, 128])
     """Widths of the MLP hidden layers (each >= 1)."""
     dueling: bool = True
     """Dueling head Q = V + A - mean(A) (Wang et al. 2016)."""
 
     def __post_init__(self) -> None:
-        check_choice("network.torso", self.torso, ("mlp", "nature"))
+        check_choice("network.torso", self.torso, ("mlp", "nature", "minatar"))
         if not self.hidden_sizes:
             raise ConfigError("network.hidden_sizes must list at least one width >= 1, got []")
         for i, h in enumerate(self.hidden_sizes):
@@ -291,7 +292,11 @@ class LearnerConfig:
     huber_delta: float = 1.0
     """Huber loss threshold, > 0."""
     target_update_period: int = 50
-    """Updates between copies of the online network into the target network (Ape-X: 2500)."""
+    """Updates between copies of the online network into the target network (Ape-X: 2500);
+    used when target_update_tau is 0, >= 1."""
+    target_update_tau: float = 0.0
+    """Polyak averaging: after every update target <- (1 - tau) * target + tau * online (0:
+    hard copies every target_update_period updates instead), in [0, 1]."""
     publish_every: int = 10
     """Updates between weight publications to the parameter server, >= 1."""
     prefetch: int = 2
@@ -311,9 +316,10 @@ class LearnerConfig:
     resources: dict[str, float] = field(default_factory=dict)
     """Custom Ray resources the learner asks for, e.g. {learner: 1} to pin it to the node that
     offers them (launch/*.yaml give the head node learner: 1); never an IP."""
-    amp: bool = False
-    """bf16 autocast for the forward passes (loss and targets stay float32); on a GPU only
-    pays off for large networks and batches (README, GPU learner)."""
+    amp: Any = False
+    """bf16 autocast for the forward passes (loss and targets stay float32): true, false, or
+    auto (on a CPU with native bf16 instructions, e.g. AVX512-BF16 or AMX; off on CUDA, where
+    it pays off only for large networks and batches: README, GPU learner)."""
     compile: bool = False
     """torch.compile the Q-network (the first updates are slow while it compiles)."""
     pin_memory: bool = True
@@ -334,6 +340,9 @@ class LearnerConfig:
         check_float("learner.grad_clip", self.grad_clip, lo=0.0)
         check_float("learner.huber_delta", self.huber_delta, lo=0.0, lo_open=True)
         check_int("learner.target_update_period", self.target_update_period, lo=1)
+        check_float("learner.target_update_tau", self.target_update_tau, lo=0.0, hi=1.0)
+        if self.amp not in (True, False, "auto"):
+            raise ConfigError(f"learner.amp must be one of true, false, auto; got {self.amp!r}")
         check_int("learner.publish_every", self.publish_every, lo=1)
         check_int("learner.prefetch", self.prefetch, lo=1, hi=64)
         check_int("learner.batches_per_request", self.batches_per_request, lo=1, hi=64)
@@ -543,6 +552,17 @@ class Config:
         if self.network.torso == "nature" and self.env.atari is None:
             raise ConfigError(
                 "network.torso=nature needs stacked frames: use env=atari (or network.torso=mlp)"
+            )
+        minatar = self.env.id.startswith("MinAtar/")
+        if self.network.torso == "minatar" and not minatar:
+            raise ConfigError(
+                "network.torso=minatar needs a MinAtar game: use env=minatar "
+                "env.id=MinAtar/Breakout-v1 (or network.torso=mlp)"
+            )
+        if minatar and self.network.torso != "minatar":
+            raise ConfigError(
+                f"env.id={self.env.id} gives 10x10 grids: use network.torso=minatar (env=minatar "
+                f"sets it), got network.torso={self.network.torso}"
             )
         if self.replay.beta_end < self.replay.beta_start:
             raise ConfigError(

@@ -10,6 +10,11 @@ Atari games (``env.atari`` set) are made with ``frameskip=1`` and wrapped in gym
 Life loss and reward clipping are training signals only: the actor derives them from the env's
 ``lives`` info and the raw rewards (``life_lost``, ``training_rewards``), so the environment
 itself always plays whole games and reports unclipped returns.
+
+MinAtar games (``MinAtar/<Game>-v1``, Young & Tian 2019) come from the ``minatar`` package,
+whose gymnasium envs must be registered explicitly. Their (10, 10, C) bool observations are
+turned into channels-first (C, 10, 10) uint8 arrays: the layout the convolutional torsos take,
+and a quarter of float32's bytes in the replay.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from apex_dqn.config import AtariConfig, ConfigError, EnvConfig
 
 VECTOR_MODES = ("sync", "async", "ale")
+MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,38 @@ def _register_ale() -> None:
     gym.register_envs(ale_py)
 
 
+MINATAR_PREFIX = "MinAtar/"
+
+
+def is_minatar(env_id: str) -> bool:
+    """Whether ``env_id`` names a MinAtar game (``MinAtar/Breakout-v1``, ...)."""
+    return env_id.startswith(MINATAR_PREFIX)
+
+
+def _register_minatar() -> None:
+    """Make the MinAtar/... ids known to gymnasium (gymnasium 1.x loads no plugins itself)."""
+    try:
+        import minatar.gym
+    except ImportError:
+        raise ConfigError(
+            "MinAtar games need the minatar package: pip install 'apex-dqn[minatar]'"
+        ) from None
+    if MINATAR_PREFIX + "Breakout-v1" not in gym.registry:
+        minatar.gym.register_envs()
+
+
+class ChannelsFirst(gym.ObservationWrapper):
+    """(H, W, C) bool observations as (C, H, W) uint8 (MinAtar's layout made the torsos')."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        height, width, channels = env.observation_space.shape  # type: ignore[misc]
+        self.observation_space = gym.spaces.Box(0, 1, (channels, height, width), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(observation, -1, 0), dtype=np.uint8)
+
+
 def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
     """One environment as ``cfg`` describes it (Atari preprocessing included when set).
 
@@ -69,9 +107,12 @@ def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    if cfg.atari is None:
-        return gym.make(cfg.id, **kwargs)
-    return _make_atari(cfg.id, cfg.atari, kwargs)
+    if cfg.atari is not None:
+        return _make_atari(cfg.id, cfg.atari, kwargs)
+    if is_minatar(cfg.id):
+        _register_minatar()
+        return ChannelsFirst(gym.make(cfg.id, **kwargs))
+    return gym.make(cfg.id, **kwargs)
 
 
 def _make_atari(env_id: str, atari: AtariConfig, kwargs: dict[str, Any]) -> gym.Env:
@@ -104,12 +145,16 @@ def _open(cfg: EnvConfig) -> gym.Env:
     try:
         return make_env(cfg)
     except gym.error.Error as exc:
-        hint = (
-            "an ALE id such as ALE/Pong-v5 or ALE/Breakout-v5"
-            if cfg.atari is not None
-            else "an id from gymnasium.registry, e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, "
-            "LunarLander-v3 (Atari games: env=atari env.id=ALE/Pong-v5)"
-        )
+        if cfg.atari is not None:
+            hint = "an ALE id such as ALE/Pong-v5 or ALE/Breakout-v5"
+        elif is_minatar(cfg.id):
+            hint = "one of " + ", ".join(f"MinAtar/{g}-v1" for g in MINATAR_GAMES)
+        else:
+            hint = (
+                "an id from gymnasium.registry, e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, "
+                "LunarLander-v3 (Atari games: env=atari env.id=ALE/Pong-v5; MinAtar games: "
+                "env=minatar env.id=MinAtar/Breakout-v1)"
+            )
         raise ConfigError(
             f"env.id={cfg.id!r} is not a registered gymnasium environment ({exc}). Use {hint}"
         ) from None
@@ -133,16 +178,18 @@ def inspect_env(cfg: EnvConfig) -> EnvInfo:
                 "Discrete action space (DQN picks among a finite set of actions)"
             )
         space = env.observation_space
-        if cfg.atari is None and (not isinstance(space, gym.spaces.Box) or len(space.shape) != 1):
+        frames = cfg.atari is not None or is_minatar(cfg.id)
+        if not frames and (not isinstance(space, gym.spaces.Box) or len(space.shape) != 1):
             raise ConfigError(
                 f"env.id={cfg.id!r} has observation space {space}; apex-dqn needs a vector "
-                "observation (a 1-D Box), or env=atari for an ALE game"
+                "observation (a 1-D Box), or env=atari for an ALE game, or env=minatar for a "
+                "MinAtar game"
             )
         assert isinstance(space, gym.spaces.Box)
         threshold = env.spec.reward_threshold if env.spec is not None else None
         return EnvInfo(
             obs_shape=tuple(int(d) for d in space.shape),
-            obs_dtype=np.dtype(np.uint8 if cfg.atari is not None else np.float32).name,
+            obs_dtype=np.dtype(np.uint8 if frames else np.float32).name,
             num_actions=int(env.action_space.n),
             reward_threshold=None if threshold is None else float(threshold),
         )
@@ -150,7 +197,9 @@ def inspect_env(cfg: EnvConfig) -> EnvInfo:
         env.close()
 
 
-def make_vector_env(cfg: EnvConfig, *, num_envs: int, mode: str = "sync") -> VectorEnv:
+def make_vector_env(
+    cfg: EnvConfig, *, num_envs: int, mode: str = "sync"
+) -> SyncVectorEnv | AsyncVectorEnv:
     """A vector env of ``num_envs`` copies with SAME_STEP autoreset.
 
     Args:
@@ -257,11 +306,14 @@ class AleVectorEnv:
         size = atari.screen_size
         self._stack_NSHW = np.zeros((num_envs, atari.frame_stack, size, size), dtype=np.uint8)
 
-    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | list[int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every env; each stack holds its first frame ``frame_stack`` times.
 
-        ALE seeds env i with ``seed + i`` as a C++ int: larger seeds are folded into range.
+        ALE seeds env i with ``seed + i`` as a C++ int: larger seeds are folded into range, and
+        of a list of seeds (one per env, as gymnasium's vector envs take) the first is used.
         """
+        if isinstance(seed, list):
+            seed = seed[0]
         if seed is not None:
             seed = int(seed) % (2**31 - self.num_envs)
         obs, info = self._env.reset(seed=seed)

@@ -15,6 +15,7 @@ from apex_dqn.config import EnvConfig, NetworkConfig
 from apex_dqn.envs import make_vector_env
 from apex_dqn.exploration import epsilon_greedy
 from apex_dqn.numpy_policy import build_acting_q
+from apex_dqn.seeding import env_seeds
 
 
 @dataclass
@@ -30,6 +31,8 @@ class EvalResult:
         weights_version: the version of the weights evaluated.
         episodes: how many episodes.
         returns: every episode's return.
+        confirm_return: the mean return of a second, independent evaluation of the same
+            weights (new episodes), run only when the first reached ``confirm_at``; else None.
     """
 
     mean_return: float
@@ -40,6 +43,7 @@ class EvalResult:
     weights_version: int
     episodes: int
     returns: list[float] = field(default_factory=list)
+    confirm_return: float | None = None
 
 
 class Evaluator:
@@ -51,8 +55,11 @@ class Evaluator:
         obs_shape: shape of one observation.
         num_actions: size of the action space.
         episodes: episodes per evaluation, run in parallel.
-        seed: base seed; evaluation k resets its envs with seed + k * episodes.
+        seed: base seed; evaluation k resets its envs with ``seeding.env_seeds(seed, episodes,
+            k)``: new episodes every time.
         epsilon: chance of a uniformly random action at each step (0: greedy).
+        confirm_at: a return (the run's target) at or above which an evaluation is repeated
+            on new episodes before it counts: one lucky set of episodes must not end a run.
     """
 
     def __init__(
@@ -65,7 +72,9 @@ class Evaluator:
         episodes: int,
         seed: int,
         epsilon: float = 0.0,
+        confirm_at: float | None = None,
     ) -> None:
+        self._confirm_at = confirm_at
         self._episodes = episodes
         self._epsilon = float(epsilon)
         self._rng = np.random.default_rng(seed)
@@ -76,9 +85,17 @@ class Evaluator:
         self._envs = make_vector_env(env, num_envs=episodes)
 
     def evaluate(self, weights: dict[str, np.ndarray], version: int) -> EvalResult:
-        """Run one greedy episode in each env with ``weights``; return the statistics."""
+        """Run one greedy episode in each env with ``weights``; return the statistics (and,
+        when they reach ``confirm_at``, the mean of a second set of episodes)."""
         self._net.set_weights(weights)
-        obs_N, _ = self._envs.reset(seed=self._seed + self._count * self._episodes)
+        result = self._play(version)
+        if self._confirm_at is not None and result.mean_return >= self._confirm_at:
+            result.confirm_return = self._play(version).mean_return
+        return result
+
+    def _play(self, version: int) -> EvalResult:
+        """One episode in each env with the loaded weights, on seeds not used before."""
+        obs_N, _ = self._envs.reset(seed=env_seeds(self._seed, self._episodes, self._count))
         self._count += 1
         n = self._episodes
         returns_N = np.zeros(n)

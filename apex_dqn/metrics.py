@@ -38,6 +38,7 @@ MEAN_ABS_TD = "losses/mean_abs_td"
 MEAN_Q = "losses/mean_q"
 MAX_Q = "losses/max_q"
 GRAD_NORM = "losses/grad_norm"
+UPDATE_RATIO = "losses/update_ratio"  # ||Adam's step|| / ||parameters|| (sampled)
 # replay/
 BETA = "replay/beta"
 REPLAY_SIZE = "replay/size"
@@ -139,11 +140,13 @@ def process_start_time() -> float:
 
 @dataclass
 class EvalPoint:
-    """One greedy evaluation on the learning curve."""
+    """One greedy evaluation on the learning curve (``process_s``: seconds since the process
+    started, NaN for points restored from a checkpoint that did not record it)."""
 
     env_steps: int
     wall_s: float
     mean_return: float
+    process_s: float = math.nan
 
 
 @dataclass
@@ -203,6 +206,8 @@ class RunTracker:
     object_store_used: int | None = None
     # With several learners: a digest of each one's final weights (all equal when healthy).
     learner_digests: list[str] | None = None
+    # The two evaluations that made the solve: the first and its confirmation.
+    solve_returns: tuple[float, float | None] | None = None
     _last_report: tuple[float, int, int] | None = None
     _previous: dict[str, float] = field(default_factory=dict)
 
@@ -239,12 +244,19 @@ class RunTracker:
         ``details`` (an ``EvalResult`` as a dict) adds std, min, max and length to the records.
         """
         self.last_eval = dict(details or {})
-        point = EvalPoint(self.env_steps, self.wall_s(), float(mean_return))
+        now = time.time()
+        point = EvalPoint(
+            self.env_steps, self.wall_s(now), float(mean_return), now - self.process_start
+        )
         self.evals.append(point)
+        # A solve needs the evaluator's second, independent evaluation to reach it too.
+        confirm = self.last_eval.get("confirm_return")
         reached = self.target_return is not None and mean_return >= self.target_return
+        reached = reached and (confirm is None or confirm >= self.target_return)
         if reached and self.time_to_solve_s is None:
-            self.time_to_solve_s = time.time() - self.process_start
+            self.time_to_solve_s = now - self.process_start
             self.env_steps_at_solve = point.env_steps
+            self.solve_returns = (float(mean_return), confirm)
         return reached
 
     def policy_lag(self) -> float:
@@ -372,6 +384,17 @@ class RunTracker:
             "interrupted_by": self.interrupted_by,
             "resumed_from": self.resumed_from,
             "learner_weights_digests": self.learner_digests,
+            "solve_eval_return": None if self.solve_returns is None else self.solve_returns[0],
+            "confirm_eval_return": None if self.solve_returns is None else self.solve_returns[1],
+            "evals": [
+                {
+                    "env_steps": e.env_steps,
+                    "wall_s": round(e.wall_s, 3),
+                    "process_s": None if math.isnan(e.process_s) else round(e.process_s, 3),
+                    "mean_return": e.mean_return,
+                }
+                for e in self.evals
+            ],
         }
 
     _COUNTERS = (
@@ -394,9 +417,10 @@ class RunTracker:
         return {
             **{k: getattr(self, k) for k in self._COUNTERS},
             "wall_s": self.wall_s(),
-            "evals": [[e.env_steps, e.wall_s, e.mean_return] for e in self.evals],
+            "evals": [[e.env_steps, e.wall_s, e.mean_return, e.process_s] for e in self.evals],
             "time_to_solve_s": self.time_to_solve_s,
             "env_steps_at_solve": self.env_steps_at_solve,
+            "solve_returns": None if self.solve_returns is None else list(self.solve_returns),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -405,9 +429,14 @@ class RunTracker:
             if k in state:
                 setattr(self, k, int(state[k]))
         self.train_start = time.time() - float(state.get("wall_s", 0.0))
-        self.evals = [EvalPoint(int(e), float(w), float(r)) for e, w, r in state.get("evals", [])]
+        self.evals = [
+            EvalPoint(int(e[0]), float(e[1]), float(e[2]), float(e[3]) if len(e) > 3 else math.nan)
+            for e in state.get("evals", [])
+        ]
         self.time_to_solve_s = state.get("time_to_solve_s")
         self.env_steps_at_solve = state.get("env_steps_at_solve")
+        solve = state.get("solve_returns")
+        self.solve_returns = None if solve is None else (float(solve[0]), solve[1])
         self._last_report = (time.time(), self.env_steps, self.learner_steps)
 
 
@@ -419,6 +448,7 @@ def learner_metric_dict(metrics: Any) -> dict[str, float]:
         MEAN_Q: metrics.mean_q,
         MAX_Q: metrics.max_q,
         GRAD_NORM: metrics.grad_norm,
+        UPDATE_RATIO: metrics.update_ratio,
         BETA: metrics.beta,
     }
 

@@ -1,7 +1,9 @@
 """Q-networks and the conversion of their weights to plain numpy.
 
 This module owns the Q-network architectures: an MLP torso for vector observations, the Nature
-DQN convolutional torso (Mnih et al., 2015) for stacked [C, 84, 84] uint8 frames, and either a
+DQN convolutional torso (Mnih et al., 2015) for stacked [C, 84, 84] uint8 frames, the MinAtar
+torso (Young & Tian, 2019: one 16-filter 3x3 convolution and a 128-unit layer) for [C, 10, 10]
+0/1 grids, and either a
 plain linear head or a dueling head Q = V + A - mean_a A (Wang et al., 2016). It also turns
 weights into dicts of numpy arrays and back, so they travel through Ray's object store without
 pickling torch tensors.
@@ -18,8 +20,10 @@ from torch import Tensor, nn
 
 from apex_dqn.config import NetworkConfig
 
-TORSOS = ("mlp", "nature")
+TORSOS = ("mlp", "nature", "minatar")
 NATURE_HIDDEN = 512
+MINATAR_FILTERS = 16
+MINATAR_HIDDEN = 128
 
 
 class QNetwork(nn.Module):
@@ -31,8 +35,10 @@ class QNetwork(nn.Module):
 
     For ``torso="mlp"`` the torso is every hidden layer (Linear + ReLU for each of
     ``hidden_sizes``) and each head is a single Linear layer. For ``torso="nature"`` the torso is
-    the three convolutions, and each head is Linear(features, 512) + ReLU + Linear(512, out);
-    ``hidden_sizes`` is not used.
+    the three convolutions, and each head is Linear(features, 512) + ReLU + Linear(512, out).
+    For ``torso="minatar"`` the torso is the convolution and the 128-unit layer (shared by the
+    dueling streams, as in the reference network), and each head is one Linear layer.
+    ``hidden_sizes`` is used by "mlp" only.
     """
 
     def __init__(
@@ -47,12 +53,13 @@ class QNetwork(nn.Module):
         """Builds the network.
 
         Args:
-            obs_shape: shape of one observation; [C, H, W] for "nature" (Atari: [4, 84, 84]).
+            obs_shape: shape of one observation; [C, H, W] for "nature" (Atari: [4, 84, 84]) and
+                "minatar" ([C, 10, 10]).
             num_actions: number of discrete actions A, >= 1.
             hidden_sizes: widths of the MLP torso's hidden layers ("mlp" only); may be empty.
             dueling: use the dueling head (value and advantage streams) instead of a linear one.
-            torso: "mlp" (flattens the observation) or "nature" (Nature DQN convolutions; inputs
-                are scaled by 1/255 inside ``forward``).
+            torso: "mlp" (flattens the observation), "nature" (Nature DQN convolutions; inputs
+                are scaled by 1/255 inside ``forward``) or "minatar" (inputs are 0/1 already).
 
         Raises:
             ValueError: for an unknown torso, or an observation shape the torso cannot take.
@@ -66,9 +73,11 @@ class QNetwork(nn.Module):
         self.num_actions = num_actions
         self.dueling = dueling
         self.torso_name = torso
+        hidden: int | None = None
         if torso == "mlp":
             self.torso, features = _mlp_torso(self.obs_shape, hidden_sizes)
-            hidden = None
+        elif torso == "minatar":
+            self.torso, features = _minatar_torso(self.obs_shape)
         else:
             self.torso, features = _nature_torso(self.obs_shape)
             hidden = NATURE_HIDDEN
@@ -126,6 +135,22 @@ def _nature_torso(obs_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
         # 3136 = 64 * 7 * 7 for 84x84 frames; computed so that other frame sizes work too.
         width = torso(torch.zeros(1, *obs_shape)).shape[1]
     return torso, int(width)
+
+
+def _minatar_torso(obs_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """MinAtar's reference torso: Conv(16, 3x3, stride 1) + ReLU, then Linear(128) + ReLU."""
+    if len(obs_shape) != 3:
+        raise ValueError(f"the minatar torso needs obs_shape [C, H, W], got {obs_shape}")
+    channels, height, width = obs_shape
+    conv_out = MINATAR_FILTERS * (height - 2) * (width - 2)  # 3x3, no padding: 10x10 -> 8x8
+    torso = nn.Sequential(
+        nn.Conv2d(channels, MINATAR_FILTERS, kernel_size=3, stride=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(conv_out, MINATAR_HIDDEN),
+        nn.ReLU(),
+    )
+    return torso, MINATAR_HIDDEN
 
 
 def _head(features: int, hidden: int | None, out: int) -> nn.Module:

@@ -61,7 +61,8 @@ class NStepBuilder:
 
         Args:
             num_envs: number of environments N stepped together, >= 1.
-            n: the most rewards summed per transition, >= 1 (1 gives one-step transitions).
+            n: the most rewards summed per transition, in [1, 255] (1 gives one-step
+                transitions; ``steps_B`` is uint8).
             gamma: discount factor per step, in [0, 1].
             obs_shape: shape of one observation.
             obs_dtype: dtype observations are stored and returned in (uint8 for Atari frames).
@@ -69,8 +70,8 @@ class NStepBuilder:
         Raises:
             ValueError: if an argument is out of range.
         """
-        if num_envs < 1 or n < 1:
-            raise ValueError(f"num_envs and n must be >= 1, got num_envs={num_envs}, n={n}")
+        if num_envs < 1 or not 1 <= n <= 255:
+            raise ValueError(f"need num_envs >= 1, n in [1, 255], got num_envs={num_envs}, n={n}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         self._num_envs = num_envs
@@ -188,6 +189,8 @@ class NStepBuilder:
         oldest = order_K[0]
         # G = sum_{k<n} gamma^k r_{t+k}
         return_E = self._reward_NK[envs_E][:, order_K] @ self._powers_K
+        # Greedy actions among a_{t+1} .. a_{t+n-1}: every slot of the window but the oldest.
+        later_greedy_E = self._greedy_NK[envs_E][:, order_K[1:]].sum(axis=1)
         self._count_N[envs_E] -= 1
         num = envs_E.shape[0]
         rows = Rows(env_B=envs_E, value_B=self._value_NK[envs_E, oldest])
@@ -202,6 +205,8 @@ class NStepBuilder:
             next_obs_B=np.asarray(next_obs_N, dtype=self._obs_dtype)[envs_E],
             done_B=np.zeros(num, dtype=bool),
             greedy_B=self._greedy_NK[envs_E, oldest],
+            steps_B=np.full(num, self._n),
+            later_greedy_B=later_greedy_E,
         ), rows
 
     def _flush(
@@ -218,6 +223,10 @@ class NStepBuilder:
             # G_j = r_j + gamma * G_{j+1}, computed backwards from the final reward.
             acc = reward_C[j] + self._gamma * acc
             return_C[j] = acc
+        # Start j's later actions are the actions of starts j + 1 .. count - 1: a suffix sum
+        # minus its own.
+        greedy_C = self._greedy_NK[env, order_C].astype(np.int64)
+        later_greedy_C = np.cumsum(greedy_C[::-1])[::-1] - greedy_C
         self._count_N[env] = 0
         rows = Rows(env_B=np.full(count, env, dtype=np.int64), value_B=self._value_NK[env, order_C])
         if self._keys_NK is not None and self._next_keys_N is not None:
@@ -231,6 +240,8 @@ class NStepBuilder:
             next_obs_B=np.repeat(np.asarray(final_obs, dtype=self._obs_dtype)[None], count, 0),
             done_B=np.full(count, terminated),
             greedy_B=self._greedy_NK[env, order_C],
+            steps_B=np.arange(count, 0, -1),
+            later_greedy_B=later_greedy_C,
         ), rows
 
     def _batch(self, **arrays: np.ndarray) -> TransitionBatch:
@@ -246,4 +257,6 @@ class NStepBuilder:
             priority_B=np.zeros(num, dtype=np.float32),
             greedy_B=arrays["greedy_B"].astype(bool, copy=False),
             epsilon_B=np.zeros(num, dtype=np.float32),
+            steps_B=arrays["steps_B"].astype(np.uint8),
+            later_greedy_B=arrays["later_greedy_B"].astype(np.uint8),
         )

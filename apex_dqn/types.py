@@ -27,6 +27,10 @@ class TransitionBatch:
         priority_B: the actor's initial priority |TD error| (float32), shape [B].
         greedy_B: whether a_t was the actor's greedy action (bool), shape [B].
         epsilon_B: the exploration epsilon of the actor that produced it (float32), shape [B].
+        steps_B: m, the number of rewards summed (uint8, 1 <= m <= n), shape [B].
+        later_greedy_B: how many of the later actions a_{t+1} .. a_{t+m-1} were their actor's
+            greedy action (uint8, <= m - 1), shape [B]; with ``steps_B`` and ``epsilon_B`` what
+            the off-policy correction between actors needs (``exploration.BehaviourMixture``).
     """
 
     obs_B: np.ndarray
@@ -38,6 +42,8 @@ class TransitionBatch:
     priority_B: np.ndarray
     greedy_B: np.ndarray
     epsilon_B: np.ndarray
+    steps_B: np.ndarray
+    later_greedy_B: np.ndarray
 
     def __len__(self) -> int:
         return int(self.action_B.shape[0])
@@ -73,6 +79,8 @@ class TransitionBatch:
             priority_B=np.zeros(0, dtype=np.float32),
             greedy_B=np.zeros(0, dtype=bool),
             epsilon_B=np.zeros(0, dtype=np.float32),
+            steps_B=np.zeros(0, dtype=np.uint8),
+            later_greedy_B=np.zeros(0, dtype=np.uint8),
         )
 
 
@@ -138,8 +146,8 @@ class FrameBatch:
         stream: the id of the actor process that made them (keys are only unique within it).
         obs_idx_BS: rows of ``frames_F`` stacked into s_t, oldest frame first (int64, [B, S]).
         next_idx_BS: rows of ``frames_F`` stacked into s_{t+m} (int64, [B, S]).
-        action_B, return_B, discount_B, done_B, priority_B, greedy_B, epsilon_B: as in
-            ``TransitionBatch``.
+        action_B, return_B, discount_B, done_B, priority_B, greedy_B, epsilon_B, steps_B,
+            later_greedy_B: as in ``TransitionBatch``.
     """
 
     frames_F: np.ndarray
@@ -154,6 +162,8 @@ class FrameBatch:
     priority_B: np.ndarray
     greedy_B: np.ndarray
     epsilon_B: np.ndarray
+    steps_B: np.ndarray
+    later_greedy_B: np.ndarray
 
     SCALARS: ClassVar[tuple[str, ...]] = (
         "action_B",
@@ -163,6 +173,8 @@ class FrameBatch:
         "priority_B",
         "greedy_B",
         "epsilon_B",
+        "steps_B",
+        "later_greedy_B",
     )
 
     def __len__(self) -> int:

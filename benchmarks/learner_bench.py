@@ -102,6 +102,8 @@ def _random_batch(n: int, rng: np.random.Generator) -> Any:
         priority_B=rng.uniform(0.01, 2.0, n).astype(np.float32),
         greedy_B=np.ones(n, bool),
         epsilon_B=np.full(n, 0.1, np.float32),
+        steps_B=np.full(n, 3, np.uint8),
+        later_greedy_B=np.full(n, 2, np.uint8),
     )
 
 

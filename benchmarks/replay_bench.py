@@ -59,6 +59,8 @@ def _transition_batch(b: dict) -> Any:
         priority_B=b["priority"],
         greedy_B=np.ones(n, bool),
         epsilon_B=np.full(n, 0.1, np.float32),
+        steps_B=np.full(n, 3, np.uint8),
+        later_greedy_B=np.full(n, 2, np.uint8),
     )
 
 
@@ -295,6 +297,8 @@ def _frame_pushes(
             priority_B=rng.uniform(0.01, 2.0, rows).astype(np.float32),
             greedy_B=np.ones(rows, bool),
             epsilon_B=np.full(rows, 0.1, np.float32),
+            steps_B=np.full(rows, 3, np.uint8),
+            later_greedy_B=np.full(rows, 2, np.uint8),
         )
 
 

@@ -6,7 +6,7 @@ preallocated numpy arrays, one per ``TransitionBatch`` field, used as a ring: it
 (a global insertion counter) sits in slot ``id % capacity``, so the oldest item is overwritten
 first. A ``SumTree`` holds p_i ** alpha per slot; sampling is stratified over the total and
 vectorized over the batch. Importance weights come from the pure function
-``importance_weights``, which a learner reading several shards calls again with global totals.
+``importance_weights``; normalized per batch, they need no statistics of other shards.
 Numpy only: no torch, no Ray (the Ray layer wraps this class as a "replay shard").
 """
 
@@ -19,46 +19,39 @@ import numpy as np
 from apex_dqn.replay.sum_tree import SumTree
 from apex_dqn.types import ReplayStats, Sample, TransitionBatch
 
+# Stored fields that older snapshots lack; ``load_state_dict`` fills them with zeros.
+_ADDED_LATER = ("steps_B", "later_greedy_B")
 
-def importance_weights(
-    priorities_B: np.ndarray,
-    *,
-    total: float,
-    min_priority: float,
-    size: int,
-    beta: float,
-) -> np.ndarray:
-    """Importance-sampling weights of sampled items, normalized by the largest possible weight.
 
-    With P(i) = p_i / total, w_i = (size * P(i)) ** -beta / max_j w_j, and the max over the
-    whole replay is reached at the smallest priority: max_j w_j = (size * min_priority / total)
-    ** -beta. Algebraically w_i = (min_priority / p_i) ** beta, so total and size cancel; they
-    are kept so that the formula reads as in the paper and the arguments are checked. With
-    several shards pass global values: the sum of shard sums, the min of shard minima and the
-    sum of shard sizes.
+def importance_weights(priorities_B: np.ndarray, *, beta: float) -> np.ndarray:
+    """Importance-sampling weights of a sampled batch, normalized by the batch's largest one.
+
+    With P(i) = p_i / S (S the sum of priorities over the whole replay, every shard) and N
+    items, w_i = (N * P(i)) ** -beta; dividing by the largest weight in the batch gives
+    w_i = (min_batch p_j / p_i) ** beta, in which N and S cancel: a shard's weights are those
+    of the union of all shards, with no global statistics needed.
+
+    The batch maximum, not the replay's (Schaul et al. 2016 normalise by max_j w_j over the
+    buffer): a single near-zero priority anywhere in the replay (floored at priority_eps, e.g.
+    a transition the network fits exactly) made every replay-normalized weight tiny (means of
+    0.04 were seen on MinAtar and Pong), which shrinks the gradient until Adam's epsilon, not
+    the learning rate, sets the step. Normalized per batch, the largest weight is 1.
 
     Args:
         priorities_B: p_i (already raised to alpha) of the sampled items, > 0, shape [B].
-        total: sum of p_i over the whole replay, > 0.
-        min_priority: min of p_i over the whole replay, > 0.
-        size: number of items in the whole replay, >= 1.
         beta: importance-sampling exponent, >= 0 (0: all weights 1; 1: full correction).
 
     Returns:
-        Weights in (0, 1] for items with p_i >= min_priority, float32, shape [B].
+        Weights in (0, 1], the largest exactly 1, float32, shape [B].
 
     Raises:
-        ValueError: if an argument is out of range.
+        ValueError: if a priority is not finite and positive, or beta < 0.
     """
-    if not (total > 0.0 and min_priority > 0.0 and np.isfinite(min_priority)):
-        raise ValueError(f"need total > 0 and finite min_priority > 0, got {total}, {min_priority}")
-    if size < 1 or beta < 0.0:
-        raise ValueError(f"need size >= 1 and beta >= 0, got size={size}, beta={beta}")
-    prob_B = np.asarray(priorities_B, dtype=np.float64) / total
-    # IS weight w_i = (N * P(i)) ** -beta / max_j w_j, max_j w_j = (N * min_j P(j)) ** -beta.
-    weight_B = (size * prob_B) ** -beta
-    max_weight = (size * min_priority / total) ** -beta
-    return (weight_B / max_weight).astype(np.float32)
+    p_B = np.asarray(priorities_B, dtype=np.float64)
+    if beta < 0.0 or not (np.all(p_B > 0.0) and np.all(np.isfinite(p_B))):
+        raise ValueError(f"need finite priorities > 0 and beta >= 0, got beta={beta}")
+    # IS weight w_i = (N * P(i)) ** -beta / max_j w_j = (min_j p_j / p_i) ** beta.
+    return ((p_B.min() / p_B) ** beta).astype(np.float32)
 
 
 class PrioritizedReplay:
@@ -185,8 +178,9 @@ class PrioritizedReplay:
             beta: importance-sampling exponent, >= 0.
 
         Returns:
-            A copy of the rows, weights normalized by this shard's largest possible weight, the
-            items' ids and p ** alpha, and ``stats()``.
+            A copy of the rows, their importance weights (normalized by the batch's largest,
+            so equal to those of the union of all shards), the items' ids and p ** alpha, and
+            ``stats()``.
 
         Raises:
             ValueError: if the replay is empty or ``batch_size`` < 1.
@@ -197,13 +191,7 @@ class PrioritizedReplay:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         slot_B = self._draw(batch_size)
         priority_B = self._tree.get(slot_B)
-        weights_B = importance_weights(
-            priority_B,
-            total=self._tree.total(),
-            min_priority=self._tree.min(),
-            size=len(self),
-            beta=beta,
-        )
+        weights_B = importance_weights(priority_B, beta=beta)
         batch = self._rows(slot_B)
         self._sampled += batch_size
         return Sample(
@@ -299,6 +287,8 @@ class PrioritizedReplay:
     def load_state_dict(self, state: dict) -> None:
         """Restores a ``state_dict``; array values may also be anything ``np.asarray`` accepts.
 
+        Fields added since a snapshot was written (``steps_B``, ``later_greedy_B``) are zeros.
+
         Raises:
             ValueError: if the saved replay's capacity, observations, alpha or eps differ.
         """
@@ -318,6 +308,11 @@ class PrioritizedReplay:
         added = int(state["added"])
         size = min(added, self._capacity)
         for name in self._storage:
+            if name in _ADDED_LATER and name not in state["storage"]:
+                # A snapshot from before the field existed: zeros (steps_B = 0 gives the
+                # actor-mixture correction weight 1, i.e. no correction for those rows).
+                self._storage[name][:size] = 0
+                continue
             self._storage[name][:size] = np.asarray(state["storage"][name])
         self._ids[:] = -1
         self._ids[:size] = np.asarray(state["ids"], dtype=np.int64)

@@ -1,10 +1,10 @@
-"""Exact prioritized replay across shards: which shard to sample, and global importance weights.
+"""Exact prioritized replay across shards: which shard to sample from.
 
 Each batch is drawn from one shard s picked with probability S_s / S (S_s its priority sum, S the
 sum over shards); within the shard item i is drawn with probability p_i / S_s, so its marginal
-probability is p_i / S, as if all shards were one buffer. Importance weights are then computed
-from the global size, sum and minimum. Pure numpy: the Ray learner host and the single-process
-loop both use it.
+probability is p_i / S, as if all shards were one buffer. Importance weights, normalized within
+each batch, are then those of the one buffer too (``prioritized.importance_weights``). Pure
+numpy: the Ray learner host and the single-process loop both use it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn.replay.prioritized import importance_weights
 from apex_dqn.types import ReplayStats
 
 
@@ -29,20 +28,6 @@ def pick_shard(
     if total <= 0:
         return None
     return int(rng.choice(len(sums), p=sums / total))
-
-
-def global_weights(
-    priorities_B: np.ndarray, stats: Sequence[ReplayStats | None], beta: float
-) -> np.ndarray:
-    """Importance weights of a sample under the union of all shards' statistics."""
-    known = [s for s in stats if s is not None and s.size > 0]
-    return importance_weights(
-        priorities_B,
-        total=sum(s.priority_sum for s in known),
-        min_priority=min(s.priority_min for s in known),
-        size=sum(s.size for s in known),
-        beta=beta,
-    )
 
 
 def total_size(stats: Sequence[ReplayStats | None]) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from apex_dqn import checkpoint as ckpt
+from apex_dqn import seeding
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
 from apex_dqn.exploration import actor_epsilons
@@ -52,7 +53,7 @@ def actor_kwargs(cfg: Config, info: EnvInfo, index: int, generation: int = 0) ->
         "obs_shape": info.obs_shape,
         "obs_dtype": info.obs_dtype,
         "frame_batches": frame_storage(cfg),
-        "seed": cfg.seed * 10_007 + 1 + index + 100_003 * generation,
+        "seed": seeding.actor_seed(cfg.seed, index, generation),
     }
 
 
@@ -85,12 +86,12 @@ def replay_kwargs(cfg: Config, info: EnvInfo, shard: int) -> dict[str, Any]:
         "frames": frame_storage(cfg),
         "alpha": cfg.replay.alpha,
         "priority_eps": cfg.replay.priority_eps,
-        "seed": cfg.seed * 10_007 + 5_000 + shard,
+        "seed": seeding.shard_seed(cfg.seed, shard),
     }
 
 
 def evaluator_kwargs(cfg: Config, info: EnvInfo) -> dict[str, Any]:
-    """Keyword arguments of ``Evaluator`` (its seeds are disjoint from the actors')."""
+    """Keyword arguments of ``Evaluator`` (its seeds come from the run's seed tree too)."""
     return {
         "env": cfg.env,
         "network": cfg.network,
@@ -98,7 +99,8 @@ def evaluator_kwargs(cfg: Config, info: EnvInfo) -> dict[str, Any]:
         "num_actions": info.num_actions,
         "episodes": cfg.eval.episodes,
         "epsilon": cfg.eval.epsilon,
-        "seed": cfg.seed * 10_007 + 1_000_000,
+        "seed": seeding.evaluator_seed(cfg.seed),
+        "confirm_at": target_return(cfg, info),
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from apex_dqn import seeding
 from apex_dqn.metrics import (
     IS_WEIGHT_MEAN,
     IS_WEIGHT_MIN,
@@ -344,9 +345,9 @@ class LearnerHost:
     """Runs a ``Learner`` against the replay shards, with sample requests kept in flight.
 
     With several shards a batch comes from one shard chosen with probability proportional to its
-    priority sum, and the importance weights are recomputed from the global size, sum and minimum,
-    so that the marginal sampling probability of item i is p_i / sum over all shards (exact
-    prioritized replay across shards).
+    priority sum, so that the marginal sampling probability of item i is p_i / sum over all
+    shards (exact prioritized replay across shards); the shard's importance weights, normalized
+    within the batch, are then those of the union.
 
     With ``learner.num_learners`` = K > 1 this is learner ``rank`` of K: each samples its own
     batches, sends their priorities to the shards they came from, and steps in collective
@@ -376,7 +377,7 @@ class LearnerHost:
         self._ps, self._shards = peers.connect()
         # Each learner of a group draws its own batches.
         self._seed = seed
-        self._rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
+        self._rng = np.random.default_rng(seeding.derive(seed, seeding.LEARNER, rank))
         self._stats: list[ReplayStats | None] = [None] * len(self._shards)
         self._inflight: dict[Any, int] = {}
         self._last_metrics: dict[str, float] = {}
@@ -543,7 +544,7 @@ class LearnerHost:
         return True
 
     def _receive(self, ref: Any) -> None:
-        """Take a finished sample request: weigh its batches globally and stage them."""
+        """Take a finished sample request and stage its batches."""
         shard = self._inflight.pop(ref)
         try:
             samples: list[Sample] = ray.get(ref)
@@ -552,10 +553,9 @@ class LearnerHost:
             return
         for sample in samples:
             self._shard_answered(shard, sample.stats)
-        beta = self.learner.beta()
         request = _Request(shard=shard, left=len(samples))
         for sample in samples:
-            weights_B = sharded.global_weights(sample.priorities_B, self._stats, beta)
+            weights_B = sample.weights_B
             future: Future = Future()
             if self._stager is not None:
                 future = self._stager.submit(self.learner.stage, sample.batch, weights_B)
@@ -738,7 +738,9 @@ class LearnerHost:
                 self._rng.bit_generator.state = rng["numpy"]
             elif self.rank > 0:  # rank 0's saved sampler would repeat rank 0's draws
                 steps = self.learner.learner_steps
-                self._rng = np.random.default_rng([self._seed, self.rank, steps])
+                self._rng = np.random.default_rng(
+                    seeding.derive(self._seed, seeding.LEARNER, self.rank, steps)
+                )
             self._refresh_stats()
             self._base_steps = self.learner.learner_steps
             self._base_added = self._total_added()

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from apex_dqn import seeding
 from apex_dqn.actor import make_actor
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
@@ -46,7 +47,7 @@ class LocalRun:
         )
         self.ps = ParameterServer()
         self.ps.set_weights(self.learner.get_weights(), 0)
-        self._rng = np.random.default_rng(cfg.seed)
+        self._rng = np.random.default_rng(seeding.derive(cfg.seed, seeding.LEARNER, 0))
         self._next_shard = 0
         self._last_eval = -float("inf")
 
@@ -89,8 +90,7 @@ class LocalRun:
             if shard is None:
                 break
             sample = self.shards[shard].sample(cfg.batch_size, self.learner.beta())
-            weights_B = sharded.global_weights(sample.priorities_B, stats, self.learner.beta())
-            metrics, priorities_B = self.learner.step(sample.batch, weights_B)
+            metrics, priorities_B = self.learner.step(sample.batch, sample.weights_B)
             self.shards[shard].update_priorities(sample.ids_B, priorities_B)
             stats[shard] = self.shards[shard].stats()
             if self.learner.learner_steps % cfg.publish_every == 0:

@@ -28,7 +28,9 @@ BAD_VALUES = [
     ("eval.episodes=0", "eval.episodes", "[1, 10000]"),
     ("train.max_seconds=0", "train.max_seconds", "(0, inf]"),
     ("train.max_env_steps=0", "train.max_env_steps", ">= 1"),
-    ("network.torso=resnet", "network.torso", "mlp, nature"),
+    ("network.torso=resnet", "network.torso", "mlp, nature, minatar"),
+    ("learner.target_update_tau=1.5", "learner.target_update_tau", "[0, 1]"),
+    ("learner.amp=sometimes", "learner.amp", "true, false, auto"),
     ("network.hidden_sizes=[64,0]", "network.hidden_sizes[1]", "[1, 65536]"),
     ("runtime=spark", "runtime", "ray, local"),
     ("seed=-1", "seed", "[0, 2147483647]"),
@@ -52,6 +54,8 @@ CROSS_FIELD = [
     (("replay.beta_start=0.9", "replay.beta_end=0.5"), "replay.beta_end must be >="),
     (("learner.num_learners=2", "runtime=local"), "learner.num_learners=2 needs runtime=ray"),
     (("learner.dist_backend=nccl", "learner.device=cpu"), "learner.dist_backend=nccl needs a CUDA"),
+    (("network.torso=minatar",), "network.torso=minatar needs a MinAtar game"),
+    (("env.id=MinAtar/Breakout-v1",), "use network.torso=minatar"),
 ]
 
 
@@ -85,3 +89,10 @@ def test_plain_dataclass_validates_without_hydra():
         from apex_dqn.config import AlgoConfig
 
         AlgoConfig(n_step=0)
+
+
+def test_minatar_group_composes_for_every_game(compose_config):
+    for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"):
+        cfg = compose_config("env=minatar", f"env.id=MinAtar/{game}-v1")
+        assert cfg.network.torso == "minatar" and cfg.env.atari is None
+        assert cfg.eval.epsilon == 0.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from apex_dqn.config import ConfigError, EnvConfig
-from apex_dqn.envs import inspect_env, make_vector_env, true_next_obs
+from apex_dqn.envs import MINATAR_GAMES, inspect_env, make_env, make_vector_env, true_next_obs
 
 
 def test_cartpole_info():
@@ -39,3 +39,22 @@ def test_same_step_autoreset_gives_the_final_observation():
     assert not np.allclose(real, obs), "the reset observation must be replaced"
     np.testing.assert_allclose(real[0], infos["final_obs"][0])
     envs.close()
+
+
+@pytest.mark.parametrize(("game", "channels"), [("Breakout", 4), ("SpaceInvaders", 6)])
+def test_minatar_observations_are_channels_first_uint8(game, channels):
+    cfg = EnvConfig(id=f"MinAtar/{game}-v1")
+    info = inspect_env(cfg)
+    assert info.obs_shape == (channels, 10, 10) and info.obs_dtype == "uint8"
+    env = make_env(cfg)
+    obs, _ = env.reset(seed=0)
+    raw = env.unwrapped.game.state()  # MinAtar's own (10, 10, C) bool grid
+    assert obs.dtype == np.uint8 and obs.shape == (channels, 10, 10)
+    np.testing.assert_array_equal(obs, np.moveaxis(raw, -1, 0).astype(np.uint8))
+    env.close()
+
+
+def test_unknown_minatar_game_lists_the_games():
+    with pytest.raises(ConfigError, match="MinAtar/Breakout-v1") as err:
+        inspect_env(EnvConfig(id="MinAtar/Pong-v1"))
+    assert all(game in str(err.value) for game in MINATAR_GAMES)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apex_dqn.exploration import actor_correction_weights, actor_epsilons, epsilon_greedy
+from apex_dqn.exploration import (
+    BehaviourMixture,
+    actor_epsilons,
+    epsilon_greedy,
+    mixture_correction_weights,
+)
 
 
 def test_actor_epsilons_ape_x_formula() -> None:
@@ -55,24 +60,83 @@ def test_epsilon_greedy_mix_rate() -> None:
     assert abs(greedy_N.mean() - 0.85) < 0.015
 
 
-def test_actor_correction_hand_computed() -> None:
-    all_eps = np.array([0.5, 0.1])
-    weights_B = actor_correction_weights(
-        np.array([True, False, True, False]),
-        np.array([0.5, 0.1, 0.1, 0.5]),
-        all_epsilons=all_eps,
-        num_actions=2,
+def _observed_mixture(clip: float) -> BehaviourMixture:
+    """Three actors, eps (0.4, 0.1, 0.01), seen in a batch with shares (0.5, 0.25, 0.25)."""
+    mixture = BehaviourMixture(np.array([0.4, 0.1, 0.01]), num_actions=4, clip=clip)
+    # float32 epsilons as stored in a batch, matched to the actors by nearest value.
+    mixture.observe(np.array([0.4, 0.1, 0.4, 0.01], dtype=np.float32))
+    np.testing.assert_allclose(mixture.shares(), [0.5, 0.25, 0.25])
+    return mixture
+
+
+def test_mixture_weight_hand_computed() -> None:
+    mixture = _observed_mixture(clip=np.inf)
+    # Actor 1 (eps 0.1), m = 3: a_{t+1}, a_{t+2} are one greedy and one random action.
+    weights_B = mixture.weights(
+        np.array([0.1, 0.1], np.float32), np.array([3, 3], np.uint8), np.array([1, 1], np.uint8)
     )
     assert weights_B.dtype == np.float32
-    # greedy from actor 0: mu_0 = 0.5 + 0.25 = 0.75, mu_mix = (0.75 + 0.95) / 2 = 0.85
-    # non-greedy from actor 1: mu_1 = 0.05, mu_mix = (0.25 + 0.05) / 2 = 0.15
-    # greedy from actor 1: mu_1 = 0.95; non-greedy from actor 0: mu_0 = 0.25
-    expected = [0.85 / 0.75, 0.15 / 0.05, 0.85 / 0.95, 0.15 / 0.25]
-    np.testing.assert_allclose(weights_B, expected, rtol=1e-6)
+    # e_mix = 0.5 * 0.4 + 0.25 * 0.1 + 0.25 * 0.01 = 0.2 + 0.025 + 0.0025 = 0.2275
+    # greedy: mu_mix = 0.7725 + 0.2275 / 4 = 0.829375, mu_1 = 0.9 + 0.1 / 4 = 0.925
+    # random: mu_mix = 0.2275 / 4 = 0.056875, mu_1 = 0.1 / 4 = 0.025
+    # w = (0.829375 / 0.925) * (0.056875 / 0.025) = 0.8966216... * 2.275 = 2.0398142...
+    np.testing.assert_allclose(weights_B, [2.0398142, 2.0398142], rtol=1e-6)
 
 
-def test_actor_correction_is_one_for_a_single_actor() -> None:
-    weights_B = actor_correction_weights(
-        np.array([True, False]), np.array([0.3, 0.3]), all_epsilons=np.array([0.3]), num_actions=5
+def test_mixture_weight_clipped_at_one() -> None:
+    mixture = _observed_mixture(clip=1.0)
+    weights_B = mixture.weights(
+        np.array([0.1, 0.4, 0.4], np.float32),
+        np.array([3, 3, 2], np.uint8),
+        np.array([1, 1, 0], np.uint8),
     )
-    np.testing.assert_allclose(weights_B, [1.0, 1.0], rtol=1e-6)
+    # Row 0 is 2.0398 before truncation. Actor 0 (eps 0.4), one greedy + one random:
+    # (0.829375 / (0.6 + 0.1)) * (0.2275 / 0.4) = 1.1848214... * 0.56875 = 0.6738672...
+    # and one random only: 0.2275 / 0.4 = 0.56875; no floor, values below 1 stay as they are.
+    np.testing.assert_allclose(weights_B, [1.0, 0.6738672, 0.56875], rtol=1e-6)
+
+
+def test_one_step_transitions_weigh_one() -> None:
+    mixture = _observed_mixture(clip=np.inf)
+    weights_B = mixture.weights(
+        np.array([0.4, 0.1, 0.01], np.float32), np.ones(3, np.uint8), np.zeros(3, np.uint8)
+    )
+    np.testing.assert_array_equal(weights_B, [1.0, 1.0, 1.0])
+
+
+def test_shares_uniform_before_observation_then_decayed() -> None:
+    mixture = BehaviourMixture(np.array([0.4, 0.1, 0.01]), num_actions=4, decay=0.5, clip=np.inf)
+    np.testing.assert_allclose(mixture.shares(), [1 / 3, 1 / 3, 1 / 3])
+    # e_mix = (0.4 + 0.1 + 0.01) / 3 = 0.17; actor 1, m = 2, a_{t+1} random: 0.17 / 0.1 = 1.7
+    weights_B = mixture.weights(np.array([0.1]), np.array([2]), np.array([0]))
+    np.testing.assert_allclose(weights_B, [1.7], rtol=1e-6)
+    # Nearest match: 0.3 -> 0.4, 0.02 -> 0.01. Counts [1, 0, 1], then halved: [0.5, 0, 0.5]
+    # plus the second batch [0, 2, 0]: shares [0.5, 2, 0.5] / 3.
+    mixture.observe(np.array([0.3, 0.02]))
+    mixture.observe(np.array([0.11, 0.09]))
+    np.testing.assert_allclose(mixture.shares(), [0.5 / 3, 2 / 3, 0.5 / 3])
+
+
+def test_zero_epsilon_actor_never_divides_by_zero() -> None:
+    # An eps = 0 actor cannot take a non-greedy action; if a row claims one, its ratio is 1.
+    with np.errstate(all="raise"):
+        weights_B = mixture_correction_weights(
+            np.array([0.0, 0.0]),
+            np.array([2, 2]),
+            np.array([0, 1]),
+            all_epsilons=np.array([0.0, 0.5]),
+            shares=np.array([0.5, 0.5]),
+            num_actions=2,
+            clip=np.inf,
+        )
+    # e_mix = 0.25; greedy: (0.75 + 0.125) / 1 = 0.875
+    np.testing.assert_allclose(weights_B, [1.0, 0.875], rtol=1e-6)
+
+
+def test_mixture_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="decay"):
+        BehaviourMixture(np.array([0.1]), num_actions=2, decay=0.0)
+    with pytest.raises(ValueError, match="clip"):
+        BehaviourMixture(np.array([0.1]), num_actions=2, clip=0.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        BehaviourMixture(np.array([]), num_actions=2)

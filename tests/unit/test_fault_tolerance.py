@@ -112,6 +112,8 @@ def _batch(n: int, start: int) -> TransitionBatch:
         priority_B=rng.uniform(0.1, 2.0, n).astype(np.float32),
         greedy_B=np.ones(n, bool),
         epsilon_B=np.full(n, 0.1, np.float32),
+        steps_B=np.ones(n, np.uint8),
+        later_greedy_B=np.zeros(n, np.uint8),
     )
 
 

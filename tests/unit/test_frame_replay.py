@@ -51,6 +51,52 @@ def pushes() -> tuple[list[TransitionBatch], list[FrameBatch]]:
     return _pushes()
 
 
+def test_frame_batch_scalars_are_all_the_non_stack_fields():
+    names = set(TransitionBatch.empty((4, 84, 84), np.uint8).arrays())
+    assert set(FrameBatch.SCALARS) == names - {"obs_B", "next_obs_B"}
+
+
+def test_actor_pushes_carry_steps_and_later_greedy(pushes):
+    stacks, _ = pushes
+    batch = TransitionBatch.concatenate(stacks)
+    assert batch.steps_B.dtype == np.uint8 and batch.later_greedy_B.dtype == np.uint8
+    # discount = gamma ** m (AlgoConfig's gamma), 1 <= m <= n = 3, g <= m - 1.
+    np.testing.assert_allclose(batch.discount_B, AlgoConfig().gamma ** batch.steps_B, rtol=1e-6)
+    assert batch.steps_B.min() >= 1 and batch.steps_B.max() == 3 and (batch.steps_B < 3).any()
+    assert np.all(batch.later_greedy_B <= batch.steps_B - 1) and batch.later_greedy_B.max() == 2
+
+
+def test_frame_replay_returns_steps_and_later_greedy_as_stored():
+    rng = np.random.default_rng(4)
+    num, stack = 12, 4
+    frames_F = rng.integers(0, 256, (num + stack, 84, 84), dtype=np.uint8)
+    obs_idx_BS = np.arange(num)[:, None] + np.arange(stack)[None]
+    batch = FrameBatch(
+        frames_F=frames_F,
+        keys_F=np.arange(num + stack, dtype=np.int64),
+        stream=7,
+        obs_idx_BS=obs_idx_BS,
+        next_idx_BS=obs_idx_BS + 1,
+        action_B=np.arange(num, dtype=np.int64),  # the row number, to find it after sampling
+        return_B=np.zeros(num, np.float32),
+        discount_B=np.ones(num, np.float32),
+        done_B=np.zeros(num, bool),
+        priority_B=np.ones(num, np.float32),
+        greedy_B=np.ones(num, bool),
+        epsilon_B=np.full(num, 0.1, np.float32),
+        steps_B=(1 + np.arange(num) % 3).astype(np.uint8),
+        later_greedy_B=(np.arange(num) % 3 // 2).astype(np.uint8),
+    )
+    replay = FramePrioritizedReplay(capacity=32, obs_shape=(stack, 84, 84), seed=0)
+    replay.add(batch)
+    got = replay.sample(48, beta=0.4).batch
+    row_B = got.action_B
+    assert got.steps_B.dtype == np.uint8 and got.later_greedy_B.dtype == np.uint8
+    np.testing.assert_array_equal(got.steps_B, batch.steps_B[row_B])
+    np.testing.assert_array_equal(got.later_greedy_B, batch.later_greedy_B[row_B])
+    np.testing.assert_array_equal(got.obs_B, frames_F[obs_idx_BS[row_B]])
+
+
 def test_frame_batches_rebuild_the_env_stacks_exactly(pushes):
     stacks, frames = pushes
     assert len(stacks) == len(frames) >= 10

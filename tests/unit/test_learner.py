@@ -23,6 +23,8 @@ def _batch(n: int = 64, seed: int = 0) -> TransitionBatch:
         priority_B=np.ones(n, np.float32),
         greedy_B=rng.random(n) < 0.5,
         epsilon_B=np.full(n, 0.4, np.float32),
+        steps_B=np.full(n, 3, np.uint8),
+        later_greedy_B=rng.integers(0, 3, n).astype(np.uint8),
     )
 
 
@@ -124,6 +126,7 @@ def test_device_resolution_falls_back_to_cpu():
 def test_actor_correction_multiplies_weights():
     batch = _batch()
     batch.done_B[:] = True
+    batch.epsilon_B[::2] = 0.1  # both actors' data: the mixture differs from each actor
     plain, corrected = _learner(), _learner(actor_correction=True)
     mp, _ = plain.step(batch, np.ones(64, np.float32))
     mc, _ = corrected.step(batch, np.ones(64, np.float32))
@@ -186,3 +189,59 @@ def test_compiled_network_learns_like_eager():
     # The compiled callable shares the parameters: a state round trip reaches it.
     state = compiled.state_dict()
     assert set(state["online"]) == set(eager.state_dict()["online"])
+
+
+def test_bootstrapped_target_uses_online_argmax_and_target_value():
+    """Non-terminal transitions: the priority is |G + gamma^m Q_target(s', argmax_a
+    Q_online(s', a)) - Q_online(s, a)|, computed here from the two networks by hand. Swapping
+    the networks' roles (or bootstrapping from the online net) gives other numbers."""
+    learner = _learner()
+    with torch.no_grad():  # make target and online disagree
+        for p in learner.target.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    batch = _batch()
+    batch.done_B[:] = False
+    obs, next_obs = torch.as_tensor(batch.obs_B), torch.as_tensor(batch.next_obs_B)
+    with torch.no_grad():
+        q_sa = learner.online(obs).gather(1, torch.as_tensor(batch.action_B)[:, None])[:, 0]
+        best = learner.online(next_obs).argmax(1)
+        next_v = learner.target(next_obs).gather(1, best[:, None])[:, 0]
+        swapped_best = learner.target(next_obs).argmax(1)
+        swapped_v = learner.online(next_obs).gather(1, swapped_best[:, None])[:, 0]
+    ret, disc = torch.as_tensor(batch.return_B), torch.as_tensor(batch.discount_B)
+    want = (ret + disc * next_v - q_sa).abs().numpy()
+    swapped = (ret + disc * swapped_v - q_sa).abs().numpy()
+    assert np.abs(want - swapped).max() > 1e-2  # the test can tell the two apart
+    _, priorities = learner.step(batch, np.ones(len(batch), np.float32))
+    np.testing.assert_allclose(priorities, want, rtol=1e-4, atol=1e-5)
+
+
+def test_polyak_target_moves_by_tau_after_every_update():
+    learner = _learner(target_update_tau=0.25, target_update_period=1_000_000, lr=1e-2)
+    batch, w = _batch(), np.ones(64, np.float32)
+    before = {k: v.clone() for k, v in learner.target.state_dict().items()}
+    learner.step(batch, w)
+    online, target = learner.online.state_dict(), learner.target.state_dict()
+    for key, old in before.items():
+        torch.testing.assert_close(target[key], 0.75 * old + 0.25 * online[key])
+    assert any(not torch.equal(online[k], target[k]) for k in online)
+
+
+def test_update_ratio_is_the_relative_size_of_adams_step():
+    learner = _learner(lr=1e-3)
+    batch, w = _batch(), np.ones(64, np.float32)
+    before = torch.cat([p.detach().reshape(-1).clone() for p in learner.online.parameters()])
+    metrics, _ = learner.step(batch, w)  # update 0 is measured
+    after = torch.cat([p.detach().reshape(-1) for p in learner.online.parameters()])
+    want = float((after - before).norm() / before.norm())
+    assert metrics.update_ratio == pytest.approx(want, rel=1e-4)
+    assert 0 < metrics.update_ratio < 0.1
+
+
+def test_amp_auto_follows_the_cpu():
+    from apex_dqn.learner import resolve_amp
+
+    cpu = torch.device("cpu")
+    assert resolve_amp(True, cpu) and not resolve_amp(False, cpu)
+    assert resolve_amp("auto", cpu) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert not resolve_amp("auto", torch.device("cuda"))

@@ -83,3 +83,23 @@ def test_invalid_torso_and_shapes() -> None:
         QNetwork(obs_shape=(4,), num_actions=2, torso="resnet")
     with pytest.raises(ValueError, match="C, H, W"):
         QNetwork(obs_shape=(4,), num_actions=2, torso="nature")
+
+
+@pytest.mark.parametrize("dueling", [True, False])
+def test_minatar_torso_is_the_reference_network(dueling: bool) -> None:
+    net = QNetwork(obs_shape=(6, 10, 10), num_actions=4, torso="minatar", dueling=dueling)
+    grid = torch.randint(0, 2, (3, 6, 10, 10), dtype=torch.uint8)
+    q_BA = net(grid)
+    assert q_BA.shape == (3, 4) and q_BA.dtype == torch.float32
+    # 0/1 grids are not rescaled: uint8 and float inputs give the same Q.
+    torch.testing.assert_close(net(grid.float()), q_BA)
+    conv, linear = net.torso[0], net.torso[3]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (
+        6,
+        16,
+        (3, 3),
+        (1, 1),
+    )
+    assert (linear.in_features, linear.out_features) == (16 * 8 * 8, 128)
+    with pytest.raises(ValueError, match="minatar torso needs"):
+        QNetwork(obs_shape=(400,), num_actions=4, torso="minatar")

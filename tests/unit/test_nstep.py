@@ -20,6 +20,7 @@ def _step(
     truncated: list[bool] | None = None,
     next_obs: list[float] | None = None,
     epsilon: float = 0.1,
+    greedy: list[bool] | None = None,
 ) -> TransitionBatch:
     """One step of len(rewards) envs whose obs encode (env, t) as 100 * env + t."""
     num = len(rewards)
@@ -33,7 +34,7 @@ def _step(
         next_obs_N=nxt[:, None].astype(np.float32),
         terminated_N=np.asarray(terminated or [False] * num),
         truncated_N=np.asarray(truncated or [False] * num),
-        greedy_N=(envs + t) % 2 == 0,
+        greedy_N=(envs + t) % 2 == 0 if greedy is None else np.asarray(greedy),
         epsilon=epsilon,
     )
 
@@ -58,6 +59,7 @@ def test_golden_three_step_returns() -> None:
     np.testing.assert_allclose(b.epsilon_B, [0.1])
     assert b.return_B.dtype == np.float32
     assert b.action_B.dtype == np.int64
+    assert b.steps_B.dtype == np.uint8 and b.later_greedy_B.dtype == np.uint8
 
 
 @pytest.mark.parametrize(("terminated", "done"), [(True, True), (False, False)])
@@ -131,12 +133,37 @@ def test_three_envs_ending_at_different_steps_never_mix() -> None:
     assert builder.pending() == 2 + 2 + 2
 
 
+def test_steps_and_later_greedy_counts() -> None:
+    """m and the greedy actions among a_{t+1} .. a_{t+m-1} (never a_t itself), 2 envs, n = 3."""
+    builder = NStepBuilder(num_envs=2, n=3, gamma=GAMMA, obs_shape=(1,))
+    # Whether a_t was greedy, [env 0, env 1] per step t.
+    greedy = {0: [True, False], 1: [False, True], 2: [True, True], 3: [True, False]}
+    out = [_step(builder, t, rewards=[1.0, 1.0], greedy=greedy[t]) for t in range(3)]
+    assert [len(b) for b in out] == [0, 0, 2]
+    # Full windows of start t=0: env 0 later actions (F, T) -> 1; env 1 (T, T) -> 2.
+    np.testing.assert_array_equal(out[2].steps_B, [3, 3])
+    np.testing.assert_array_equal(out[2].later_greedy_B, [1, 2])
+    # t=3: env 1 terminates. Env 0's full window of t=1: (T, T) -> 2. Env 1 flushes t=1, 2, 3
+    # with m = 3, 2, 1: t=1 has (T, F) -> 1 (its own greedy a_1 not counted), t=2 has (F,) -> 0.
+    end = _step(builder, 3, rewards=[1.0, 1.0], terminated=[False, True], greedy=greedy[3])
+    np.testing.assert_array_equal(end.obs_B[:, 0], [1.0, 101.0, 102.0, 103.0])
+    np.testing.assert_array_equal(end.steps_B, [3, 3, 2, 1])
+    np.testing.assert_array_equal(end.later_greedy_B, [2, 1, 0, 0])
+    # t=4: env 0 truncates and flushes t=2, 3, 4 (m = 3, 2, 1): (T, F) -> 1, (F,) -> 0, 0.
+    end = _step(builder, 4, rewards=[1.0, 1.0], truncated=[True, False], greedy=[False, True])
+    np.testing.assert_array_equal(end.obs_B[:, 0], [2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(end.steps_B, [3, 2, 1])
+    np.testing.assert_array_equal(end.later_greedy_B, [1, 0, 0])
+
+
 def test_one_step_and_reset() -> None:
     builder = NStepBuilder(num_envs=2, n=1, gamma=GAMMA, obs_shape=(1,))
     out = _step(builder, 0, rewards=[1.0, 2.0], terminated=[False, True])
     np.testing.assert_allclose(out.return_B, [1.0, 2.0])
     np.testing.assert_allclose(out.discount_B, [0.9, 0.9])
     np.testing.assert_array_equal(out.done_B, [False, True])
+    np.testing.assert_array_equal(out.steps_B, [1, 1])
+    np.testing.assert_array_equal(out.later_greedy_B, [0, 0])
     assert builder.pending() == 0
     builder = NStepBuilder(num_envs=2, n=3, gamma=GAMMA, obs_shape=(1,))
     _step(builder, 0, rewards=[1.0, 2.0])
@@ -171,6 +198,8 @@ def test_rejects_bad_arguments() -> None:
         NStepBuilder(num_envs=1, n=3, gamma=1.5, obs_shape=(1,))
     with pytest.raises(ValueError, match="n="):
         NStepBuilder(num_envs=1, n=0, gamma=0.9, obs_shape=(1,))
+    with pytest.raises(ValueError, match="n="):
+        NStepBuilder(num_envs=1, n=256, gamma=0.9, obs_shape=(1,))  # steps_B is uint8
     builder = NStepBuilder(num_envs=2, n=3, gamma=0.9, obs_shape=(1,))
     with pytest.raises(ValueError, match="obs_N"):
         _step(builder, 0, rewards=[1.0, 2.0, 3.0])
@@ -180,20 +209,21 @@ def _reference_rows(
     steps: list[dict], *, num_envs: int, n: int, gamma: float
 ) -> list[tuple[float, ...]]:
     """Naive per-env list implementation of the same n-step rules, one row per transition."""
-    pending: list[list[tuple[float, int, float]]] = [[] for _ in range(num_envs)]
+    pending: list[list[tuple[float, int, float, bool]]] = [[] for _ in range(num_envs)]
     rows = []
     for s in steps:
         for e in range(num_envs):
-            pending[e].append((s["obs"][e], s["act"][e], s["rew"][e]))
+            pending[e].append((s["obs"][e], s["act"][e], s["rew"][e], s["greedy"][e]))
             ended = s["term"][e] or s["trunc"][e]
             starts = range(len(pending[e])) if ended else ([0] if len(pending[e]) == n else [])
             for j in starts:
-                rewards = [r for _, _, r in pending[e][j:]]
+                rewards = [r for _, _, r, _ in pending[e][j:]]
                 ret = sum(gamma**k * r for k, r in enumerate(rewards))
-                o, a, _ = pending[e][j]
-                rows.append(
-                    (o, a, ret, gamma ** len(rewards), s["next"][e], ended and s["term"][e])
-                )
+                later_greedy = sum(g for _, _, _, g in pending[e][j + 1 :])
+                o, a, _, _ = pending[e][j]
+                done = ended and s["term"][e]
+                m = len(rewards)
+                rows.append((o, a, ret, gamma**m, s["next"][e], done, m, later_greedy))
             pending[e] = [] if ended else pending[e][len(starts) :]
     return rows
 
@@ -211,6 +241,7 @@ def test_matches_naive_reference_on_random_episodes() -> None:
             "next": 1000.0 * np.arange(num_envs) + t + 0.5,
             "term": rng.random(num_envs) < 0.1,
             "trunc": rng.random(num_envs) < 0.05,
+            "greedy": rng.random(num_envs) < 0.6,
         }
         steps.append(s)
         out.append(
@@ -221,7 +252,7 @@ def test_matches_naive_reference_on_random_episodes() -> None:
                 next_obs_N=s["next"][:, None],
                 terminated_N=s["term"],
                 truncated_N=s["trunc"],
-                greedy_N=np.zeros(num_envs, dtype=bool),
+                greedy_N=s["greedy"],
                 epsilon=0.0,
             )
         )
@@ -235,6 +266,8 @@ def test_matches_naive_reference_on_random_episodes() -> None:
             got.discount_B,
             got.next_obs_B[:, 0],
             got.done_B,
+            got.steps_B,
+            got.later_greedy_B,
         ],
         axis=1,
     ).astype(np.float64)

@@ -203,3 +203,32 @@ def test_record_has_per_actor_epsilon_bucket_timer_and_eval_metrics():
     # Every key is in the one catalogue; nothing outside it is.
     assert all(in_catalogue(k) for k in rec), [k for k in rec if not in_catalogue(k)]
     assert not in_catalogue("losses/unknown") and len(catalogue()) > 40
+
+
+def test_a_solve_needs_its_confirmation_and_both_are_reported():
+    t = RunTracker(env_id="CartPole-v1", seed=0, target_return=475.0)
+    t.env_steps = 1000
+    assert not t.add_eval(480.0, {"confirm_return": 300.0})  # lucky episodes: not solved
+    t.env_steps = 2000
+    assert t.add_eval(490.0, {"confirm_return": 478.0})
+    s = t.summary()
+    assert s["solved"] and s["env_steps_at_solve"] == 2000
+    assert (s["solve_eval_return"], s["confirm_eval_return"]) == (490.0, 478.0)
+    assert [e["mean_return"] for e in s["evals"]] == [480.0, 490.0]
+    assert all(e["process_s"] >= e["wall_s"] >= 0 for e in s["evals"])
+
+
+def test_evaluator_confirms_a_target_reaching_evaluation_on_new_episodes():
+    env = EnvConfig(id="CartPole-v1", max_episode_steps=50)
+    net_cfg = NetworkConfig(hidden_sizes=[16])
+    weights = get_weights(build_q_network(net_cfg, obs_shape=(4,), num_actions=2))
+    kwargs = {"env": env, "network": net_cfg, "obs_shape": (4,), "num_actions": 2, "seed": 0}
+    unreached = Evaluator(**kwargs, episodes=4, confirm_at=1e9).evaluate(weights, 0)
+    assert unreached.confirm_return is None
+    ev = Evaluator(**kwargs, episodes=4, confirm_at=0.0, epsilon=0.5)
+    r = ev.evaluate(weights, 0)
+    assert r.confirm_return is not None
+    # The confirmation plays the second set of episodes: what a second evaluation would give.
+    again = Evaluator(**kwargs, episodes=4, epsilon=0.5)
+    again.evaluate(weights, 0)
+    assert again.evaluate(weights, 0).mean_return == r.confirm_return

@@ -40,6 +40,8 @@ def _batch(start: int, priority_B: np.ndarray | list[float]) -> TransitionBatch:
         priority_B=priority_B,
         greedy_B=num_B % 3 == 0,
         epsilon_B=np.full(n, 0.1, dtype=np.float32),
+        steps_B=(1 + num_B % 5).astype(np.uint8),
+        later_greedy_B=(num_B % 5 // 2).astype(np.uint8),
     )
 
 
@@ -48,17 +50,28 @@ def _replay(capacity: int, **kwargs: float) -> PrioritizedReplay:
 
 
 def test_importance_weights_hand_computed() -> None:
-    p_B = np.array([1.0, 2.0, 4.0])
-    # P = [.1, .2, .4]; (5 P) ** -.5 = [2 ** .5, 1, 2 ** -.5]; max_w = (5 * .05) ** -.5 = 2.
-    w_B = importance_weights(p_B, total=10.0, min_priority=0.5, size=5, beta=0.5)
+    p_B = np.array([2.0, 4.0, 8.0])
+    # (min_batch p / p_i) ** beta, min_batch p = 2: beta .5 -> [1, .5 ** .5, .25 ** .5].
+    w_B = importance_weights(p_B, beta=0.5)
     assert w_B.dtype == np.float32
-    np.testing.assert_allclose(w_B, [0.70710678, 0.5, 0.35355339], rtol=1e-6)
-    w_B = importance_weights(p_B, total=10.0, min_priority=0.5, size=5, beta=1.0)
-    np.testing.assert_allclose(w_B, [0.5, 0.25, 0.125], rtol=1e-6)
-    w_B = importance_weights(p_B, total=10.0, min_priority=0.5, size=5, beta=0.0)
-    np.testing.assert_array_equal(w_B, [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(w_B, [1.0, 0.70710678, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(importance_weights(p_B, beta=1.0), [1.0, 0.5, 0.25], rtol=1e-6)
+    np.testing.assert_array_equal(importance_weights(p_B, beta=0.0), [1.0, 1.0, 1.0])
     with pytest.raises(ValueError):
-        importance_weights(p_B, total=10.0, min_priority=np.inf, size=5, beta=0.5)
+        importance_weights(np.array([1.0, 0.0]), beta=0.5)
+    with pytest.raises(ValueError):
+        importance_weights(p_B, beta=-0.1)
+
+
+def test_one_tiny_priority_does_not_shrink_every_weight() -> None:
+    """A near-zero priority elsewhere in the replay leaves a batch's weights untouched: the
+    largest weight of every batch is 1, whatever the replay's minimum."""
+    replay = _replay(64, alpha=0.6, priority_eps=1e-6, seed=3)
+    replay.add(_batch(0, np.concatenate([np.full(63, 0.5), [0.0]])))  # one floored at 1e-6
+    assert replay.stats().priority_min == pytest.approx(1e-6**0.6)
+    sample = replay.sample(32, beta=1.0)
+    assert sample.weights_B.max() == pytest.approx(1.0)
+    assert sample.weights_B.mean() > 0.5
 
 
 def test_priorities_stored_as_floored_power() -> None:
@@ -86,8 +99,9 @@ def test_sample_weights_and_priorities() -> None:
     sample = replay.sample(64, beta=0.4)
     assert sample.ids_B.dtype == np.int64 and sample.weights_B.dtype == np.float32
     np.testing.assert_array_equal(sample.priorities_B, sample.ids_B + 1.0)
-    # (N P(i)) ** -beta / max_j w_j = (min_j p_j / p_i) ** beta with min 1.
-    np.testing.assert_allclose(sample.weights_B, (1.0 / (sample.ids_B + 1.0)) ** 0.4, rtol=1e-6)
+    # (N P(i)) ** -beta / max_j w_j = (min_j p_j / p_i) ** beta, j over the batch.
+    p_B = sample.ids_B + 1.0
+    np.testing.assert_allclose(sample.weights_B, (p_B.min() / p_B) ** 0.4, rtol=1e-6)
     np.testing.assert_array_equal(sample.batch.action_B, sample.ids_B)
     assert sample.stats.sampled == 64 and sample.stats.size == 4
 
@@ -195,6 +209,43 @@ def test_state_round_trip_gives_identical_samples() -> None:
         _replay(32, alpha=0.6).load_state_dict(state)
 
 
+def test_sample_returns_steps_and_later_greedy_as_stored() -> None:
+    replay = _replay(16, alpha=1.0)
+    replay.add(_batch(0, np.arange(1.0, 11.0)))
+    batch = replay.sample(64, beta=0.4).batch
+    ids_B = batch.action_B  # _batch encodes the insertion number in action_B
+    assert batch.steps_B.dtype == np.uint8 and batch.later_greedy_B.dtype == np.uint8
+    np.testing.assert_array_equal(batch.steps_B, 1 + ids_B % 5)
+    np.testing.assert_array_equal(batch.later_greedy_B, ids_B % 5 // 2)
+
+
+def test_snapshot_file_keeps_steps_and_later_greedy(tmp_path) -> None:
+    from apex_dqn.replay.snapshot import load_snapshot, save_snapshot
+
+    replay = _replay(16, alpha=0.6, seed=3)
+    replay.add(_batch(0, np.linspace(0.5, 2.0, 12)))
+    path = save_snapshot(tmp_path / "shard.npz", replay.state_dict())
+    restored = _replay(16, alpha=0.6, seed=3)
+    restored.load_state_dict(load_snapshot(path))
+    a, b = replay.sample(32, beta=0.4), restored.sample(32, beta=0.4)
+    np.testing.assert_array_equal(a.ids_B, b.ids_B)
+    np.testing.assert_array_equal(b.batch.steps_B, 1 + b.ids_B % 5)
+    np.testing.assert_array_equal(b.batch.later_greedy_B, b.ids_B % 5 // 2)
+    assert b.batch.steps_B.dtype == np.uint8
+
+
+def test_state_from_before_the_new_fields_loads_with_zeros() -> None:
+    replay = _replay(8)
+    replay.add(_batch(0, np.ones(5)))
+    state = replay.state_dict()
+    del state["storage"]["steps_B"], state["storage"]["later_greedy_B"]
+    restored = _replay(8)
+    restored.load_state_dict(state)
+    batch = restored.sample(16, beta=0.4).batch
+    np.testing.assert_array_equal(batch.steps_B, 0)  # 0: the mixture correction weighs 1
+    np.testing.assert_array_equal(batch.later_greedy_B, 0)
+
+
 def _assert_plain(value: object) -> None:
     """Only dicts, lists, numpy arrays, ints, floats and strings (torch weights_only-friendly)."""
     if isinstance(value, dict):
@@ -220,16 +271,9 @@ def test_sharded_sampling_matches_one_buffer() -> None:
     single.add(_batch(0, p_SK.reshape(-1)))  # global item g = s * per_shard + i
     stats = [shard.stats() for shard in shards]
     sums_S = np.array([s.priority_sum for s in stats])
-    global_kw = {
-        "total": sums_S.sum(),
-        "min_priority": min(s.priority_min for s in stats),
-        "size": sum(s.size for s in stats),
-        "beta": beta,
-    }
-    assert global_kw["total"] == pytest.approx(single.stats().priority_sum, rel=1e-12)
-    assert global_kw["min_priority"] == single.stats().priority_min
-    ref = single.sample(20 * single.stats().size, beta=beta)  # covers every item
-    weight_of = dict(zip(ref.ids_B.tolist(), ref.weights_B.tolist(), strict=True))
+    assert sums_S.sum() == pytest.approx(single.stats().priority_sum, rel=1e-12)
+    total, size = single.stats().priority_sum, single.stats().size
+    p_G = p_SK.reshape(-1) ** 0.6
     picks_S = np.zeros(num_shards, dtype=np.int64)
     counts_G = np.zeros(num_shards * per_shard, dtype=np.int64)
     for _ in range(num_batches):
@@ -238,8 +282,10 @@ def test_sharded_sampling_matches_one_buffer() -> None:
         sample = shards[s].sample(batch_size, beta=beta)
         global_B = s * per_shard + sample.ids_B
         counts_G += np.bincount(global_B, minlength=counts_G.size)
-        w_B = importance_weights(sample.priorities_B, **global_kw)
-        np.testing.assert_allclose(w_B, [weight_of[g] for g in global_B], rtol=1e-6)
+        # The one buffer's IS weights (N P(i)) ** -beta, P(i) = p_i / S, normalized within
+        # the batch, are the shard's own weights.
+        w_B = (size * p_G[global_B] / total) ** -beta
+        np.testing.assert_allclose(sample.weights_B, w_B / w_B.max(), rtol=1e-5)
     shard_prob_S = sums_S / sums_S.sum()
     assert _chi2(picks_S, shard_prob_S) < _chi2_critical(num_shards - 1)
     # Marginal frequency of item i vs p_i / S. Its error comes mostly from the shard choice

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from apex_dqn.replay import sharded
-from apex_dqn.replay.prioritized import PrioritizedReplay, importance_weights
+from apex_dqn.replay.prioritized import PrioritizedReplay
 from apex_dqn.types import TransitionBatch
 
 
@@ -21,6 +21,8 @@ def _batch(values: np.ndarray, priorities: np.ndarray) -> TransitionBatch:
         priority_B=priorities.astype(np.float32),
         greedy_B=np.ones(n, bool),
         epsilon_B=np.zeros(n, np.float32),
+        steps_B=np.ones(n, np.uint8),
+        later_greedy_B=np.zeros(n, np.uint8),
     )
 
 
@@ -62,26 +64,18 @@ def test_item_frequencies_match_global_priorities():
     assert np.abs(freq[:4] - uniform_pick).max() > 0.01
 
 
-def test_global_weights_equal_those_of_one_big_buffer():
+def test_shard_weights_equal_those_of_one_big_buffer():
     shards, priorities = _shards()
-    stats = [s.stats() for s in shards]
     one = PrioritizedReplay(capacity=64, obs_shape=(1,), alpha=0.6, seed=0)
     one.add(_batch(np.arange(40.0), priorities))
     sample = shards[2].sample(8, beta=0.7)
-    got = sharded.global_weights(sample.priorities_B, stats, beta=0.7)
     big = one.stats()
-    want = importance_weights(
-        sample.priorities_B,
-        total=big.priority_sum,
-        min_priority=big.priority_min,
-        size=big.size,
-        beta=0.7,
-    )
-    np.testing.assert_allclose(got, want, rtol=1e-5)
-    # By hand: w_i = (N * P(i)) ** -beta / max_j w_j = (p_min / p_i) ** beta.
+    # By hand: w_i = (N * P(i)) ** -beta with P(i) = p_i / S over the one buffer, normalized
+    # by the largest in the batch.
     p = priorities**0.6
     idx = sample.batch.obs_B[:, 0].astype(int)
-    np.testing.assert_allclose(got, (p.min() / p[idx]) ** 0.7, rtol=1e-5)
+    w = (big.size * p[idx] / big.priority_sum) ** -0.7
+    np.testing.assert_allclose(sample.weights_B, w / w.max(), rtol=1e-5)
 
 
 def test_pick_shard_skips_shards_that_cannot_fill_a_batch():
