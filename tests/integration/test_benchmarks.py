@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,33 @@ def test_throughput_bench_runs_pong_with_ale_pipelined_actors(tmp_path):
     assert run["num_actors"] == 1 and run["env_steps_per_s"] > 0
     assert run["learner_updates_per_s"] > 0 and run["replay_ratio"] > 0
     assert "| 1 actor(s) + learner |" in proc.stdout
+
+
+@pytest.mark.slow
+def test_learning_bench_sb3_breakout_curve(tmp_path):
+    """A 25 s SB3 DQN run on MinAtar Breakout through the learning benchmark: the worker's
+    snapshots, evaluated afterwards, make a curve within the budget."""
+    out = tmp_path / "learning.json"
+    budget = 25.0
+    proc = _run(
+        "learning.py",
+        *("Breakout", "--budget-s", str(budget), "--seeds", "1", "--systems", "sb3"),
+        *("--eval-episodes", "2", "--json", str(out), "--png", str(tmp_path / "learning.png")),
+        timeout=150,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["env_id"] == "MinAtar/Breakout-v1" and figures["order"] == [["sb3", 0]]
+    (run,) = figures["runs"]
+    assert run["system"] == "sb3" and run["seed"] == 0 and run["returncode"] == 0
+    curve = run["curve"]
+    assert curve, "no snapshot was evaluated"
+    steps = [p["env_steps"] for p in curve]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert all(0 < p["process_s"] <= budget + 1.0 for p in curve)
+    assert all(math.isfinite(p["mean_return"]) for p in curve)
+    assert run["env_steps"] == steps[-1] > 0
+    assert figures["summary"]["sb3_budget_return"] == curve[-1]["mean_return"]
+    assert "| Stable-Baselines3 DQN | 0 |" in proc.stdout
+    assert "| **Stable-Baselines3 DQN median** |" in proc.stdout
+    assert (tmp_path / "learning.png").stat().st_size > 0

@@ -1,0 +1,125 @@
+"""benchmarks/learning.py: the summary math (time to reach, medians with never, speedups)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "learning.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/learning.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("learning_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["learning_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _curve(*points: tuple[float, float]) -> list[dict]:
+    """(process_s, mean_return) pairs as a curve, env steps 1000 per second."""
+    return [{"process_s": t, "env_steps": int(1000 * t), "mean_return": r} for t, r in points]
+
+
+CURVE = _curve((10.0, 1.0), (20.0, 3.0), (30.0, 2.0), (40.0, 5.0))
+
+
+def test_time_to_reach_is_the_first_point_at_or_above_target_within_budget(bench):
+    assert bench.time_to_reach(CURVE, 2.5, budget_s=35) == 20.0
+    assert bench.time_to_reach(CURVE, 3.0, budget_s=35) == 20.0  # reaching is >=
+    assert bench.time_to_reach(CURVE, 0.5, budget_s=35) == 10.0
+    # 5.0 comes at 40 s, past the budget: never reached within it
+    assert bench.time_to_reach(CURVE, 4.0, budget_s=35) is None
+    assert bench.time_to_reach(CURVE, 4.0, budget_s=45) == 40.0
+    assert bench.time_to_reach(CURVE, None, budget_s=45) is None
+
+
+def test_final_and_best_return_within_budget(bench):
+    assert bench.final_return(CURVE, 35) == 2.0
+    assert bench.best_return(CURVE, 35) == 3.0
+    assert bench.final_return(CURVE, 45) == 5.0
+    assert bench.final_return(CURVE, 5) is None and bench.best_return([], 5) is None
+
+
+def test_median_time_counts_never_reached_seeds_as_infinite(bench):
+    # sorted (10, 30, inf): the never-reached seed moves the median up to 30
+    assert bench.median_time([10.0, None, 30.0]) == 30.0
+    assert bench.median_time([30.0, 10.0, 20.0]) == 20.0
+    assert bench.median_time([None, 4.0, 8.0, 6.0, 2.0]) == 6.0
+
+
+def test_median_time_is_none_when_more_than_half_never_reach(bench):
+    assert bench.median_time([None, None, 5.0]) is None
+    assert bench.median_time([None, None, None]) is None
+    assert bench.median_time([]) is None
+    assert bench.median_time([None, 5.0, 7.0]) == 7.0  # one of three: still finite
+
+
+def _run(system: str, seed: int, curve: list[dict]) -> dict:
+    steps = curve[-1]["env_steps"] if curve else None
+    return {"system": system, "seed": seed, "curve": curve, "env_steps": steps, "updates": 1}
+
+
+def test_summary_speedup_against_sb3(bench):
+    sb3 = [
+        _run("sb3", 0, _curve((50, 1.0), (80, 4.0), (100, 4.0))),
+        _run("sb3", 1, _curve((50, 1.0), (100, 3.0))),
+        _run("sb3", 2, _curve((60, 4.5), (100, 5.0))),
+    ]
+    apex = [
+        _run("apex", 0, _curve((10, 2.0), (20, 4.0))),
+        _run("apex", 1, _curve((25, 4.0), (100, 6.0))),
+        _run("apex", 2, _curve((30, 1.0))),  # never reaches 4.0
+    ]
+    summary = bench.summarize(apex + sb3, budget_s=100)
+    assert summary["sb3_budget_return"] == 4.0  # median of the final returns 4, 3, 5
+    assert [r["time_to_reach_s"] for r in apex] == [20.0, 25.0, None]
+    assert [r["time_to_reach_s"] for r in sb3] == [80.0, None, 60.0]
+    assert summary["apex"]["time_to_reach_median_s"] == 25.0
+    assert summary["sb3"]["time_to_reach_median_s"] == 80.0  # (60, 80, inf)
+    assert summary["speedup_vs_sb3"] == pytest.approx(100 / 25)
+    assert summary["speedup_vs_sb3_time_to_reach"] == pytest.approx(80 / 25)
+    assert summary["apex"]["final_return_median"] == 4.0  # finals 4, 6, 1
+    assert summary["apex"]["best_return_median"] == 4.0  # bests 4, 6, 1
+
+
+def test_no_speedup_when_apex_mostly_never_reaches(bench):
+    sb3 = [_run("sb3", 0, _curve((50, 1.0), (100, 4.0)))]
+    apex = [_run("apex", 0, _curve((10, 2.0))), _run("apex", 1, _curve((10, 3.0)))]
+    summary = bench.summarize(apex + sb3, budget_s=100)
+    assert summary["apex"]["time_to_reach_median_s"] is None
+    assert summary["speedup_vs_sb3"] is None and summary["speedup_vs_sb3_time_to_reach"] is None
+    only_apex = bench.summarize([_run("apex", 0, _curve((10, 2.0)))], budget_s=100)
+    assert only_apex["sb3_budget_return"] is None and only_apex["speedup_vs_sb3"] is None
+
+
+def test_median_curve_is_stepwise_and_waits_for_every_seed(bench):
+    curves = [_curve((1.0, 1.0), (3.0, 5.0)), _curve((2.0, 3.0)), _curve((2.0, 7.0))]
+    grid = np.array([0.5, 1.5, 2.0, 2.5, 3.0])
+    median = bench.median_curve(curves, grid)
+    assert math.isnan(median[0]) and math.isnan(median[1])
+    assert median[2:].tolist() == [3.0, 3.0, 5.0]
+
+
+def test_run_order_alternates_the_first_system(bench):
+    assert bench.run_order(3, ["apex", "sb3"]) == [
+        ("apex", 0),
+        ("sb3", 0),
+        ("sb3", 1),
+        ("apex", 1),
+        ("apex", 2),
+        ("sb3", 2),
+    ]
+
+
+def test_apex_curve_from_summary_evals(bench):
+    evals = [{"env_steps": 100, "wall_s": 1.0, "process_s": 6.0, "mean_return": 2.0}]
+    assert bench.apex_curve({"evals": evals}) == evals
+    assert bench.apex_curve({}) == []
