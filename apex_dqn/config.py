@@ -306,7 +306,9 @@ class LearnerConfig:
     max_replay_ratio: float = 8.0
     """Max transitions sampled per transition inserted; the learner waits beyond it (0: off)."""
     actor_correction: bool = False
-    """Also weight samples by mu_mix(a|s) / mu_i(a|s) across the actors' epsilon policies."""
+    """Also weight each n-step sample by the importance ratio, truncated at 1, of the actions
+    inside its return from its actor's epsilon-greedy policy to the mixture of all actors'
+    (weighted by their share of the sampled data); README, How it works."""
     device: str = "auto"
     """auto (CUDA when available, else CPU), cpu, cuda or cuda:<index>."""
     num_cpus: float = 1.0
@@ -341,7 +343,7 @@ class LearnerConfig:
         check_float("learner.huber_delta", self.huber_delta, lo=0.0, lo_open=True)
         check_int("learner.target_update_period", self.target_update_period, lo=1)
         check_float("learner.target_update_tau", self.target_update_tau, lo=0.0, hi=1.0)
-        if self.amp not in (True, False, "auto"):
+        if not (isinstance(self.amp, bool) or self.amp == "auto"):
             raise ConfigError(f"learner.amp must be one of true, false, auto; got {self.amp!r}")
         check_int("learner.publish_every", self.publish_every, lo=1)
         check_int("learner.prefetch", self.prefetch, lo=1, hi=64)
@@ -551,7 +553,8 @@ class Config:
             )
         if self.network.torso == "nature" and self.env.atari is None:
             raise ConfigError(
-                "network.torso=nature needs stacked frames: use env=atari (or network.torso=mlp)"
+                "network.torso=nature needs stacked frames: use env=atari (or network.torso=mlp; "
+                "network.torso=minatar for a MinAtar game)"
             )
         minatar = self.env.id.startswith("MinAtar/")
         if self.network.torso == "minatar" and not minatar:

@@ -60,6 +60,8 @@ class Evaluator:
         epsilon: chance of a uniformly random action at each step (0: greedy).
         confirm_at: a return (the run's target) at or above which an evaluation is repeated
             on new episodes before it counts: one lucky set of episodes must not end a run.
+        evaluations_done: evaluations an earlier evaluator of this run already played (a
+            replacement after an env error starts on the next seeds).
     """
 
     def __init__(
@@ -73,23 +75,33 @@ class Evaluator:
         seed: int,
         epsilon: float = 0.0,
         confirm_at: float | None = None,
+        evaluations_done: int = 0,
     ) -> None:
         self._confirm_at = confirm_at
         self._episodes = episodes
         self._epsilon = float(epsilon)
         self._rng = np.random.default_rng(seed)
         self._seed = seed
-        self._count = 0
+        self._count = evaluations_done
         # numpy for MLPs (see apex_dqn.numpy_policy); weights come with every evaluate call.
         self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
         self._envs = make_vector_env(env, num_envs=episodes)
 
-    def evaluate(self, weights: dict[str, np.ndarray], version: int) -> EvalResult:
+    @property
+    def evaluations(self) -> int:
+        """Sets of episodes played so far (confirmations included)."""
+        return self._count
+
+    def evaluate(
+        self, weights: dict[str, np.ndarray], version: int, confirm: bool = True
+    ) -> EvalResult:
         """Run one greedy episode in each env with ``weights``; return the statistics (and,
-        when they reach ``confirm_at``, the mean of a second set of episodes)."""
+        when they reach ``confirm_at`` and ``confirm`` is set, the mean of a second set of
+        episodes)."""
         self._net.set_weights(weights)
         result = self._play(version)
-        if self._confirm_at is not None and result.mean_return >= self._confirm_at:
+        reached = self._confirm_at is not None and result.mean_return >= self._confirm_at
+        if confirm and reached:
             result.confirm_return = self._play(version).mean_return
         return result
 

@@ -38,7 +38,12 @@ def resolve_amp(amp: bool | str, device: torch.device) -> bool:
     elsewhere (emulated bf16 is slower than float32; on CUDA these networks gain nothing)."""
     if amp != "auto":
         return bool(amp)
-    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:  # a private probe (absent from builds without oneDNN): no answer means no bf16
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def resolve_device(name: str) -> torch.device:

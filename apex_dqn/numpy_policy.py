@@ -5,8 +5,8 @@ faster than torch at these sizes, and it spares actor and evaluator processes th
 torch (about a second of CPU each at start-up, which on a small machine delays the first
 transitions). Keys and shapes are those of ``networks.QNetwork``'s state dict (``torso.<i>``
 for the Linear layers, then ``value_head`` and ``advantage_head``, or ``q_head``), so the
-weights the learner publishes load unchanged. Convolutional (nature) torsos use torch, behind
-the same two methods (``TorchQ``); ``build_acting_q`` picks one.
+weights the learner publishes load unchanged. Convolutional (nature, minatar) torsos use torch,
+behind the same two methods (``TorchQ``); ``build_acting_q`` picks one.
 """
 
 from __future__ import annotations

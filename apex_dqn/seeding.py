@@ -35,9 +35,10 @@ def shard_seed(seed: int, shard: int) -> int:
     return derive(seed, SHARD, shard)
 
 
-def evaluator_seed(seed: int) -> int:
-    """The evaluator's seed (its episodes' env seeds come from it)."""
-    return derive(seed, EVALUATOR)
+def evaluator_seed(seed: int, generation: int = 0) -> int:
+    """The evaluator's seed (its episodes' env seeds come from it); ``generation`` as for
+    actors, so a resumed run evaluates on new episodes."""
+    return derive(seed, EVALUATOR, generation)
 
 
 def env_seeds(seed: int, num_envs: int, reset: int = 0) -> list[int | None]:

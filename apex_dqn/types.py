@@ -116,10 +116,11 @@ class Sample:
 
     Attributes:
         batch: the transitions.
-        weights_B: importance-sampling weights computed from this shard alone (float32).
+        weights_B: importance-sampling weights, normalized by the batch's largest, so the same
+            as those of the union of all shards (float32).
         ids_B: ids to pass back to ``update_priorities`` (int64; stale ids are ignored there).
-        priorities_B: the sampled items' p_i ** alpha, so that a learner reading several shards
-            can recompute weights from global statistics.
+        priorities_B: the sampled items' p_i ** alpha (what the weights were computed from;
+            tests and diagnostics read them).
         stats: the shard's statistics when the sample was drawn.
     """
 

@@ -3,7 +3,7 @@
 (a) step only: ``Learner.step_staged`` on random batches already on the device, so the figure is
     the update itself (forward of 2B frames stacks, target forward, backward, Adam).
 (b) full path: replay shard actors filled with random Atari-sized transitions, and the Ray
-    ``LearnerHost`` sampling from them with requests in flight, weighing the batches globally,
+    ``LearnerHost`` sampling from them with requests in flight,
     staging them (pinned memory and a side stream on CUDA) and updating; priorities go back to
     the shards. This is what a run's learner does, minus the actors.
 

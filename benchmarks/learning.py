@@ -144,7 +144,12 @@ def summarize(runs: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
             "updates_median": median_or_none([r["updates"] for r in group]),
         }
     if by_system["apex"]:
-        solves = [r.get("time_to_solve_s") for r in by_system["apex"]]
+        # train.max_seconds counts from the start of training, so a solve may come after the
+        # budget (from process start): it does not count.
+        solves = [
+            t if t is not None and t <= budget_s + BUDGET_SLACK_S else None
+            for t in (r.get("time_to_solve_s") for r in by_system["apex"])
+        ]
         summary["apex"]["time_to_target_median_s"] = median_time(solves)
     apex_time = summary.get("apex", {}).get("time_to_reach_median_s")
     sb3_time = summary.get("sb3", {}).get("time_to_reach_median_s")
@@ -496,20 +501,28 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], args: argparse.Nam
     for system in SYSTEMS:
         curves = [within_budget(r["curve"], args.budget_s) for r in runs if r["system"] == system]
         curves = [c for c in curves if c]
+        stops = system == "apex" and args.apex_target is not None
         for c in curves:
             xs, ys = [p["process_s"] for p in c], [p["mean_return"] for p in c]
             ax.plot(xs, ys, drawstyle="steps-post", color=COLORS[system], lw=0.8, alpha=0.5)
+            if stops:  # the run ended here, at its confirmed solve (or at the budget)
+                ax.plot(xs[-1], ys[-1], "x", color=COLORS[system], ms=7)
         if curves:
-            median = median_curve(curves, grid)
-            ax.plot(grid, median, color=COLORS[system], lw=2.5, label=f"{LABELS[system]} median")
+            # Up to the last run's end: a run that stopped earlier counts with its last return.
+            shown = grid <= max(c[-1]["process_s"] for c in curves)
+            median = median_curve(curves, grid[shown])
+            label = f"{LABELS[system]} median"
+            if stops:
+                label += f" (x: a run stopped at a confirmed {args.apex_target:g})"
+            ax.plot(grid[shown], median, color=COLORS[system], lw=2.5, label=label)
     if summary["sb3_budget_return"] is not None:
         label = "SB3 median return at the budget"
         ax.axhline(summary["sb3_budget_return"], color="grey", ls="--", lw=1, label=label)
     ax.set_xlabel("wall-clock seconds from process start")
     ax.set_ylabel(f"greedy return ({args.eval_episodes} episodes)")
+    names = " vs ".join(LABELS[s] for s in SYSTEMS if any(r["system"] == s for r in runs))
     ax.set_title(
-        f"MinAtar/{args.game}-v1, {os.cpu_count()} cores: apex-dqn vs Stable-Baselines3 DQN "
-        f"(budget {args.budget_s:g} s)",
+        f"MinAtar/{args.game}-v1, {os.cpu_count()} cores: {names} (budget {args.budget_s:g} s)",
         fontsize=10,
     )
     if ax.get_legend_handles_labels()[0]:

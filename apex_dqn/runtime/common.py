@@ -90,7 +90,7 @@ def replay_kwargs(cfg: Config, info: EnvInfo, shard: int) -> dict[str, Any]:
     }
 
 
-def evaluator_kwargs(cfg: Config, info: EnvInfo) -> dict[str, Any]:
+def evaluator_kwargs(cfg: Config, info: EnvInfo, generation: int = 0) -> dict[str, Any]:
     """Keyword arguments of ``Evaluator`` (its seeds come from the run's seed tree too)."""
     return {
         "env": cfg.env,
@@ -99,7 +99,7 @@ def evaluator_kwargs(cfg: Config, info: EnvInfo) -> dict[str, Any]:
         "num_actions": info.num_actions,
         "episodes": cfg.eval.episodes,
         "epsilon": cfg.eval.epsilon,
-        "seed": seeding.evaluator_seed(cfg.seed),
+        "seed": seeding.evaluator_seed(cfg.seed, generation),
         "confirm_at": target_return(cfg, info),
     }
 

@@ -782,8 +782,9 @@ class EvaluatorHost:
         self._version = -1
         self._last_start = -float("inf")
 
-    def evaluate_latest(self) -> dict | None:
-        """Evaluate weights newer than the last evaluated ones; None if there are none yet."""
+    def evaluate_latest(self, confirm: bool = True) -> dict | None:
+        """Evaluate weights newer than the last evaluated ones; None if there are none yet.
+        ``confirm``: repeat an evaluation that reaches the target (``Evaluator``)."""
         from dataclasses import asdict
 
         from apex_dqn.actor import EnvFailure
@@ -799,7 +800,7 @@ class EvaluatorHost:
         self._last_start = time.monotonic()
         self._version = version
         try:
-            result = asdict(self.evaluator.evaluate(weights, version))
+            result = asdict(self.evaluator.evaluate(weights, version, confirm=confirm))
         except Exception as exc:  # user environment code
             self._errors_in_a_row += 1
             if self._errors_in_a_row >= self._max_env_errors:
@@ -810,7 +811,9 @@ class EvaluatorHost:
                 ) from exc
             with contextlib.suppress(Exception):
                 self.evaluator.close()
-            self.evaluator = Evaluator(**self._kwargs)
+            # The new evaluator goes on with the next episodes' seeds, not the first ones again.
+            done = self.evaluator.evaluations
+            self.evaluator = Evaluator(**self._kwargs, evaluations_done=done)
             return {"env_errors": 1}
         self._errors_in_a_row = 0
         return result

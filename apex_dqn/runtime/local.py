@@ -36,14 +36,17 @@ class LocalRun:
         self.cfg = cfg
         self.tracker = tracker
         self.actors = [
-            make_actor(**common.actor_kwargs(cfg, info, i)) for i in range(cfg.actors.num_actors)
+            make_actor(**common.actor_kwargs(cfg, info, i, generation=tracker.resumes))
+            for i in range(cfg.actors.num_actors)
         ]
         self.shards = [
             make_replay(**common.replay_kwargs(cfg, info, s)) for s in range(cfg.replay.num_shards)
         ]
         self.learner = Learner(**common.learner_kwargs(cfg, info))
         self.evaluator = (
-            Evaluator(**common.evaluator_kwargs(cfg, info)) if cfg.eval.enabled else None
+            Evaluator(**common.evaluator_kwargs(cfg, info, generation=tracker.resumes))
+            if cfg.eval.enabled
+            else None
         )
         self.ps = ParameterServer()
         self.ps.set_weights(self.learner.get_weights(), 0)
@@ -108,7 +111,10 @@ class LocalRun:
             return False
         self._last_eval = time.monotonic()
         weights, version = self.ps.get_if_newer(-1)
-        result = self.evaluator.evaluate(weights, version)
+        # Once solved, evaluations need no confirmation (train.stop_on_target=false runs on).
+        result = self.evaluator.evaluate(
+            weights, version, confirm=self.tracker.time_to_solve_s is None
+        )
         return self.tracker.add_eval(result.mean_return, dataclasses.asdict(result))
 
     def iterate(self) -> bool:

@@ -234,6 +234,7 @@ class _Components:
         ]
         self.evaluator: Any = None
         self._eval_args = (cfg, info, peers)
+        self._resumes = resumes
         self.learner_pids: list[int] = []
 
     def form_learner_group(self, timeout_s: float = 300.0) -> None:
@@ -272,7 +273,7 @@ class _Components:
         cfg, info, peers = self._eval_args
         eval_cls = ray.remote(num_cpus=cfg.eval.num_cpus, max_restarts=-1)(EvaluatorHost)
         self.evaluator = eval_cls.remote(
-            evaluator_kwargs=common.evaluator_kwargs(cfg, info),
+            evaluator_kwargs=common.evaluator_kwargs(cfg, info, generation=self._resumes),
             peers=peers,
             interval_s=cfg.eval.interval_s,
             num_cpus=cfg.eval.num_cpus,
@@ -351,7 +352,8 @@ class _Driver:
         elif kind == "checkpoint":
             ref = self.parts.learner.checkpoint_bytes.remote(self._extra())
         else:
-            ref = self.parts.evaluator.evaluate_latest.remote()
+            # Once solved, evaluations need no confirmation (train.stop_on_target=false).
+            ref = self.parts.evaluator.evaluate_latest.remote(self.tracker.time_to_solve_s is None)
         self.inflight[ref] = (kind, index)
 
     def _extra(self) -> dict[str, Any]:

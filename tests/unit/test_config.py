@@ -91,6 +91,26 @@ def test_plain_dataclass_validates_without_hydra():
         AlgoConfig(n_step=0)
 
 
+def test_atari_group_carries_atari_learner_defaults(compose_config):
+    """env=atari (and experiment=pong on top) no longer keeps CartPole's learner."""
+    for overrides in (("env=atari",), ("experiment=pong",)):
+        cfg = compose_config(*overrides)
+        assert cfg.learner.lr == 1e-4 and cfg.learner.target_update_period == 500
+        assert cfg.actors.min_replay_ratio == 0.0 and cfg.replay.capacity == 100_000
+        assert cfg.train.max_seconds == 10_800 and cfg.network.torso == "nature"
+    assert compose_config("experiment=pong").train.target_return == 18.0
+
+
+def test_amp_takes_booleans_and_auto_only():
+    from apex_dqn.config import LearnerConfig
+
+    for good in (True, False, "auto"):
+        LearnerConfig(amp=good)
+    for bad in (1, 0.0, "yes"):
+        with pytest.raises(ConfigError, match=r"learner\.amp must be one of true, false, auto"):
+            LearnerConfig(amp=bad)
+
+
 def test_minatar_group_composes_for_every_game(compose_config):
     for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"):
         cfg = compose_config("env=minatar", f"env.id=MinAtar/{game}-v1")

@@ -238,10 +238,22 @@ def test_update_ratio_is_the_relative_size_of_adams_step():
     assert 0 < metrics.update_ratio < 0.1
 
 
-def test_amp_auto_follows_the_cpu():
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_amp_auto_follows_the_cpu(monkeypatch, native_bf16):
     from apex_dqn.learner import resolve_amp
 
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
     cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu) == native_bf16
     assert resolve_amp(True, cpu) and not resolve_amp(False, cpu)
-    assert resolve_amp("auto", cpu) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     assert not resolve_amp("auto", torch.device("cuda"))
+
+
+def test_amp_auto_is_off_when_the_probe_is_missing(monkeypatch):
+    from apex_dqn.learner import resolve_amp
+
+    def missing() -> bool:
+        raise RuntimeError("no such op")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", missing)
+    assert not resolve_amp("auto", torch.device("cpu"))

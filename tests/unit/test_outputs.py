@@ -232,3 +232,21 @@ def test_evaluator_confirms_a_target_reaching_evaluation_on_new_episodes():
     again = Evaluator(**kwargs, episodes=4, epsilon=0.5)
     again.evaluate(weights, 0)
     assert again.evaluate(weights, 0).mean_return == r.confirm_return
+    assert ev.evaluate(weights, 0, confirm=False).confirm_return is None  # after a solve
+
+
+def test_a_replacement_evaluator_goes_on_with_new_episodes():
+    """After an env error the host builds a new evaluator: it must not replay the first seeds."""
+    env = EnvConfig(id="CartPole-v1", max_episode_steps=50)
+    net_cfg = NetworkConfig(hidden_sizes=[16])
+    weights = get_weights(build_q_network(net_cfg, obs_shape=(4,), num_actions=2))
+    kwargs = {"env": env, "network": net_cfg, "obs_shape": (4,), "num_actions": 2, "seed": 0}
+    first = Evaluator(**kwargs, episodes=4, epsilon=1.0)
+    returns = [first.evaluate(weights, 0).returns for _ in range(2)]
+    resumed = Evaluator(**kwargs, episodes=4, epsilon=1.0, evaluations_done=1)
+    assert resumed.evaluations == 1
+    # Same seeds as the first evaluator's second set of episodes, not its first: under
+    # random actions (epsilon 1) returns differ from set to set.
+    assert returns[0] != returns[1]
+    replay = resumed.evaluate(weights, 0).returns
+    assert replay != returns[0]

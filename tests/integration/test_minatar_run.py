@@ -1,0 +1,43 @@
+"""A MinAtar run through the real CLI on real Ray: the env=minatar group end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apex_dqn.checkpoint import load_checkpoint
+from tests.integration.helpers import run_cli
+
+pytest.importorskip("minatar")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_minatar_group_trains_evaluates_and_reports_process_time(tmp_path):
+    out = tmp_path / "space_invaders"
+    proc = run_cli(
+        "env=minatar",
+        "env.id=MinAtar/SpaceInvaders-v1",
+        "replay.min_size_to_learn=1000",
+        "eval.episodes=2",
+        "eval.interval_s=1",
+        "train.max_seconds=20",
+        "train.report_interval_s=1",
+        f"output_dir={out}",
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_id"] == "MinAtar/SpaceInvaders-v1" and summary["learner_steps"] > 0
+    evals = summary["evals"]
+    assert evals, "no greedy evaluation in 20 s"
+    # process_s counts from the process's start, wall_s from training's: Ray and imports first.
+    assert all(e["process_s"] > e["wall_s"] > 0 for e in evals)
+    assert [e["env_steps"] for e in evals] == sorted(e["env_steps"] for e in evals)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert list(ckpt["env"]["obs_shape"]) == [6, 10, 10] and ckpt["env"]["obs_dtype"] == "uint8"
+    online = ckpt["learner"]["online"]
+    assert tuple(online["torso.0.weight"].shape) == (16, 6, 3, 3)  # MinAtar's 3x3 convolution
+    assert tuple(online["torso.3.weight"].shape) == (128, 16 * 8 * 8)
+    assert tuple(online["advantage_head.weight"].shape) == (4, 128)  # 4 minimal actions
