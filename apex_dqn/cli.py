@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from apex_dqn.config import Config, ConfigError
 
-# An absolute path: a relative config_path breaks console scripts (PITFALLS.md, Hydra 1). The
+# An absolute path: with a relative config_path a console script finds no primary config. The
 # repository's conf/ is used in a source checkout; an installed wheel ships it as apex_dqn/conf.
 _REPO_CONF = Path(__file__).resolve().parent.parent / "conf"
 CONF_DIR = str(_REPO_CONF if _REPO_CONF.is_dir() else Path(__file__).resolve().parent / "conf")

@@ -6,7 +6,7 @@ observation is in ``infos["final_obs"]`` (needed for n-step bootstrapping) and t
 observation is already the first one of the next episode.
 
 Atari games (``env.atari`` set) are made with ``frameskip=1`` and wrapped in gymnasium's
-``AtariPreprocessing`` and ``FrameStackObservation`` (DeepMind preprocessing; PITFALLS.md 14).
+``AtariPreprocessing`` and ``FrameStackObservation`` (DeepMind preprocessing).
 Life loss and reward clipping are training signals only: the actor derives them from the env's
 ``lives`` info and the raw rewards (``life_lost``, ``training_rewards``), so the environment
 itself always plays whole games and reports unclipped returns.

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-# Tests never join a cluster left behind by `ray start` or named by the caller (PITFALLS.md 8).
+# Tests never join a cluster left behind by `ray start` or named by the caller (a plain
+# ray.init() would pick either up).
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("WANDB_MODE", "offline")

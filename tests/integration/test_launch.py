@@ -15,7 +15,7 @@ YAMLS = sorted(LAUNCH.glob("*.yaml"))
 
 
 def _validate(config: dict) -> None:
-    # Private API (PITFALLS.md 12): prepare fills defaults, validate checks the schema.
+    # Ray's private API (kept tolerant): prepare fills defaults, validate checks the schema.
     from ray.autoscaler._private.util import prepare_config, validate_config
 
     validate_config(prepare_config(copy.deepcopy(config)))

@@ -1,4 +1,4 @@
-"""The dependency rules of DESIGN.md: ray only under runtime/, hydra only in the CLI."""
+"""The layering rules: ray only under runtime/, hydra only in the CLI."""
 
 from __future__ import annotations
 
