@@ -195,9 +195,10 @@ class ActorsConfig:
     max_env_errors: int = 10
     """An environment that raises is reset and counted; this many errors in a row (no
     successful step between them) stop the run with the error, >= 1."""
-    amp: bool = False
+    amp: Any = False
     """CNN actors act (and compute priorities) under CPU bf16 autocast: 1.7x faster forward
-    passes on CPUs with native bf16 (AVX512-BF16, AMX), much slower on others."""
+    passes on CPUs with native bf16 (AVX512-BF16, AMX), much slower on others; true, false, or
+    auto (on where the CPU has native bf16). MLP actors (numpy) ignore it."""
     spread: bool = True
     """Spread actors over the nodes that offer CPUs (Ray's SPREAD strategy); false: Ray packs
     them where it likes."""
@@ -229,6 +230,8 @@ class ActorsConfig:
         check_int("actors.nice", self.nice, lo=0, hi=19)
         check_int("actors.max_env_errors", self.max_env_errors, lo=1)
         check_choice("actors.vector_mode", self.vector_mode, ("sync", "async", "ale"))
+        if not (isinstance(self.amp, bool) or self.amp == "auto"):
+            raise ConfigError(f"actors.amp must be one of true, false, auto; got {self.amp!r}")
 
 
 @dataclass

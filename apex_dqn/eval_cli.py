@@ -4,8 +4,10 @@
 
 Arguments are ``key=value`` pairs validated against ``EvalRunConfig`` (OmegaConf, no Hydra run
 directory). The checkpoint carries its run's config (environment, network); the weights are the
-learner's online network. Episodes run greedily (or with ``epsilon``), side by side in a vector
-env, or one after another in a single env wrapped in gymnasium's ``RecordVideo`` when ``video``
+learner's online network. Episodes run with the run's evaluation epsilon (``eval.epsilon``:
+0.01 for Atari, so that the figure matches the run's learning curve) unless ``epsilon`` is given,
+side by side in the same vector env the run evaluated with (ale-py's for ``actors.vector_mode=ale``),
+or one after another in a single env wrapped in gymnasium's ``RecordVideo`` when ``video``
 is on. Mean, std, min and max return are printed and written as JSON.
 """
 
@@ -31,8 +33,8 @@ class EvalRunConfig:
     directory (its checkpoint.pt)."""
     episodes: int = 10
     """Episodes to play, >= 1."""
-    epsilon: float = 0.0
-    """Chance of a random action per step, in [0, 1]."""
+    epsilon: float | None = None
+    """Chance of a random action per step, in [0, 1] (None: the run's eval.epsilon)."""
     seed: int = 12345
     """Seed of the environments and of the epsilon draws, >= 0."""
     video: bool = False
@@ -47,7 +49,8 @@ class EvalRunConfig:
         if not self.checkpoint:
             raise ConfigError("checkpoint=<path> is required: a checkpoint file or run directory")
         check_int("episodes", self.episodes, lo=1, hi=100_000)
-        check_float("epsilon", self.epsilon, lo=0.0, hi=1.0)
+        if self.epsilon is not None:
+            check_float("epsilon", self.epsilon, lo=0.0, hi=1.0)
         check_int("seed", self.seed, lo=0, hi=2**31 - 1)
         if self.max_episode_steps is not None:
             check_int("max_episode_steps", self.max_episode_steps, lo=1)
@@ -113,6 +116,7 @@ def play(
     env_cfg = config.env
     if cfg.max_episode_steps is not None:
         env_cfg = dataclasses.replace(env_cfg, max_episode_steps=cfg.max_episode_steps)
+    epsilon = config.eval.epsilon if cfg.epsilon is None else cfg.epsilon
     obs_shape = tuple(state["env"]["obs_shape"])
     num_actions = int(state["env"]["num_actions"])
     if video_dir is None:
@@ -123,7 +127,8 @@ def play(
             num_actions=num_actions,
             episodes=cfg.episodes,
             seed=cfg.seed,
-            epsilon=cfg.epsilon,
+            epsilon=epsilon,
+            vector_mode=config.actors.vector_mode,
         )
         try:
             return evaluator.evaluate(weights, int(state.get("learner_steps", 0))).returns
@@ -139,7 +144,7 @@ def play(
             obs, _ = env.reset(seed=cfg.seed + episode)
             total, done = 0.0, False
             while not done:
-                action_N, _ = epsilon_greedy(q.q_values(obs[None]), cfg.epsilon, rng)
+                action_N, _ = epsilon_greedy(q.q_values(obs[None]), epsilon, rng)
                 obs, reward, term, trunc, _ = env.step(int(action_N[0]))
                 total += float(reward)
                 done = term or trunc
@@ -181,7 +186,7 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
         "env_id": config.env.id,
         "learner_steps": int(state.get("learner_steps", 0)),
         "episodes": cfg.episodes,
-        "epsilon": cfg.epsilon,
+        "epsilon": config.eval.epsilon if cfg.epsilon is None else cfg.epsilon,
         "seed": cfg.seed,
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),

@@ -62,6 +62,9 @@ class Evaluator:
             on new episodes before it counts: one lucky set of episodes must not end a run.
         evaluations_done: evaluations an earlier evaluator of this run already played (a
             replacement after an env error starts on the next seeds).
+        vector_mode: how the envs are stepped, as ``actors.vector_mode``: "ale" plays ale-py's
+            C++ vector env, exactly what actors with that mode train on; "sync" and "async"
+            (the same gymnasium envs) play a sync vector env.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Evaluator:
         epsilon: float = 0.0,
         confirm_at: float | None = None,
         evaluations_done: int = 0,
+        vector_mode: str = "sync",
     ) -> None:
         self._confirm_at = confirm_at
         self._episodes = episodes
@@ -85,7 +89,8 @@ class Evaluator:
         self._count = evaluations_done
         # numpy for MLPs (see apex_dqn.numpy_policy); weights come with every evaluate call.
         self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
-        self._envs = make_vector_env(env, num_envs=episodes)
+        mode = "ale" if vector_mode == "ale" else "sync"
+        self._envs = make_vector_env(env, num_envs=episodes, mode=mode)
 
     @property
     def evaluations(self) -> int:

@@ -20,7 +20,7 @@ import torch
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.exploration import BehaviourMixture
 from apex_dqn.losses import dqn_loss, td_targets
-from apex_dqn.networks import build_q_network, get_weights
+from apex_dqn.networks import build_q_network, cpu_has_native_bf16, get_weights
 from apex_dqn.types import TransitionBatch
 
 UPDATE_RATIO_EVERY = 16
@@ -38,12 +38,7 @@ def resolve_amp(amp: bool | str, device: torch.device) -> bool:
     elsewhere (emulated bf16 is slower than float32; on CUDA these networks gain nothing)."""
     if amp != "auto":
         return bool(amp)
-    if device.type != "cpu":
-        return False
-    try:  # a private probe (absent from builds without oneDNN): no answer means no bf16
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return device.type == "cpu" and cpu_has_native_bf16()
 
 
 def resolve_device(name: str) -> torch.device:

@@ -175,6 +175,15 @@ def weights_digest(weights: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX512-BF16, AMX); emulated bf16 is slower than
+    float32, so ``amp=auto`` settings turn bf16 on only where this is true."""
+    try:  # a private probe (absent from builds without oneDNN): no answer means no bf16
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def set_weights(net: nn.Module, weights: dict[str, np.ndarray]) -> None:
     """Loads weights from ``get_weights`` into ``net`` (on whatever device it lives).
 

@@ -101,6 +101,7 @@ def evaluator_kwargs(cfg: Config, info: EnvInfo, generation: int = 0) -> dict[st
         "epsilon": cfg.eval.epsilon,
         "seed": seeding.evaluator_seed(cfg.seed, generation),
         "confirm_at": target_return(cfg, info),
+        "vector_mode": cfg.actors.vector_mode,
     }
 
 

@@ -34,6 +34,9 @@ from apex_dqn.replay import sharded
 from apex_dqn.types import ReplayStats, Sample
 
 PUSHES_PER_SHARD = 8
+# A throttled actor polls the parameter server this often: the learner's progress (its weights
+# version) is what lets it go on. Each poll is a Ray call, so not much more often than updates come.
+THROTTLE_POLL_S = 0.05
 # How long a learner of a group waits in a collective for the others before failing. Rounds
 # normally follow each other within milliseconds; a checkpoint or restore on one learner holds
 # the others for seconds. A dead learner is handled by the driver long before this.
@@ -213,10 +216,12 @@ class ActorHost:
                 self._sync()
             while self._ahead_of_learner() and waited < 1.0:
                 start = time.monotonic()
-                time.sleep(0.01)
-                waited += 0.01
+                time.sleep(THROTTLE_POLL_S)
+                waited += THROTTLE_POLL_S
                 self._seconds["throttled"] += time.monotonic() - start
                 self._sync(phase="throttled")
+            if waited >= 1.0 and self._ahead_of_learner():
+                break  # still ahead: return, so the driver hears from this actor every second
             chunk = min(self._sync_steps - self._since_sync, self._cfg.steps_per_call - done)
             start = time.monotonic()
             batches, report = self.actor.run_steps(chunk)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from apex_dqn.checkpoint import state_to_bytes, write_bytes_atomic
-from apex_dqn.config import Config, EnvConfig
+from apex_dqn.config import Config, EnvConfig, EvalConfig
 from apex_dqn.envs import inspect_env
 from apex_dqn.evaluate import Evaluator
 from apex_dqn.learner import Learner
@@ -19,17 +19,38 @@ from apex_dqn.metrics import RunTracker
 from apex_dqn.runtime import common
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A CartPole checkpoint as the runtime writes it (config, env, learner state)."""
-    cfg = Config(env=EnvConfig(max_episode_steps=200))
+def _write_checkpoint(cfg: Config, path: Path) -> Path:
     info = inspect_env(cfg.env)
     learner = Learner(**common.learner_kwargs(cfg, info))
     tracker = RunTracker(env_id=cfg.env.id, seed=0, target_return=None)
     state = {**common.checkpoint_extra(cfg, info, tracker), "learner": learner.state_dict()}
-    path = tmp_path_factory.mktemp("run") / "checkpoint.pt"
     write_bytes_atomic(path, state_to_bytes(state))
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A CartPole checkpoint as the runtime writes it (config, env, learner state)."""
+    cfg = Config(env=EnvConfig(max_episode_steps=200))
+    return _write_checkpoint(cfg, tmp_path_factory.mktemp("run") / "checkpoint.pt")
+
+
+def test_eval_cli_uses_the_runs_evaluation_epsilon_unless_given(tmp_path):
+    """The figure apex-dqn-eval prints must match the run's learning curve (Atari runs
+    evaluate with epsilon 0.01), so the run's eval.epsilon is the default."""
+    from apex_dqn.eval_cli import EvalRunConfig, evaluate
+
+    cfg = Config(env=EnvConfig(max_episode_steps=60), eval=EvalConfig(epsilon=0.3))
+    path = _write_checkpoint(cfg, tmp_path / "checkpoint.pt")
+
+    def run(name: str, **kwargs: float) -> dict:
+        out = str(tmp_path / f"{name}.json")
+        return evaluate(EvalRunConfig(checkpoint=str(path), episodes=8, output=out, **kwargs))
+
+    default, explicit, greedy = run("default"), run("explicit", epsilon=0.3), run("greedy", epsilon=0.0)
+    assert default["epsilon"] == 0.3 and greedy["epsilon"] == 0.0
+    assert default["returns"] == explicit["returns"]
+    assert default["returns"] != greedy["returns"]
 
 
 def _eval(*args: str) -> subprocess.CompletedProcess:

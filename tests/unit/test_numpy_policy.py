@@ -102,11 +102,11 @@ def test_a_nature_torso_acts_through_torch_with_the_same_interface():
     obs = np.random.default_rng(0).integers(0, 255, (5, 4, 84, 84), dtype=np.uint8)
     with torch.no_grad():
         expected = net(torch.from_numpy(obs)).numpy()
-    # Acting runs a traced, frozen copy: traced on 2 observations, it serves any batch size.
+    # Acting runs a traced copy: traced on 2 observations, it serves any batch size.
     np.testing.assert_allclose(q.q_values(obs[:2]), expected[:2], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(q.q_values(obs[3:4]), expected[3:4], rtol=1e-5, atol=1e-6)
-    # New weights replace the frozen copy.
+    # New weights reach the trace.
     torch.manual_seed(2)
     other = build_q_network(cfg, obs_shape=(4, 84, 84), num_actions=3)
     q.set_weights(get_weights(other))
@@ -128,3 +128,29 @@ def test_bf16_acting_tracks_float32_for_the_nature_cnn():
     # bf16 keeps about 3 significant digits; the values differ, but only a little.
     assert not np.array_equal(q16, q32)
     np.testing.assert_allclose(q16, q32, atol=0.02 * np.abs(q32).max() + 1e-3)
+
+
+def test_new_weights_reuse_the_one_trace(monkeypatch):
+    """Actors get new weights every few seconds; re-tracing on each (as a frozen trace must)
+    cost about 30 ms and leaked memory, so the network is traced once and shares parameters."""
+    from apex_dqn.numpy_policy import TorchQ
+
+    traces = []
+    real_trace = torch.jit.trace
+
+    def counting_trace(*args, **kwargs):
+        traces.append(1)
+        return real_trace(*args, **kwargs)
+
+    monkeypatch.setattr(torch.jit, "trace", counting_trace)
+    cfg = NetworkConfig(torso="minatar")
+    q = TorchQ(cfg, obs_shape=(4, 10, 10), num_actions=3, seed=0)
+    obs = np.random.default_rng(0).integers(0, 2, (8, 4, 10, 10), dtype=np.uint8)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        net = build_q_network(cfg, obs_shape=(4, 10, 10), num_actions=3)
+        q.set_weights(get_weights(net))
+        with torch.no_grad():
+            expected = net(torch.from_numpy(obs)).numpy()
+        np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
+    assert len(traces) == 1
