@@ -5,10 +5,11 @@
 Arguments are ``key=value`` pairs validated against ``EvalRunConfig`` (OmegaConf, no Hydra run
 directory). The checkpoint carries its run's config (environment, network); the weights are the
 learner's online network. Episodes run with the run's evaluation epsilon (``eval.epsilon``:
-0.01 for Atari, so that the figure matches the run's learning curve) unless ``epsilon`` is given,
-side by side in the same vector env the run evaluated with (ale-py's for ``actors.vector_mode=ale``),
-or one after another in a single env wrapped in gymnasium's ``RecordVideo`` when ``video``
-is on. Mean, std, min and max return are printed and written as JSON.
+0.01 for Atari, so that the figure matches the run's learning curve) unless ``epsilon`` is
+given, side by side in the vector env the run evaluated with (ale-py's for
+``actors.vector_mode=ale``), or one after another in a single gymnasium env (the same
+preprocessing) wrapped in ``RecordVideo`` when ``video`` is on. Mean, std, min and max
+return are printed and written as JSON.
 """
 
 from __future__ import annotations

@@ -199,3 +199,27 @@ def test_ale_vector_env_stacks_like_the_gymnasium_wrappers():
 def test_ale_mode_needs_atari():
     with pytest.raises(ConfigError, match=r"actors\.vector_mode=ale needs an Atari env"):
         Config(actors=ActorsConfig(vector_mode="ale"))
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("ale", "AleVectorEnv"), ("sync", "SyncVectorEnv")])
+def test_the_evaluator_plays_the_env_the_actors_train_on(compose_config, mode, kind):
+    """Evaluation must see exactly what training sees: with actors on ale-py's vector env
+    (the env=atari default) the run's evaluator plays that env too, not gymnasium's wrappers."""
+    import dataclasses
+
+    from apex_dqn.runtime import common
+
+    cfg = compose_config("experiment=pong", f"actors.vector_mode={mode}")
+    info = inspect_env(cfg.env)
+    kwargs = common.evaluator_kwargs(cfg, info)
+    assert kwargs["vector_mode"] == mode and kwargs["epsilon"] == 0.01
+    short = dataclasses.replace(cfg.env, max_episode_steps=30)
+    evaluator = Evaluator(**{**kwargs, "env": short, "episodes": 2})
+    try:
+        assert type(evaluator._envs).__name__ == kind
+        net = build_q_network(cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions)
+        result = evaluator.evaluate(get_weights(net), version=0)
+    finally:
+        evaluator.close()
+    # 30 agent steps (120 frames); with gymnasium's wrappers the no-op starts' frames count too.
+    assert 22 <= result.mean_length <= 30 and len(result.returns) == 2

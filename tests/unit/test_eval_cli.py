@@ -47,7 +47,11 @@ def test_eval_cli_uses_the_runs_evaluation_epsilon_unless_given(tmp_path):
         out = str(tmp_path / f"{name}.json")
         return evaluate(EvalRunConfig(checkpoint=str(path), episodes=8, output=out, **kwargs))
 
-    default, explicit, greedy = run("default"), run("explicit", epsilon=0.3), run("greedy", epsilon=0.0)
+    default, explicit, greedy = (
+        run("default"),
+        run("explicit", epsilon=0.3),
+        run("greedy", epsilon=0.0),
+    )
     assert default["epsilon"] == 0.3 and greedy["epsilon"] == 0.0
     assert default["returns"] == explicit["returns"]
     assert default["returns"] != greedy["returns"]

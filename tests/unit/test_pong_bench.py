@@ -1,0 +1,77 @@
+"""benchmarks/pong.py: the figures it reads from a run's files, written by the real RunTracker."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from apex_dqn.metrics import RunTracker, write_json_atomic
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pong.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/pong.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("pong_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pong_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_dir(tmp_path: Path, evals: list[tuple[int, int, float, float | None]]) -> Path:
+    """A run directory as the runtime leaves it: (env steps, updates, return, confirm) evals."""
+    tracker = RunTracker(env_id="ALE/Pong-v5", seed=0, target_return=18.0)
+    lines = []
+    for steps, updates, mean_return, confirm in evals:
+        tracker.env_steps, tracker.learner_steps = steps, updates
+        lines.append(json.dumps(tracker.record()))
+        details = {} if confirm is None else {"confirm_return": confirm}
+        tracker.add_eval(mean_return, details)  # later ones must not move the solve
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    write_json_atomic(run / "summary.json", tracker.summary())
+    (run / "config.yaml").write_text("env:\n  id: ALE/Pong-v5\n")
+    return run
+
+
+def test_the_target_is_the_first_confirmed_evaluation(bench, tmp_path):
+    # 19.0 at 300k is not confirmed (17.5 on new games); 18.25 at 400k is (18.5).
+    run = _run_dir(
+        tmp_path,
+        [
+            (100_000, 5_000, -20.0, None),
+            (300_000, 20_000, 19.0, 17.5),
+            (400_000, 30_000, 18.25, 18.5),
+            (500_000, 40_000, 20.0, 20.0),
+        ],
+    )
+    figures = bench.summarise(run, "apex-dqn experiment=pong")
+    assert figures["solved"] and figures["env_steps_at_target"] == 400_000
+    assert figures["learner_updates_at_target"] == 30_000
+    assert (figures["solve_eval_return"], figures["confirm_eval_return"]) == (18.25, 18.5)
+    assert [e["mean_return"] for e in figures["evals"]] == [-20.0, 19.0, 18.25, 20.0]
+    assert figures["time_to_target_s"] == pytest.approx(figures["evals"][2]["process_s"], abs=0.1)
+
+    out = tmp_path / "docs"
+    figures["machine"], figures["commit"] = bench.machine(), None
+    bench.write_outputs(run, out, figures, log="console")
+    written = json.loads((out / "pong.json").read_text())
+    assert written["env_steps_at_target"] == 400_000
+    assert (out / "learning_curve.png").stat().st_size > 1000
+    assert (out / "console.log").read_text() == "console"
+    assert "| reached | yes |" in bench.table(figures)
+
+
+def test_a_run_that_misses_the_target_reports_no_time(bench, tmp_path):
+    run = _run_dir(tmp_path, [(100_000, 5_000, -20.0, None), (200_000, 9_000, 17.9, None)])
+    figures = bench.summarise(run, "cmd")
+    assert not figures["solved"] and figures["time_to_target_s"] is None
+    assert figures["learner_updates_at_target"] is None and figures["best_eval_return"] == 17.9
+    assert "| reached | no |" in bench.table(figures)
