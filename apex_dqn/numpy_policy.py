@@ -156,7 +156,9 @@ class TorchQ:
         with (
             warnings.catch_warnings(),
             torch.no_grad(),
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16),
+            # No weight cache: a cached bf16 copy of a weight would enter the trace as a
+            # constant, and new weights would never reach it.
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16, cache_enabled=False),
         ):
             warnings.simplefilter("ignore")  # tracer notes on Python-level shape arithmetic
             return torch.jit.trace(self._net, example, check_trace=False)

@@ -1,16 +1,22 @@
 """Whole-system throughput on an Atari game against the raw speed of its environment.
 
-First the same preprocessed environment apex-dqn's actors use (``env=atari``: AtariPreprocessing
-and a 4-frame stack) is stepped with random actions in one process: the raw env speed. Then the
-real CLI (``experiment=pong`` plus ``--override``s) runs for ``--seconds`` with 1, 2 and 4 actors,
-and its ``metrics.jsonl`` gives env steps/s, learner updates/s and the replay ratio over the part
-of the run in which the learner trains (from the first report with updates to the last).
+First the env the actors step (with the defaults ale-py's C++ vector env, one env of it; else
+gymnasium's AtariPreprocessing and a 4-frame stack) is stepped with random actions in one
+process: the raw env speed; gymnasium's wrappers are measured beside it for reference. Then the
+real CLI (``experiment=pong`` plus ``--override``s, evaluation off) runs for ``--seconds`` per
+actor count in each configuration, and its ``metrics.jsonl`` gives env steps/s, learner
+updates/s and the replay ratio over the part of the run in which the learner trains (from the
+first report with updates to the last). The configurations (``--configs``):
+
+- ``defaults``: what a user gets. Actors pause while the learner has drawn fewer than
+  ``actors.min_replay_ratio`` samples per transition (2 for Atari): the CPU goes to updates, and
+  env steps/s follow the learner.
+- ``unthrottled``: the same stepper settings with the actors never paused and the learner held
+  to 0.2 samples per transition (``actors.min_replay_ratio=0 learner.max_replay_ratio=0.2``): how
+  fast the default actors step when the CPU is theirs.
 
     python benchmarks/throughput.py --json throughput.json
-    python benchmarks/throughput.py --actors 1 --seconds 120 --override learner.batch_size=32
-
-The target on a 2-core machine: with one actor the whole system keeps at least 70% of the raw
-single-process env speed while the learner trains.
+    python benchmarks/throughput.py --actors 1 --seconds 120 --configs unthrottled
 """
 
 from __future__ import annotations
@@ -37,20 +43,24 @@ from apex_dqn.config import AtariConfig, EnvConfig  # noqa: E402
 from apex_dqn.envs import inspect_env  # noqa: E402
 
 
-def raw_env_speed(env_id: str, seconds: float, repeats: int = 3, mode: str = "sync") -> float:
+def raw_env_speed(
+    env_id: str, seconds: float, repeats: int = 3, mode: str = "sync", num_envs: int = 1
+) -> float:
     """Median agent steps/s of the preprocessed env with random actions, in this process: one
-    gymnasium env (AtariPreprocessing + FrameStackObservation), or with ``mode="ale"`` one env
-    of ale-py's vector env as the actors then step it."""
+    gymnasium env (AtariPreprocessing + FrameStackObservation), or with ``mode="ale"`` ale-py's
+    vector env of ``num_envs`` envs as an actor steps it (all its envs' steps counted)."""
     from apex_dqn.envs import make_env, make_vector_env
 
     cfg = EnvConfig(id=env_id, atari=AtariConfig())
+    steps_per_call = 1
     if mode == "ale":
-        env: Any = make_vector_env(cfg, num_envs=1, mode="ale")
+        env: Any = make_vector_env(cfg, num_envs=num_envs, mode="ale")
         rng = np.random.default_rng(0)
         num_actions = inspect_env(cfg).num_actions
+        steps_per_call = num_envs
 
         def step() -> None:
-            env.step(rng.integers(0, num_actions, 1))  # ended episodes reset by themselves
+            env.step(rng.integers(0, num_actions, num_envs))  # ended episodes reset themselves
 
     else:
         env = make_env(cfg)
@@ -67,10 +77,28 @@ def raw_env_speed(env_id: str, seconds: float, repeats: int = 3, mode: str = "sy
         start, steps = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
             step()
-            steps += 1
+            steps += steps_per_call
         rates.append(steps / (time.perf_counter() - start))
     env.close()
     return statistics.median(rates)
+
+
+CONFIGS = {
+    "defaults": [],
+    "unthrottled": ["actors.min_replay_ratio=0", "learner.max_replay_ratio=0.2"],
+}
+
+
+def actor_settings(overrides: list[str]) -> tuple[str, int]:
+    """``actors.vector_mode`` and ``actors.envs_per_actor`` of ``experiment=pong`` with
+    ``overrides`` (the real composition)."""
+    from hydra import compose, initialize_config_dir
+
+    from apex_dqn.cli import CONF_DIR, to_config
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = to_config(compose("config", overrides=["experiment=pong", *overrides]))
+    return cfg.actors.vector_mode, cfg.actors.envs_per_actor
 
 
 def system_run(
@@ -124,43 +152,62 @@ def main() -> None:
         "--repeats", type=int, default=1, help="runs per actor count; the median run is reported"
     )
     parser.add_argument("--override", action="append", default=[], help="extra CLI override")
+    parser.add_argument(
+        "--configs", default="defaults,unthrottled", help=f"comma-separated: {', '.join(CONFIGS)}"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    configs = args.configs.split(",")
+    unknown = sorted(set(configs) - set(CONFIGS))
+    if unknown:
+        parser.error(f"--configs: unknown {unknown}; choose from {', '.join(CONFIGS)}")
 
     # The raw speed of the env the actors step (actors.vector_mode=ale: ale-py's vector env).
-    mode = next(
-        (o.split("=", 1)[1] for o in args.override if o.startswith("actors.vector_mode=")), "sync"
-    )
+    mode, num_envs = actor_settings(args.override)
     raw = raw_env_speed(args.env_id, args.raw_seconds, mode="ale" if mode == "ale" else "sync")
     print(f"raw env: {raw:,.0f} steps/s ({4 * raw:,.0f} frames/s), one process", flush=True)
     raw_gym = raw if mode != "ale" else raw_env_speed(args.env_id, args.raw_seconds)
+    raw_vector = None
     if mode == "ale":
         print(f"raw gymnasium env (reference): {raw_gym:,.0f} steps/s", flush=True)
+        # The actor's own vector env (its envs_per_actor envs), stepped alone: ALE's C++
+        # threads step them, so this is the stepper's own ceiling on this machine.
+        raw_vector = raw_env_speed(args.env_id, args.raw_seconds, mode="ale", num_envs=num_envs)
+        print(f"raw ale vector env, {num_envs} envs: {raw_vector:,.0f} steps/s", flush=True)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in (int(x) for x in args.actors.split(",")):
-            repeats = []
+            # Configurations alternate within an actor count, so drift hits them alike.
+            repeats: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
             for rep in range(args.repeats):
-                out = Path(tmp) / f"a{k}r{rep}"
-                repeats.append(system_run(args.env_id, k, args.seconds, args.override, out))
-                rate = repeats[-1]["env_steps_per_s"]
-                print(f"{k} actor(s), run {rep + 1}: {rate:,.0f} env steps/s", flush=True)
-            # The run with the median env speed stands for the actor count.
-            ordered = sorted(repeats, key=lambda r: r["env_steps_per_s"])
-            run = {**ordered[(len(ordered) - 1) // 2], "repeats": repeats}
-            runs.append(run)
-    print(f"\n| {args.env_id} | env steps/s | frames/s | share of raw env | updates/s "
-          "| replay ratio |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |")
+                for name in configs:
+                    out = Path(tmp) / f"{name}-a{k}r{rep}"
+                    overrides = [*CONFIGS[name], *args.override]
+                    run = system_run(args.env_id, k, args.seconds, overrides, out)
+                    repeats[name].append({**run, "config": name})
+                    rate = run["env_steps_per_s"]
+                    print(
+                        f"{name}, {k} actor(s), run {rep + 1}: {rate:,.0f} env steps/s", flush=True
+                    )
+            for name in configs:
+                # The run with the median env speed stands for the configuration and count.
+                ordered = sorted(repeats[name], key=lambda r: r["env_steps_per_s"])
+                runs.append({**ordered[(len(ordered) - 1) // 2], "repeats": repeats[name]})
+    print(f"\n| {args.env_id} | configuration | env steps/s | frames/s | share of raw env "
+          "| updates/s | replay ratio |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     what = "ale-py vector env, 1 env" if mode == "ale" else "gymnasium wrappers"
-    print(f"| raw env ({what}), random actions, 1 process | {raw:,.0f} | {4 * raw:,.0f} | 100% "
-          "| - | - |")  # fmt: skip
-    if mode == "ale":
-        print(f"| raw env (gymnasium wrappers), for reference | {raw_gym:,.0f} | "
+    print(f"| raw env ({what}), random actions, 1 process | - | {raw:,.0f} | {4 * raw:,.0f} "
+          "| 100% | - | - |")  # fmt: skip
+    if raw_vector is not None:
+        print(f"| raw env (gymnasium wrappers), for reference | - | {raw_gym:,.0f} | "
               f"{4 * raw_gym:,.0f} | {raw_gym / raw:.0%} | - | - |")  # fmt: skip
+        print(f"| raw ale vector env, {num_envs} envs, stepped alone | - | {raw_vector:,.0f} | "
+              f"{4 * raw_vector:,.0f} | {raw_vector / raw:.0%} | - | - |")  # fmt: skip
     for r in runs:
         print(
-            f"| {r['num_actors']} actor(s) + learner | {r['env_steps_per_s']:,.0f} | "
+            f"| {r['num_actors']} actor(s) + learner | {r['config']} | "
+            f"{r['env_steps_per_s']:,.0f} | "
             f"{r['env_frames_per_s']:,.0f} | {r['env_steps_per_s'] / raw:.0%} | "
             f"{r['learner_updates_per_s']:.1f} | {r['replay_ratio']:.2f} |"
         )
@@ -170,7 +217,11 @@ def main() -> None:
             "raw_env_steps_per_s": raw,
             "raw_env_kind": what,
             "raw_gymnasium_env_steps_per_s": raw_gym,
+            "raw_vector_env_steps_per_s": raw_vector,
+            "raw_vector_env_num_envs": num_envs if raw_vector is not None else None,
             "runs": runs,
+            "vector_mode": mode,
+            "configs": {name: CONFIGS[name] for name in configs},
             "overrides": args.override,
             "cpus": os.cpu_count(),
         }

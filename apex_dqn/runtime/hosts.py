@@ -37,6 +37,10 @@ PUSHES_PER_SHARD = 8
 # A throttled actor polls the parameter server this often: the learner's progress (its weights
 # version) is what lets it go on. Each poll is a Ray call, so not much more often than updates come.
 THROTTLE_POLL_S = 0.05
+# A throttled actor whose learner has published nothing new for this long steps one chunk
+# anyway: a liveness guarantee for states the ratio accounting does not foresee. A
+# training learner publishes every few seconds at most, so this never fires in a healthy run.
+THROTTLE_STALL_S = 30.0
 # How long a learner of a group waits in a collective for the others before failing. Rounds
 # normally follow each other within milliseconds; a checkpoint or restore on one learner holds
 # the others for seconds. A dead learner is handled by the driver long before this.
@@ -117,6 +121,7 @@ class ActorHost:
         num_cpus: float,
         batch_size: int,
         min_size_to_learn: int,
+        throttle_stall_s: float = THROTTLE_STALL_S,
     ) -> None:
         from apex_dqn.actor import make_actor
 
@@ -137,6 +142,9 @@ class ActorHost:
         self.lost = 0
         self._restarted = _was_restarted()
         self._throttle_base = 0.0
+        self._gate_version = self.actor.weights_version  # the version the gate last saw
+        self._gate_moved_at = time.monotonic()  # when that version last changed
+        self._stall_s = throttle_stall_s
         self._weights_at: float | None = None  # monotonic time the current weights came
         self._seconds = dict.fromkeys(("acting", "pushing", "weight_sync", "throttled"), 0.0)
 
@@ -157,14 +165,19 @@ class ActorHost:
             return False
         if self._restarted and self.actor.weights_version < 0:
             return False  # a restarted actor without weights yet: the next pull calibrates
-        learner_samples = max(0, self.actor.weights_version) * self._batch_size
+        version = self.actor.weights_version
+        learner_samples = max(0, version) * self._batch_size
         allowed = (self._min_size + learner_samples / ratio) / self._cfg.num_actors
-        if self._restarted:
-            # A restarted actor's own count starts at 0: count it as caught up, not as owed
-            # everything the learner sampled so far.
-            self._throttle_base = allowed - self.pushed
+        delivered = self.pushed - self.lost  # lost pushes never reached the learner
+        if self._restarted or version < self._gate_version:
+            # A restarted actor's own count starts at 0, and a learner restored from an older
+            # checkpoint publishes an older version again: count this actor as caught up, not
+            # as owed (or owing) the difference, or actor and learner could wait on each other.
+            self._throttle_base = allowed - delivered
             self._restarted = False
-        return self._throttle_base + self.pushed >= allowed
+        if version != self._gate_version:
+            self._gate_version, self._gate_moved_at = version, time.monotonic()
+        return self._throttle_base + delivered >= allowed
 
     def _push(self, batches: list) -> None:
         for batch in batches:
@@ -221,7 +234,9 @@ class ActorHost:
                 self._seconds["throttled"] += time.monotonic() - start
                 self._sync(phase="throttled")
             if waited >= 1.0 and self._ahead_of_learner():
-                break  # still ahead: return, so the driver hears from this actor every second
+                if time.monotonic() - self._gate_moved_at < self._stall_s:
+                    break  # still ahead: return, so the driver hears from it every second
+                self._gate_moved_at = time.monotonic()  # stalled: one chunk anyway, see above
             chunk = min(self._sync_steps - self._since_sync, self._cfg.steps_per_call - done)
             start = time.monotonic()
             batches, report = self.actor.run_steps(chunk)

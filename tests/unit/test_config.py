@@ -108,14 +108,16 @@ def test_atari_group_carries_atari_learner_defaults(compose_config):
     assert compose_config("env=atari").env.atari.repeat_action_probability == 0.25
 
 
-def test_amp_takes_booleans_and_auto_only():
-    from apex_dqn.config import LearnerConfig
+@pytest.mark.parametrize("section", ["learner", "actors"])
+def test_amp_takes_booleans_and_auto_only(section):
+    from apex_dqn.config import ActorsConfig, LearnerConfig
 
+    cls = {"learner": LearnerConfig, "actors": ActorsConfig}[section]
     for good in (True, False, "auto"):
-        LearnerConfig(amp=good)
+        cls(amp=good)
     for bad in (1, 0.0, "yes"):
-        with pytest.raises(ConfigError, match=r"learner\.amp must be one of true, false, auto"):
-            LearnerConfig(amp=bad)
+        with pytest.raises(ConfigError, match=rf"{section}\.amp must be one of true, false, auto"):
+            cls(amp=bad)
 
 
 def test_minatar_group_composes_for_every_game(compose_config):

@@ -130,9 +130,11 @@ def test_bf16_acting_tracks_float32_for_the_nature_cnn():
     np.testing.assert_allclose(q16, q32, atol=0.02 * np.abs(q32).max() + 1e-3)
 
 
-def test_new_weights_reuse_the_one_trace(monkeypatch):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_new_weights_reuse_the_one_trace(monkeypatch, bf16):
     """Actors get new weights every few seconds; re-tracing on each (as a frozen trace must)
-    cost about 30 ms and leaked memory, so the network is traced once and shares parameters."""
+    cost about 30 ms and leaked memory, so the network is traced once and shares parameters.
+    Under bf16 too: a bf16 weight copy cached while tracing would freeze the first weights."""
     from apex_dqn.numpy_policy import TorchQ
 
     traces = []
@@ -144,13 +146,14 @@ def test_new_weights_reuse_the_one_trace(monkeypatch):
 
     monkeypatch.setattr(torch.jit, "trace", counting_trace)
     cfg = NetworkConfig(torso="minatar")
-    q = TorchQ(cfg, obs_shape=(4, 10, 10), num_actions=3, seed=0)
+    q = TorchQ(cfg, obs_shape=(4, 10, 10), num_actions=3, seed=0, bf16=bf16)
     obs = np.random.default_rng(0).integers(0, 2, (8, 4, 10, 10), dtype=np.uint8)
     for seed in range(4):
         torch.manual_seed(seed)
         net = build_q_network(cfg, obs_shape=(4, 10, 10), num_actions=3)
         q.set_weights(get_weights(net))
-        with torch.no_grad():
-            expected = net(torch.from_numpy(obs)).numpy()
-        np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            expected = net(torch.from_numpy(obs)).float().numpy()
+        tol = 0.02 * np.abs(expected).max() + 1e-3 if bf16 else 1e-6
+        np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=tol)
     assert len(traces) == 1
