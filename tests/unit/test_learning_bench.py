@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "learning.py"
+from tests.unit.benchmark_module import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """benchmarks/learning.py as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("learning_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    """benchmarks/learning.py as a module."""
+    return load_benchmark("learning.py", "learning_bench")
 
 
 def _curve(*points: tuple[float, float]) -> list[dict]:

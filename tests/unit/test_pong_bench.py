@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from apex_dqn.metrics import RunTracker, write_json_atomic
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pong.py"
+from tests.unit.benchmark_module import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """benchmarks/pong.py as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("pong_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pong_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    """benchmarks/pong.py as a module."""
+    return load_benchmark("pong.py", "pong_bench")
 
 
 def _run_dir(tmp_path: Path, evals: list[tuple[int, int, float, float | None]]) -> Path:
