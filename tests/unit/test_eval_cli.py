@@ -13,7 +13,6 @@ import pytest
 from apex_dqn.checkpoint import state_to_bytes, write_bytes_atomic
 from apex_dqn.config import Config, EnvConfig, EvalConfig
 from apex_dqn.envs import inspect_env
-from apex_dqn.evaluate import Evaluator
 from apex_dqn.learner import Learner
 from apex_dqn.metrics import RunTracker
 from apex_dqn.runtime import common
@@ -67,7 +66,16 @@ def _eval(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_eval_cli_matches_the_evaluator(checkpoint, tmp_path):
+def test_eval_cli_plays_the_checkpoints_greedy_policy(checkpoint, tmp_path):
+    """The CLI's returns equal episodes played here by hand: the checkpoint's online network
+    (torch, not the numpy acting copy), gymnasium's env reset with the documented evaluation
+    seeds, the argmax action until the episode ends."""
+    import gymnasium as gym
+    import torch
+
+    from apex_dqn.networks import build_q_network
+    from apex_dqn.seeding import env_seeds
+
     out = tmp_path / "eval.json"
     proc = _eval(f"checkpoint={checkpoint}", "episodes=6", "seed=11", f"output={out}")
     assert proc.returncode == 0, proc.stderr
@@ -76,22 +84,23 @@ def test_eval_cli_matches_the_evaluator(checkpoint, tmp_path):
     assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
     assert result["min_return"] <= result["mean_return"] <= result["max_return"]
     assert "return mean" in proc.stdout and str(out) in proc.stdout
-    # The same weights, seed and episodes through the training-time Evaluator.
-    from apex_dqn.eval_cli import load_policy
 
-    config, weights, _ = load_policy(checkpoint)
-    evaluator = Evaluator(
-        env=config.env,
-        network=config.network,
-        obs_shape=(4,),
-        num_actions=2,
-        episodes=6,
-        seed=11,
-    )
-    assert evaluator.evaluate(weights, version=0).mean_return == pytest.approx(
-        result["mean_return"]
-    )
-    evaluator.close()
+    state = torch.load(checkpoint, weights_only=True)
+    config = Config()
+    net = build_q_network(config.network, obs_shape=(4,), num_actions=2)
+    net.load_state_dict(state["learner"]["online"])
+    returns = []
+    for seed in env_seeds(11, 6, 0):
+        env = gym.make("CartPole-v1", max_episode_steps=200)
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                action = int(net(torch.as_tensor(obs[None], dtype=torch.float32)).argmax())
+            obs, reward, term, trunc, _ = env.step(action)
+            total, done = total + float(reward), term or trunc
+        returns.append(total)
+    assert result["returns"] == returns
 
 
 def test_eval_cli_records_one_video_per_episode(checkpoint, tmp_path):
