@@ -42,7 +42,8 @@ def check_run_dir(out: Path, *, env_id: str, obs_dim: int, num_actions: int) -> 
     assert f"id: {env_id}" in (out / "config.yaml").read_text()
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["env"]["obs_shape"] == [obs_dim] or ckpt["env"]["obs_shape"] == (obs_dim,)
-    assert ckpt["learner_steps"] == summary["learner_steps"] or ckpt["learner_steps"] > 0
+    # The final checkpoint is taken after the learner's last update, as the summary's counters.
+    assert ckpt["learner_steps"] == summary["learner_steps"] > 0
     head = [
         v for k, v in ckpt["learner"]["online"].items() if "advantage" in k and k.endswith("weight")
     ]
