@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
+
+from apex_dqn.atomic import write_bytes_atomic
 
 FORMAT = "apex-dqn/1"
 LATEST = "checkpoint.pt"
@@ -34,28 +35,6 @@ PERIODIC_DIR = "checkpoints"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt, or does not fit the current run."""
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
-    """Call ``write(f)`` on a temporary file beside ``path``, fsync it and rename it into place,
-    so a crash never leaves a partial file at ``path``; return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        with tmp.open("wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (``write_atomic``); return the path."""
-    return write_atomic(path, lambda f: f.write(data))
 
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:

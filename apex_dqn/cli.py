@@ -74,7 +74,7 @@ def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
     """Read the run to resume; return its config (with overrides) and what train() needs."""
     from apex_dqn import checkpoint as ckpt
     from apex_dqn.envs import inspect_env
-    from apex_dqn.runtime.common import Resume
+    from apex_dqn.run.outputs import Resume
 
     assert config.resume is not None
     run_dir = Path(config.resume).resolve()

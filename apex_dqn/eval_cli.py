@@ -196,7 +196,7 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
         "returns": returns,
         "videos": sorted(str(p) for p in video_dir.glob("*.mp4")) if video_dir else [],
     }
-    from apex_dqn.metrics import write_json_atomic
+    from apex_dqn.atomic import write_json_atomic
 
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output, result)

@@ -7,43 +7,14 @@ their mean undiscounted return is the figure compared with the target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from apex_dqn.config import EnvConfig, NetworkConfig
 from apex_dqn.envs import make_vector_env
 from apex_dqn.exploration import epsilon_greedy
 from apex_dqn.numpy_policy import build_acting_q
+from apex_dqn.reports import EvalResult
 from apex_dqn.seeding import env_seeds
-
-
-@dataclass
-class EvalResult:
-    """One greedy evaluation.
-
-    Attributes:
-        mean_return: mean undiscounted return over the episodes.
-        std_return: their standard deviation.
-        min_return: the worst episode.
-        max_return: the best episode.
-        mean_length: mean episode length.
-        weights_version: the version of the weights evaluated.
-        episodes: how many episodes.
-        returns: every episode's return.
-        confirm_return: the mean return of a second, independent evaluation of the same
-            weights (new episodes), run only when the first reached ``confirm_at``; else None.
-    """
-
-    mean_return: float
-    std_return: float
-    min_return: float
-    max_return: float
-    mean_length: float
-    weights_version: int
-    episodes: int
-    returns: list[float] = field(default_factory=list)
-    confirm_return: float | None = None
 
 
 class Evaluator:

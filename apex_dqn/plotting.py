@@ -213,12 +213,12 @@ def _save(fig: Any, path: Path) -> Path:
     """Write the figure atomically (a reader never sees half a PNG) and close it."""
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from apex_dqn.atomic import write_atomic
+
+    try:
+        return write_atomic(path, lambda f: fig.savefig(f, format=path.suffix[1:], dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def plot_learning_curve(

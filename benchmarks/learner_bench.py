@@ -123,10 +123,10 @@ def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
     import torch
 
     from apex_dqn.learner import Learner
-    from apex_dqn.runtime import common
+    from apex_dqn.roles import build
 
     cfg = _config(args, amp=amp, compile=compile)
-    learner = Learner(**common.learner_kwargs(cfg, _info()))
+    learner = Learner(**build.learner_kwargs(cfg, _info()))
     rng = np.random.default_rng(0)
     staged = [
         learner.stage(_random_batch(args.batch_size, rng), np.ones(args.batch_size, np.float32))
@@ -153,8 +153,8 @@ def full_path(
     (one group when more than one)."""
     import ray
 
-    from apex_dqn.parameter_server import ParameterServer
-    from apex_dqn.runtime import common
+    from apex_dqn.roles import build
+    from apex_dqn.roles.parameter_server import ParameterServer
     from apex_dqn.runtime.hosts import LearnerHost, Peers, ReplayShardHost
     from apex_dqn.runtime.ray_runtime import form_learner_group
 
@@ -174,7 +174,7 @@ def full_path(
     shard_cls = ray.remote(num_cpus=0)(ReplayShardHost)
     shards = [
         shard_cls.options(name=name, namespace=peers.namespace).remote(
-            replay_kwargs=common.replay_kwargs(cfg, info, s)
+            replay_kwargs=build.replay_kwargs(cfg, info, s)
         )
         for s, name in enumerate(peers.shards)
     ]
@@ -188,7 +188,7 @@ def full_path(
     learner_cls = ray.remote(num_cpus=0, num_gpus=gpus)(LearnerHost)
     learners = [
         learner_cls.remote(
-            learner_kwargs=common.learner_kwargs(cfg, info), peers=peers, seed=0, rank=rank
+            learner_kwargs=build.learner_kwargs(cfg, info), peers=peers, seed=0, rank=rank
         )
         for rank in range(num_learners)
     ]
@@ -199,7 +199,7 @@ def full_path(
     def learned(call: str, *call_args: float) -> int:
         """Batches all learners have stepped on, after calling ``call`` on each together."""
         reports = ray.get([getattr(h, call).remote(*call_args) for h in learners])
-        return sum(r["batches_learned"] for r in reports)
+        return sum(r.batches_learned for r in reports)
 
     for _ in range(max(1, args.warmup // 10)):
         learned("run_for", 1.0)

@@ -1,189 +1,226 @@
-"""The same components in one process: the readable reference loop, used by tests.
+"""The local runtime: the same roles and the same driver as under Ray, in this process.
 
-One iteration lets every actor act for ``actors.steps_per_call`` vector steps and push its
-batches, then lets the learner update as long as the replay ratio allows, then evaluates when
-``eval.interval_s`` has passed. Weights go through a ``ParameterServer`` exactly as under Ray
-(actors pull every ``actors.sync_every`` steps, only when the version changed), so policy lag and
-the data flow are the same, just sequential.
+Ports call the shards and the parameter server directly, and every call the driver makes runs
+when it is made, so its ticket is finished at once: actors act in turn, then the learner learns
+until no batch can be had (the replay-ratio gate) or a call's time is up, then the evaluator
+evaluates when ``eval.interval_s`` has passed. Policy lag, the data flow, the gates and the
+outputs are those of a Ray run, only sequential. No process can die here without the run, so
+nothing is ever restarted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from apex_dqn import seeding
-from apex_dqn.actor import make_actor
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
-from apex_dqn.evaluate import Evaluator
-from apex_dqn.learner import Learner
-from apex_dqn.metrics import RunTracker, learner_metric_dict
-from apex_dqn.parameter_server import ParameterServer
-from apex_dqn.replay import make_replay, sharded
-from apex_dqn.runtime import common
+from apex_dqn.policies import ActorThrottle
+from apex_dqn.reports import LearnerCall, Restored
+from apex_dqn.roles import build
+from apex_dqn.roles.actor_worker import ActorWorker
+from apex_dqn.roles.evaluator_worker import EvaluatorWorker
+from apex_dqn.roles.learner_worker import LearnerWorker
+from apex_dqn.roles.parameter_server import ParameterServer
+from apex_dqn.roles.shard_worker import ShardWorker
+from apex_dqn.run import driver
+from apex_dqn.run.driver import WorkerFailed
+from apex_dqn.run.outputs import Resume
 
 
-class LocalRun:
-    """All components of a run in this process (see module docstring)."""
+class Done:
+    """A finished call: its value, or the exception it raised."""
 
-    def __init__(self, cfg: Config, info: EnvInfo, tracker: RunTracker) -> None:
-        self.cfg = cfg
-        self.tracker = tracker
-        self.actors = [
-            make_actor(**common.actor_kwargs(cfg, info, i, generation=tracker.resumes))
-            for i in range(cfg.actors.num_actors)
-        ]
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value = value
+        self.error = error
+
+    @staticmethod
+    def of(call: Callable[[], Any]) -> Done:
+        """Run ``call`` now."""
+        try:
+            return Done(call())
+        except Exception as exc:  # the roles' errors reach the driver as under Ray
+            return Done(error=exc)
+
+
+class LocalReplayPort:
+    """``ReplayPort`` over shards in this process."""
+
+    def __init__(self, shards: Sequence[ShardWorker]) -> None:
+        self._shards = list(shards)
+
+    @property
+    def num_shards(self) -> int:
+        return len(self._shards)
+
+    def add(self, shard: int, batch: Any) -> Done:
+        return Done(self._shards[shard].add(batch))
+
+    def sample_many(self, shard: int, batch_size: int, beta: float, num_batches: int) -> Done:
+        return Done(self._shards[shard].sample_many(batch_size, beta, num_batches))
+
+    def update_priorities(self, shard: int, ids_B: np.ndarray, priorities_B: np.ndarray) -> None:
+        self._shards[shard].update_priorities(ids_B, priorities_B)
+
+    def stats(self, shard: int) -> Done:
+        return Done(self._shards[shard].stats())
+
+    def wait(self, tickets: Sequence[Any], num_returns: int, timeout: float | None) -> list[Any]:
+        return list(tickets)[:num_returns]
+
+    def result(self, ticket: Any, timeout: float | None = None) -> Any:
+        return ticket.value
+
+
+class LocalWeightStore:
+    """``WeightStore`` over a ``ParameterServer`` in this process (weights as numpy dicts)."""
+
+    def __init__(self, ps: ParameterServer) -> None:
+        self._ps = ps
+
+    def publish(self, weights: dict[str, np.ndarray], version: int, force: bool = False) -> None:
+        self._ps.set_weights(weights, version, force)
+
+    def pull_if_newer(self, version: int) -> tuple[dict[str, np.ndarray] | None, int]:
+        weights, latest = self._ps.get_if_newer(version)
+        return weights, latest
+
+
+class LocalRuntime:
+    """``Runtime`` over roles in this process (see module docstring)."""
+
+    def __init__(self, cfg: Config, info: EnvInfo, out_dir: Path, resumes: int) -> None:
+        self._cfg, self._info, self._resumes = cfg, info, resumes
         self.shards = [
-            make_replay(**common.replay_kwargs(cfg, info, s)) for s in range(cfg.replay.num_shards)
+            ShardWorker(
+                replay_kwargs=build.replay_kwargs(cfg, info, s),
+                snapshot_path=build.snapshot_path(cfg, out_dir, s),
+                snapshot_every_s=cfg.replay.snapshot_every_s,
+                load_snapshot=resumes > 0,
+            )
+            for s in range(cfg.replay.num_shards)
         ]
-        self.learner = Learner(**common.learner_kwargs(cfg, info))
-        self.evaluator = (
-            Evaluator(**common.evaluator_kwargs(cfg, info, generation=tracker.resumes))
-            if cfg.eval.enabled
-            else None
+        self.replay = LocalReplayPort(self.shards)
+        self.weights = LocalWeightStore(ParameterServer())
+        from apex_dqn.learner import Learner
+
+        self.learner = LearnerWorker(
+            Learner(**build.learner_kwargs(cfg, info)),
+            replay_cfg=cfg.replay,
+            replay=self.replay,
+            weights=self.weights,
+            seed=cfg.seed,
         )
-        self.ps = ParameterServer()
-        self.ps.set_weights(self.learner.get_weights(), 0)
-        self._rng = np.random.default_rng(seeding.derive(cfg.seed, seeding.LEARNER, 0))
-        self._next_shard = 0
-        self._last_eval = -float("inf")
+        self.actors = [self._actor(i) for i in range(cfg.actors.num_actors)]
+        self.evaluator: EvaluatorWorker | None = None
+        self.num_actors = len(self.actors)
+        self.num_learners = 1
 
-    def _act(self) -> None:
-        sync_steps = max(1, self.cfg.actors.sync_every // self.cfg.actors.envs_per_actor)
-        for i, actor in enumerate(self.actors):
-            done = 0
-            while done < self.cfg.actors.steps_per_call:
-                weights, version = self.ps.get_if_newer(actor.weights_version)
-                if weights is not None:
-                    actor.set_weights(weights, version)
-                chunk = min(sync_steps, self.cfg.actors.steps_per_call - done)
-                batches, report = actor.run_steps(chunk)
-                done += chunk
-                for batch in batches:
-                    self.shards[self._next_shard].add(batch)  # type: ignore[arg-type]
-                    self._next_shard = (self._next_shard + 1) % len(self.shards)
-                self.tracker.env_steps += report.env_steps
-                self.tracker.add_actor_report(
-                    i,
-                    {
-                        "env_steps": report.env_steps,
-                        "episode_returns": report.episode_returns,
-                        "episode_lengths": report.episode_lengths,
-                        "epsilon": actor.epsilon,
-                    },
-                )
-                self.tracker.actor_versions[i] = report.weights_version
+    def _actor(self, index: int) -> ActorWorker:
+        from apex_dqn.actor import make_actor
 
-    def _learn(self) -> None:
-        cfg = self.cfg.learner
-        stats = [s.stats() for s in self.shards]
-        while sharded.total_size(stats) >= self.cfg.replay.min_size_to_learn:
-            drawn = (self.learner.learner_steps + 1) * cfg.batch_size
-            if not sharded.replay_ratio_allows(
-                samples_drawn=drawn, stats=stats, max_ratio=cfg.max_replay_ratio
-            ):
-                break
-            shard = sharded.pick_shard(stats, cfg.batch_size, self._rng)
-            if shard is None:
-                break
-            sample = self.shards[shard].sample(cfg.batch_size, self.learner.beta())
-            metrics, priorities_B = self.learner.step(sample.batch, sample.weights_B)
-            self.shards[shard].update_priorities(sample.ids_B, priorities_B)
-            stats[shard] = self.shards[shard].stats()
-            if self.learner.learner_steps % cfg.publish_every == 0:
-                self.ps.set_weights(self.learner.get_weights(), self.learner.learner_steps)
-                self.tracker.weights_version = self.learner.learner_steps
-            self.tracker.learner_metrics = learner_metric_dict(metrics)
-        self.tracker.learner_steps = self.learner.learner_steps
-        self.tracker.skipped_updates = self.learner.skipped_updates
-        self.tracker.replay = sharded.totals(stats)
-
-    def _maybe_evaluate(self) -> bool:
-        if self.evaluator is None:  # eval.enabled=false
-            return False
-        if time.monotonic() - self._last_eval < self.cfg.eval.interval_s:
-            return False
-        self._last_eval = time.monotonic()
-        weights, version = self.ps.get_if_newer(-1)
-        # Once solved, evaluations need no confirmation (train.stop_on_target=false runs on).
-        result = self.evaluator.evaluate(
-            weights, version, confirm=self.tracker.time_to_solve_s is None
+        cfg = self._cfg
+        kwargs = build.actor_kwargs(cfg, self._info, index, generation=self._resumes)
+        throttle = ActorThrottle(
+            min_replay_ratio=cfg.actors.min_replay_ratio,
+            samples_per_update=cfg.learner.batch_size,
+            min_size_to_learn=cfg.replay.min_size_to_learn,
+            num_actors=cfg.actors.num_actors,
         )
-        return self.tracker.add_eval(result.mean_return, dataclasses.asdict(result))
+        # The learner cannot move while an actor waits here: an actor ahead returns at once.
+        return ActorWorker(
+            make_actor(**kwargs),
+            cfg=cfg.actors,
+            index=index,
+            replay=self.replay,
+            weights=self.weights,
+            throttle=throttle,
+            max_wait_s=0.0,
+        )
 
-    def iterate(self) -> bool:
-        """One round of acting, learning and (maybe) evaluating; True when the target is hit."""
-        self._act()
-        self._learn()
-        return self._maybe_evaluate()
+    def call_actor(self, index: int) -> Done:
+        return Done.of(self.actors[index].run)
+
+    def call_learners(self, seconds: float) -> list[Done]:
+        return [Done.of(lambda: self.learner.run_for(seconds, until_idle=True))]
+
+    def call_checkpoint(self, extra: dict[str, Any]) -> Done:
+        return Done.of(lambda: self.learner.checkpoint_bytes(extra))
+
+    def call_eval(self, confirm: bool) -> Done:
+        assert self.evaluator is not None
+        evaluator = self.evaluator
+        return Done.of(lambda: evaluator.evaluate_latest(confirm))
+
+    def start_evaluator(self) -> None:
+        cfg = self._cfg
+        self.evaluator = EvaluatorWorker(
+            evaluator_kwargs=build.evaluator_kwargs(cfg, self._info, generation=self._resumes),
+            weights=self.weights,
+            interval_s=cfg.eval.interval_s,
+            max_env_errors=cfg.actors.max_env_errors,
+            block=False,
+        )
+
+    def wait(self, tickets: list[Any], timeout: float) -> list[Any]:
+        return list(tickets)
+
+    def result(self, ticket: Done) -> Any:
+        if ticket.error is not None:
+            raise WorkerFailed(ticket.error) from ticket.error
+        return ticket.value
+
+    def restore_learners(self, data: bytes | None) -> Restored:
+        return self.learner.restore(data)
+
+    def restart_learner_group(self) -> None:
+        raise RuntimeError("the local runtime has one learner, in this process")
+
+    def learner_group_broken(self) -> bool:
+        return False
+
+    def finish_learners(self, timeout_s: float, digests: bool) -> list[str] | None:
+        return None
+
+    def stop_actors(self) -> None:
+        for worker in self.actors:
+            with contextlib.suppress(Exception):
+                worker.actor.close()
+        if self.evaluator is not None:
+            with contextlib.suppress(Exception):
+                self.evaluator.evaluator.close()
+
+    def learner_status(self) -> LearnerCall | None:
+        return self.learner.status()
+
+    def replay_restored(self) -> int:
+        return sum(shard.restored_size() for shard in self.shards)
+
+    def object_store_used(self) -> int | None:
+        return None
 
 
-class _SinkCloser:
-    """Closes the run's sinks when training leaves early (an exception): no wandb run is left
-    open in a process that runs further jobs."""
-
-    def __init__(self, outputs: common.RunOutputs) -> None:
-        self._outputs = outputs
-
-    def close(self) -> None:
-        self._outputs.close_sinks()
+@contextlib.contextmanager
+def open_local_runtime(
+    cfg: Config, info: EnvInfo, out_dir: Path, resumes: int
+) -> Iterator[LocalRuntime]:
+    """The roles of one run in this process."""
+    yield LocalRuntime(cfg, info, out_dir, resumes)
 
 
 def train_local(
-    cfg: Config, info: EnvInfo, out_dir: Path, resume: common.Resume | None = None
+    cfg: Config,
+    info: EnvInfo,
+    out_dir: Path,
+    resume: Resume | None = None,
+    on_stopped: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Train in this process with the same stop rules and outputs as the Ray runtime."""
-    from apex_dqn.checkpoint import state_from_bytes, state_to_bytes
-
-    tracker = RunTracker(
-        env_id=cfg.env.id,
-        seed=cfg.seed,
-        target_return=common.target_return(cfg, info),
-        batch_size=cfg.learner.batch_size,
-    )
-    if resume is not None:
-        resume.apply_to(tracker)
-    run = LocalRun(cfg, info, tracker)
-    if resume is not None:
-        run.learner.load_state_dict(state_from_bytes(resume.data)["learner"])
-        run.ps.set_weights(run.learner.get_weights(), run.learner.learner_steps, force=True)
-    outputs = common.RunOutputs(out_dir, cfg, tracker)
-
-    def checkpoint() -> None:
-        extra = common.checkpoint_extra(cfg, info, tracker)
-        outputs.save_checkpoint(state_to_bytes({**extra, "learner": run.learner.state_dict()}))
-
-    next_report = time.time() + cfg.train.report_interval_s
-    every = cfg.checkpoint.every_s
-    next_checkpoint = time.time() + every if every > 0 else float("inf")
-    deadline = time.time() + cfg.train.max_seconds
-    with common.StopSignals() as signals, contextlib.closing(_SinkCloser(outputs)):
-        while True:
-            reached = run.iterate()
-            now = time.time()
-            if now >= next_report:
-                outputs.report()
-                next_report += cfg.train.report_interval_s
-            if now >= next_checkpoint:
-                checkpoint()
-                next_checkpoint = now + every
-            if signals.received is not None:
-                tracker.stop_reason = f"interrupted by {signals.name}"
-                tracker.interrupted_by = signals.received
-            elif reached and cfg.train.stop_on_target:
-                tracker.stop_reason = "target return reached"
-            elif tracker.env_steps >= cfg.train.max_env_steps:
-                tracker.stop_reason = "train.max_env_steps reached"
-            elif now >= deadline:
-                tracker.stop_reason = "train.max_seconds reached"
-            if tracker.stop_reason is not None:
-                break
-        outputs.report()
-        checkpoint()
-        return outputs.finish()
+    """Train in this process with the same roles, driver, stop rules and outputs as on Ray."""
+    return driver.train(cfg, info, out_dir, open_local_runtime, resume, on_stopped)

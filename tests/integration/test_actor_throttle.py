@@ -10,8 +10,8 @@ import ray
 from apex_dqn.config import ActorsConfig, Config, LearnerConfig, ReplayConfig
 from apex_dqn.envs import inspect_env
 from apex_dqn.networks import build_q_network, get_weights
-from apex_dqn.parameter_server import ParameterServer
-from apex_dqn.runtime import common
+from apex_dqn.roles import build
+from apex_dqn.roles.parameter_server import ParameterServer
 from apex_dqn.runtime.hosts import ActorHost, Peers, ReplayShardHost
 
 pytestmark = pytest.mark.ray
@@ -46,13 +46,13 @@ def hosts(request):
     shard = (
         ray.remote(num_cpus=0.1)(ReplayShardHost)
         .options(name="shard0")
-        .remote(replay_kwargs=common.replay_kwargs(cfg, info, 0))
+        .remote(replay_kwargs=build.replay_kwargs(cfg, info, 0))
     )
     actor = (
         ray.remote(num_cpus=0.1)(ActorHost)
         .options(name="actor0")
         .remote(
-            actor_kwargs=common.actor_kwargs(cfg, info, 0),
+            actor_kwargs=build.actor_kwargs(cfg, info, 0),
             peers=peers,
             num_cpus=0.1,
             batch_size=BATCH,
@@ -77,7 +77,7 @@ def _calls(actor, n: int) -> list[dict]:
 
 
 def _pushed(actor, n: int) -> int:
-    return sum(r["pushed"] for r in _calls(actor, n))
+    return sum(r.pushed for r in _calls(actor, n))
 
 
 def _added(shard, expected: int) -> int:
@@ -94,18 +94,18 @@ def test_an_actor_ahead_of_the_learner_waits_for_it(hosts):
     actor, shard, publish = hosts
     publish(0)  # a learner that has made no update yet: only the warm-up fill is allowed
     reports = _calls(actor, 6)
-    pushed = sum(r["pushed"] for r in reports)
+    pushed = sum(r.pushed for r in reports)
     assert MIN_SIZE - 32 <= pushed <= MIN_SIZE + SLACK
     # Once ahead, a call waits about a second and returns without stepping (it used to step
     # on after that second, so the actors outran a slow learner without bound).
     start = time.monotonic()
     (late,) = _calls(actor, 1)
-    assert late["env_steps"] == 0 and late["pushed"] == 0
-    assert 0.9 <= time.monotonic() - start < 10 and late["throttled_s"] > 0.5
+    assert late.env_steps == 0 and late.pushed == 0
+    assert 0.9 <= time.monotonic() - start < 10 and late.seconds["throttled"] > 0.5
     # The learner's progress lets it go on by exactly what the ratio allows.
     publish(40)  # 40 updates of 32 samples: 320 more transitions at 4 samples each
     reports = _calls(actor, 6)
-    pushed += sum(r["pushed"] for r in reports)
+    pushed += sum(r.pushed for r in reports)
     allowed = MIN_SIZE + 40 * BATCH / RATIO
     assert allowed - 32 <= pushed <= allowed + SLACK
     assert _added(shard, pushed) == pushed

@@ -48,7 +48,7 @@ class Killer(threading.Thread):
                 if not ray.is_initialized() or _named("-learner") is None:
                     continue
                 learner = ray.get_actor(*_named("-learner"))
-                steps = ray.get(learner.status.remote())["learner_steps"]
+                steps = ray.get(learner.status.remote()).learner_steps
                 if steps >= 300:
                     break
             self._kill("-actor0")
@@ -56,7 +56,7 @@ class Killer(threading.Thread):
             self._kill("-shard1")
             time.sleep(3.0)  # periodic checkpoints every second: at least one exists by now
             learner = ray.get_actor(*_named("-learner"))
-            self.learner_steps_at_kill = ray.get(learner.status.remote())["learner_steps"]
+            self.learner_steps_at_kill = ray.get(learner.status.remote()).learner_steps
             self._kill("-learner")
         except BaseException as exc:  # reported by the test
             self.error = exc

@@ -83,10 +83,10 @@ def test_a_dead_learner_restarts_the_group_from_the_checkpoint(tmp_path):
             while time.time() < deadline:
                 time.sleep(0.5)
                 handles = _handles("-learner") if ray.is_initialized() else []
-                if handles and ray.get(handles[0].status.remote())["learner_steps"] >= 300:
+                if handles and ray.get(handles[0].status.remote()).learner_steps >= 300:
                     break
             (learner1,) = _handles("-learner1")
-            seen["killed_at"] = ray.get(handles[0].status.remote())["learner_steps"]
+            seen["killed_at"] = ray.get(handles[0].status.remote()).learner_steps
             ray.kill(learner1, no_restart=False)  # Ray restarts it, as after a crash
         except BaseException as exc:
             seen["error"] = f"{type(exc).__name__}: {exc}"

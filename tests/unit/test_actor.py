@@ -10,7 +10,7 @@ from apex_dqn.actor import Actor
 from apex_dqn.config import ActorsConfig, Config, EnvConfig
 from apex_dqn.envs import inspect_env
 from apex_dqn.networks import build_q_network, get_weights
-from apex_dqn.runtime import common
+from apex_dqn.roles import build
 from apex_dqn.types import TransitionBatch
 
 
@@ -24,7 +24,7 @@ def _actor(
         ),
     )
     info = inspect_env(cfg.env)
-    return Actor(**common.actor_kwargs(cfg, info, index)), cfg
+    return Actor(**build.actor_kwargs(cfg, info, index)), cfg
 
 
 @pytest.mark.parametrize(("index", "expected"), [(0, 0.4), (3, 0.4**8)])
@@ -98,7 +98,7 @@ def test_pipelined_actor_equals_its_two_lanes_stepped_one_after_the_other(torso)
         actors=ActorsConfig(num_actors=2, envs_per_actor=5, push_every=16, pipeline=True),
     )
     info = inspect_env(cfg.env)
-    kwargs = common.actor_kwargs(cfg, info, 1)
+    kwargs = build.actor_kwargs(cfg, info, 1)
     piped = make_actor(**kwargs)
     assert isinstance(piped, PipelinedActor)
     net = build_q_network(cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions)

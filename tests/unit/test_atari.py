@@ -207,11 +207,11 @@ def test_the_evaluator_plays_the_env_the_actors_train_on(compose_config, mode, k
     (the env=atari default) the run's evaluator plays that env too, not gymnasium's wrappers."""
     import dataclasses
 
-    from apex_dqn.runtime import common
+    from apex_dqn.roles import build
 
     cfg = compose_config("experiment=pong", f"actors.vector_mode={mode}")
     info = inspect_env(cfg.env)
-    kwargs = common.evaluator_kwargs(cfg, info)
+    kwargs = build.evaluator_kwargs(cfg, info)
     assert kwargs["vector_mode"] == mode and kwargs["epsilon"] == 0.01
     short = dataclasses.replace(cfg.env, max_episode_steps=30)
     evaluator = Evaluator(**{**kwargs, "env": short, "episodes": 2})

@@ -10,19 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apex_dqn.checkpoint import state_to_bytes, write_bytes_atomic
+from apex_dqn.atomic import write_bytes_atomic
+from apex_dqn.checkpoint import state_to_bytes
 from apex_dqn.config import Config, EnvConfig, EvalConfig
 from apex_dqn.envs import inspect_env
 from apex_dqn.learner import Learner
-from apex_dqn.metrics import RunTracker
-from apex_dqn.runtime import common
+from apex_dqn.roles import build
+from apex_dqn.run import outputs
+from apex_dqn.run.state import RunTracker
 
 
 def _write_checkpoint(cfg: Config, path: Path) -> Path:
     info = inspect_env(cfg.env)
-    learner = Learner(**common.learner_kwargs(cfg, info))
+    learner = Learner(**build.learner_kwargs(cfg, info))
     tracker = RunTracker(env_id=cfg.env.id, seed=0, target_return=None)
-    state = {**common.checkpoint_extra(cfg, info, tracker), "learner": learner.state_dict()}
+    state = {**outputs.checkpoint_extra(cfg, info, tracker), "learner": learner.state_dict()}
     write_bytes_atomic(path, state_to_bytes(state))
     return path
 

@@ -11,14 +11,15 @@ import pytest
 
 from apex_dqn import checkpoint as ckpt
 from apex_dqn.actor import Actor, EnvFailure
+from apex_dqn.atomic import write_bytes_atomic
 from apex_dqn.config import ActorsConfig, AlgoConfig, Config, EnvConfig, NetworkConfig
 from apex_dqn.learner import Learner
-from apex_dqn.metrics import RunTracker
 from apex_dqn.networks import weights_digest
-from apex_dqn.parameter_server import ParameterServer
 from apex_dqn.replay.prioritized import PrioritizedReplay
 from apex_dqn.replay.snapshot import load_snapshot, save_snapshot
-from apex_dqn.runtime.common import StopSignals
+from apex_dqn.roles.parameter_server import ParameterServer
+from apex_dqn.run.signals import StopSignals
+from apex_dqn.run.state import RunTracker
 from apex_dqn.types import TransitionBatch
 
 
@@ -39,14 +40,14 @@ def test_checkpoint_manager_rotates_and_keeps_the_best(tmp_path):
 
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    ckpt.write_bytes_atomic(path, _state(1))
+    write_bytes_atomic(path, _state(1))
 
     def broken_fsync(fd: int) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
-        ckpt.write_bytes_atomic(path, _state(2))
+        write_bytes_atomic(path, _state(2))
     monkeypatch.undo()
     assert ckpt.load_checkpoint(path)["tag"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

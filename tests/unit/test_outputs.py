@@ -18,12 +18,13 @@ from apex_dqn.metrics import (
     EVAL_RETURN,
     SUMMARY_KEYS,
     JsonlWriter,
-    RunTracker,
     status_line,
 )
 from apex_dqn.networks import build_q_network, get_weights
 from apex_dqn.plotting import plot_learning_curve
-from apex_dqn.runtime.common import RunOutputs
+from apex_dqn.reports import ActorCall, LearnerCall
+from apex_dqn.run.outputs import RunOutputs
+from apex_dqn.run.state import RunTracker
 
 
 def test_tracker_solves_at_first_eval_reaching_target():
@@ -171,22 +172,34 @@ def test_record_has_per_actor_epsilon_bucket_timer_and_eval_metrics():
     t.record()  # the previous record: rates below are over the next interval
     t._previous["added"] = 0.0
     for index, eps in ((0, 0.4), (1, 0.004)):
-        t.add_actor_report(
+        t.ingest_actor(
             index,
-            {
-                "env_steps": 1000 * (index + 1),
-                "episode_returns": [10.0 * (index + 1)],
-                "episode_lengths": [20 * (index + 1)],
-                "epsilon": eps,
-                "acting_s": 0.5,
-                "pushing_s": 0.1,
-                "weight_sync_s": 0.0,
-                "weights_age_s": 2.0 + index,
-            },
+            ActorCall(
+                env_steps=1000 * (index + 1),
+                episode_returns=[10.0 * (index + 1)],
+                episode_lengths=[20 * (index + 1)],
+                epsilon=eps,
+                pid=100 + index,
+                seconds={"acting": 0.5, "pushing": 0.1, "weight_sync": 0.0},
+                weights_age_s=2.0 + index,
+            ),
         )
-    t.add_learner_timers({"learning": 0.8, "sampling": 0.1})
     t.add_eval(5.0, {"std_return": 1.5, "min_return": 3.0, "max_return": 7.0, "mean_length": 9})
-    t.learner_steps, t.replay = 100, {"added": 3000, "sampled": 6400}
+    t.ingest_learner(
+        LearnerCall(
+            updates=100,
+            batches_learned=100,
+            learner_steps=100,
+            weights_version=100,
+            skipped_updates=0,
+            replay={"added": 3000, "sampled": 6400},
+            metrics={},
+            shard_failures=0,
+            shard_restarts=0,
+            shards_down=0,
+            seconds={"learning": 0.8, "sampling": 0.1},
+        )
+    )
     t._last_report = (t._last_report[0] - 1.0, 0, 0)  # exactly 1 s more since the last record
     rec = t.record()
     assert rec["actors/actor1/env_steps_per_s"] == pytest.approx(2000, rel=0.01)

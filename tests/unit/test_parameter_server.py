@@ -1,6 +1,6 @@
 """The parameter server hands out weights only when they are newer."""
 
-from apex_dqn.parameter_server import ParameterServer
+from apex_dqn.roles.parameter_server import ParameterServer
 
 
 def test_get_if_newer_only_returns_newer_versions():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apex_dqn import seeding
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
-from apex_dqn.runtime import common
+from apex_dqn.roles import build
 
 
 def test_actor_env_seeds_never_overlap_across_actors_resumes_and_resets():
@@ -25,7 +25,7 @@ def test_neighbouring_actors_do_not_share_environment_seeds():
     of actor 1's env 0; the tree's seeds of any two actors are disjoint."""
     cfg = Config()
     info = EnvInfo(obs_shape=(4,), obs_dtype="float32", num_actions=2, reward_threshold=None)
-    a0, a1 = (common.actor_kwargs(cfg, info, i)["seed"] for i in range(2))
+    a0, a1 = (build.actor_kwargs(cfg, info, i)["seed"] for i in range(2))
     assert not set(seeding.env_seeds(a0, 8)) & set(seeding.env_seeds(a1, 8))
 
 
@@ -48,7 +48,7 @@ def test_two_actors_environments_draw_different_random_streams():
     info = inspect_env(cfg.env)
     draws = []
     for index in range(2):
-        actor = Actor(**common.actor_kwargs(cfg, info, index))
+        actor = Actor(**build.actor_kwargs(cfg, info, index))
         draws += [int(env.unwrapped.game.random.randint(2**31)) for env in actor._envs.envs]
         actor.close()
     assert len(set(draws)) == 8

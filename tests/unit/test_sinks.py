@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from apex_dqn.config import Config, ConfigError, LoggingConfig, TrainConfig, WandbConfig
-from apex_dqn.metrics import RunTracker
-from apex_dqn.runtime.common import RunOutputs
+from apex_dqn.run.outputs import RunOutputs
+from apex_dqn.run.state import RunTracker
 from apex_dqn.sinks import WANDB_ID_FILE, ConsoleSink, check_sinks
 
 
