@@ -106,7 +106,7 @@ def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
 def run(cfg: DictConfig) -> dict:
     """Validate ``cfg``, check the environment, train; return the run's summary."""
     from apex_dqn.envs import inspect_env
-    from apex_dqn.sinks import check_sinks
+    from apex_dqn.run.sinks import check_sinks
 
     resume = None
     try:

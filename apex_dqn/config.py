@@ -9,8 +9,11 @@ Components receive these dataclasses, never the raw Hydra config.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, TypeVar, get_args, get_type_hints
+
+_T = TypeVar("_T")
 
 
 class ConfigError(ValueError):
@@ -575,3 +578,34 @@ class Config:
                 f"replay.beta_end must be >= replay.beta_start ({self.replay.beta_start}), "
                 f"got {self.replay.beta_end}"
             )
+
+
+def from_dict(cls: type[_T], data: Mapping[str, Any], prefix: str = "") -> _T:
+    """The config dataclass ``cls`` from plain data (a checkpoint's saved config, which is
+    ``dataclasses.asdict`` of one): nested sections are built from their dicts and validated; an
+    unknown key fails with its full name and the allowed ones."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {prefix}{unknown[0]}; {prefix.rstrip('.') or 'the config'} has: "
+            + ", ".join(names)
+        )
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        section = _section_type(hints[name])
+        if section is not None and isinstance(value, Mapping):
+            value = from_dict(section, value, f"{prefix}{name}.")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _section_type(hint: Any) -> type | None:
+    """The dataclass a field holds (also ``X | None``), else None."""
+    if is_dataclass(hint):
+        return hint  # type: ignore[return-value]
+    for arg in get_args(hint):
+        if is_dataclass(arg):
+            return arg  # type: ignore[return-value]
+    return None

@@ -2,7 +2,7 @@
 
     apex-dqn-eval checkpoint=outputs/.../checkpoint_best.pt episodes=20 video=true
 
-Arguments are ``key=value`` pairs validated against ``EvalRunConfig`` (OmegaConf, no Hydra run
+Arguments are ``key=value`` pairs validated against ``EvalRunConfig`` (no Hydra run
 directory). The checkpoint carries its run's config (environment, network); the weights are the
 learner's online network. Episodes run with the run's evaluation epsilon (``eval.epsilon``:
 0.01 for Atari, so that the figure matches the run's learning curve) unless ``epsilon`` is
@@ -18,11 +18,11 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args, get_type_hints
 
 import numpy as np
 
-from apex_dqn.config import Config, ConfigError, check_float, check_int
+from apex_dqn.config import Config, ConfigError, check_float, check_int, from_dict
 
 
 @dataclass
@@ -59,24 +59,33 @@ class EvalRunConfig:
 
 def parse_args(argv: list[str]) -> EvalRunConfig:
     """``key=value`` arguments as a validated ``EvalRunConfig`` (ConfigError when invalid)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     bad = [a for a in argv if "=" not in a]
     if bad:
         raise ConfigError(f"arguments are key=value pairs, got {bad}; keys: {_keys()}")
+    hints = get_type_hints(EvalRunConfig)
+    values: dict[str, Any] = {}
+    for arg in argv:
+        key, text = arg.split("=", 1)
+        if key not in hints:
+            raise ConfigError(f"unknown key {key!r}; keys: {_keys()}")
+        values[key] = _parse_value(key, text, hints[key])
+    return EvalRunConfig(**values)
+
+
+def _parse_value(key: str, text: str, hint: Any) -> Any:
+    """``text`` as the type ``hint`` of ``key`` (bool, int, float or str, maybe None)."""
+    kinds = [t for t in get_args(hint) if t is not type(None)] or [hint]
+    if type(None) in get_args(hint) and text.lower() in ("null", "none"):
+        return None
+    kind = kinds[0]
+    if kind is bool:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise ConfigError(f"{key} must be true or false, got {text!r}")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(EvalRunConfig), OmegaConf.from_dotlist(argv))
-        result = OmegaConf.to_object(merged)
-    except ConfigError:
-        raise
-    except OmegaConfBaseException as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        raise ConfigError(f"{str(exc).splitlines()[0]}; keys: {_keys()}") from None
-    assert isinstance(result, EvalRunConfig)
-    return result
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{key} must be {kind.__name__}, got {text!r}") from None
 
 
 def _keys() -> str:
@@ -86,7 +95,6 @@ def _keys() -> str:
 def load_policy(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
     """The run config, online weights (numpy) and raw state of a checkpoint."""
     from apex_dqn import checkpoint as ckpt
-    from apex_dqn.cli import resumed_config
 
     file = ckpt.run_checkpoint_path(path) if path.is_dir() else path
     try:
@@ -95,7 +103,7 @@ def load_policy(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
         raise ConfigError(f"checkpoint={str(path)!r} cannot be read: {exc}") from None
     if not isinstance(state.get("config"), dict) or "learner" not in state:
         raise ConfigError(f"checkpoint={str(path)!r} is not an apex-dqn checkpoint")
-    config = resumed_config({**state["config"], "resume": None}, [])
+    config = from_dict(Config, {**state["config"], "resume": None})
     weights = {k: v.numpy() for k, v in state["learner"]["online"].items()}
     return config, weights, state
 
@@ -109,10 +117,10 @@ def play(
 ) -> list[float]:
     """Episode returns: side by side through the training-time ``Evaluator`` without video,
     one by one in a recorded env with it."""
+    from apex_dqn.acting import build_acting_q
     from apex_dqn.envs import make_env
     from apex_dqn.evaluate import Evaluator
     from apex_dqn.exploration import epsilon_greedy
-    from apex_dqn.numpy_policy import build_acting_q
 
     env_cfg = config.env
     if cfg.max_episode_steps is not None:

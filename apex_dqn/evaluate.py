@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from apex_dqn.acting import build_acting_q
 from apex_dqn.config import EnvConfig, NetworkConfig
 from apex_dqn.envs import make_vector_env
 from apex_dqn.exploration import epsilon_greedy
-from apex_dqn.numpy_policy import build_acting_q
 from apex_dqn.reports import EvalResult
 from apex_dqn.seeding import env_seeds
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from apex_dqn import seeding
+from apex_dqn.acting import build_acting_q
 from apex_dqn.config import Config
 from apex_dqn.envs import (
     EnvInfo,
@@ -54,7 +55,7 @@ from apex_dqn.evaluate import Evaluator
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
 from apex_dqn.learner import Learner, LearnerMetrics
 from apex_dqn.nstep import NStepBuilder
-from apex_dqn.numpy_policy import abs_td, build_acting_q
+from apex_dqn.numpy_policy import abs_td
 from apex_dqn.policies import ReplayRatioGate
 from apex_dqn.replay import PrioritizedReplay
 from apex_dqn.types import TransitionBatch

@@ -17,8 +17,8 @@ from apex_dqn import checkpoint as ckpt
 from apex_dqn.atomic import write_json_atomic
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
+from apex_dqn.run.sinks import build_sinks
 from apex_dqn.run.state import RunTracker
-from apex_dqn.sinks import build_sinks
 
 CHECKPOINT_FORMAT = ckpt.FORMAT
 CONFIG_FILE = "config.yaml"

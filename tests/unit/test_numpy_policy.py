@@ -91,7 +91,7 @@ print("torch" in sys.modules)
 
 
 def test_a_nature_torso_acts_through_torch_with_the_same_interface():
-    from apex_dqn.numpy_policy import TorchQ, build_acting_q
+    from apex_dqn.acting import TorchQ, build_acting_q
 
     cfg = NetworkConfig(torso="nature")
     q = build_acting_q(cfg, obs_shape=(4, 84, 84), num_actions=3, seed=0)
@@ -116,8 +116,8 @@ def test_a_nature_torso_acts_through_torch_with_the_same_interface():
 
 
 def test_bf16_acting_tracks_float32_for_the_nature_cnn():
+    from apex_dqn.acting import TorchQ
     from apex_dqn.config import NetworkConfig
-    from apex_dqn.numpy_policy import TorchQ
 
     net = NetworkConfig(torso="nature")
     fp32 = TorchQ(net, obs_shape=(4, 84, 84), num_actions=6, seed=3)
@@ -135,7 +135,7 @@ def test_new_weights_reuse_the_one_trace(monkeypatch, bf16):
     """Actors get new weights every few seconds; re-tracing on each (as a frozen trace must)
     cost about 30 ms and leaked memory, so the network is traced once and shares parameters.
     Under bf16 too: a bf16 weight copy cached while tracing would freeze the first weights."""
-    from apex_dqn.numpy_policy import TorchQ
+    from apex_dqn.acting import TorchQ
 
     traces = []
     real_trace = torch.jit.trace

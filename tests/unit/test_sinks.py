@@ -9,8 +9,8 @@ import pytest
 
 from apex_dqn.config import Config, ConfigError, LoggingConfig, TrainConfig, WandbConfig
 from apex_dqn.run.outputs import RunOutputs
+from apex_dqn.run.sinks import WANDB_ID_FILE, ConsoleSink, check_sinks
 from apex_dqn.run.state import RunTracker
-from apex_dqn.sinks import WANDB_ID_FILE, ConsoleSink, check_sinks
 
 
 def _records_of_wandb_file(path: Path) -> list:

@@ -1,0 +1,116 @@
+"""The rules of dependency of docs/architecture.md, checked on the source: a layer imports only
+layers below it, Ray only in the Ray runtime, Hydra and OmegaConf only in the Hydra app, and the
+driver of a Ray run never loads torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "apex_dqn"
+
+# Layer of every module, bottom up (docs/architecture.md). A module may import its own layer
+# and those below.
+LAYERS: dict[str, int] = {
+    **dict.fromkeys(
+        ["__init__", "config", "types", "reports", "metrics", "atomic", "seeding", "policies"], 1
+    ),
+    **dict.fromkeys(
+        [
+            "replay",
+            "nstep",
+            "losses",
+            "networks",
+            "numpy_policy",
+            "acting",
+            "exploration",
+            "envs",
+            "learner",
+            "actor",
+            "evaluate",
+            "checkpoint",
+            "plotting",
+            "chaos",
+            "reference",
+        ],
+        2,
+    ),
+    "roles": 3,
+    "run": 4,
+    "runtime": 5,
+    **dict.fromkeys(["cli", "eval_cli", "sweep", "__main__"], 6),
+}
+RAY_LAYER = {"runtime/hosts.py", "runtime/ray_runtime.py", "runtime/ray_cluster.py"}
+HYDRA_APP = {"cli.py", "sweep.py"}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.stat().st_size)
+
+
+def _top(path: Path) -> str:
+    """The layer key of a module: its first component below the package."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) of every import in ``path``, also those inside functions."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, node.lineno))
+            if node.module == "apex_dqn":  # from apex_dqn import seeding
+                found += [(f"apex_dqn.{a.name}", node.lineno) for a in node.names]
+    return found
+
+
+def test_every_module_has_a_layer():
+    missing = sorted({_top(p) for p in _modules()} - set(LAYERS))
+    assert not missing, f"give these modules a layer in docs/architecture.md: {missing}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_follow_the_layers(path):
+    own = LAYERS[_top(path)]
+    rel = str(path.relative_to(PACKAGE))
+    for name, line in _imports(path):
+        root = name.split(".")[0]
+        if root == "apex_dqn" and name != "apex_dqn":
+            target = LAYERS[name.split(".")[1]]
+            assert target <= own, f"{rel}:{line} (layer {own}) imports {name} (layer {target})"
+        if root == "ray":
+            assert rel in RAY_LAYER, f"{rel}:{line} imports Ray outside the Ray runtime"
+        if root in ("hydra", "omegaconf"):
+            assert rel in HYDRA_APP, f"{rel}:{line} imports {root} outside the Hydra app"
+
+
+def test_the_rules_catch_a_violation(tmp_path):
+    """The checker itself: an upward import and a stray Ray import are found."""
+    bad = PACKAGE / "roles" / "_probe_violation.py"
+    bad.write_text("import ray\nfrom apex_dqn.run.driver import Driver\n", encoding="utf-8")
+    try:
+        with pytest.raises(AssertionError, match="imports Ray outside"):
+            test_imports_follow_the_layers(bad)
+        bad.write_text("from apex_dqn.run.driver import Driver\n", encoding="utf-8")
+        with pytest.raises(AssertionError, match=r"layer 3\) imports apex_dqn.run.driver"):
+            test_imports_follow_the_layers(bad)
+    finally:
+        bad.unlink()
+
+
+def test_the_ray_driver_never_loads_torch():
+    code = (
+        "import sys\n"
+        "import apex_dqn.runtime.ray_runtime, apex_dqn.run.driver, apex_dqn.cli\n"
+        "print(sorted(m for m in ('torch', 'gymnasium.vector') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "torch" not in out.stdout, out.stdout
