@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -119,12 +119,8 @@ class Learner:
         replay: ReplayConfig,
         actor_epsilons: np.ndarray | None = None,
         seed: int = 0,
-        process_group: Any | None = None,
     ) -> None:
         self.device = resolve_device(learner.device)
-        # With several learners (a torch.distributed group, gloo or NCCL): gradients are
-        # averaged over the group before every optimizer step, so all hold the same weights.
-        self._group = process_group
         self.cfg = learner
         self._algo = algo
         self._replay = replay
@@ -234,53 +230,24 @@ class Learner:
 
         A non-finite loss or gradient norm skips the update (counted in ``skipped_updates``)
         rather than corrupting the network; the old |TD error| is still returned. The host
-        waits for the device once per update, for the scalars and priorities together. In a
-        process group every learner must call this together (see ``group_step`` otherwise).
+        waits for the device once per update, for the scalars and priorities together.
         """
-        world = 1 if self._group is None else self._world_size()
-        metrics, priorities_B = self._update(staged, contributors=world)
+        metrics, priorities_B = self.update(staged)
         assert metrics is not None and priorities_B is not None
         return metrics, priorities_B
 
-    def group_step(
-        self, staged: StagedBatch | None, stop: bool
-    ) -> tuple[LearnerMetrics | None, np.ndarray | None, bool]:
-        """One collective round of a learner group; every learner of the group calls it.
-
-        The learners first agree (one small all-reduce) on how many of them bring a batch and
-        whether any wants to stop. If any brings one, all take the same update: the gradients
-        are averaged over the learners that brought a batch (the others add zeros), so the
-        weights stay identical whether or not a learner's replay answered in time. Returns
-        this learner's metrics and priorities (None without a batch) and whether any learner
-        asked to stop after this round, so that all end a call at the same round.
-        """
-        import torch.distributed as dist
-
-        if self._group is None:
-            raise RuntimeError("group_step needs a process group (Learner(process_group=...))")
-        vote = torch.tensor([float(staged is not None), float(stop)], device=self.device)
-        dist.all_reduce(vote, group=self._group)
-        contributors, stops = (int(x) for x in vote.tolist())
-        if contributors == 0:
-            return None, None, stops > 0
-        metrics, priorities_B = self._update(staged, contributors=contributors)
-        return metrics, priorities_B, stops > 0
-
-    def _world_size(self) -> int:
-        import torch.distributed as dist
-
-        return dist.get_world_size(self._group)
-
-    def _update(
-        self, staged: StagedBatch | None, contributors: int
+    def update(
+        self, staged: StagedBatch | None, reduce_gradients: Callable[[], None] | None = None
     ) -> tuple[LearnerMetrics | None, np.ndarray | None]:
-        """The update, on ``staged`` or, in a group, with a zero gradient of its own (None)."""
+        """One update on ``staged``; None (in a learner group, ``learner_group``) takes the
+        update with no gradient of its own. ``reduce_gradients`` runs between the backward pass
+        and the clipping: a group averages the gradients over its learners there."""
         self.optimizer.zero_grad(set_to_none=True)
         host: np.ndarray | None = None
         if staged is not None:
             loss, abs_td_B, q_detached = self._backward(staged)
-        if self._group is not None:
-            self._average_gradients(contributors)
+        if reduce_gradients is not None:
+            reduce_gradients()
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), max_norm)
         if staged is not None:
@@ -394,37 +361,6 @@ class Learner:
         )
         loss.backward()
         return loss, td_B.detach().abs().float(), q_BA.detach()
-
-    def _average_gradients(self, contributors: int) -> None:
-        """Sum the gradients over the process group with one all-reduce of all of them
-        flattened (a learner without a batch adds zeros) and divide by ``contributors``.
-        Every learner's loss is a mean over its own batch, so the result is the gradient of the
-        mean over all contributed batches: an effective batch of K x batch_size."""
-        import torch.distributed as dist
-
-        params = list(self.online.parameters())
-        flat = torch.cat(
-            [p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in params]
-        )
-        dist.all_reduce(flat, group=self._group)
-        flat /= contributors
-        offset = 0
-        for p in params:
-            size = p.numel()
-            p.grad = flat[offset : offset + size].view_as(p)
-            offset += size
-
-    def broadcast_from(self, src: int = 0) -> None:
-        """Copy learner ``src``'s networks to every learner of the group (at group start, so
-        that all begin from identical weights whatever their seeds)."""
-        import torch.distributed as dist
-
-        for tensor in [*self.online.state_dict().values(), *self.target.state_dict().values()]:
-            dist.broadcast(tensor, src=src, group=self._group)
-
-    def set_process_group(self, group: Any) -> None:
-        """Join a torch.distributed group (see ``group_step``)."""
-        self._group = group
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """The online network's weights as CPU numpy arrays (what actors load)."""

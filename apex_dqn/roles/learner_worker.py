@@ -2,7 +2,7 @@
 
 With ``learner.num_learners`` = K > 1 this is learner ``rank`` of K: each samples its own
 batches, sends their priorities to the shards they came from, and steps in collective rounds
-with the others (``Learner.group_step``) after ``join_group``. Rank 0 publishes the weights and
+with the others (``LearnerGroup.round``) after ``join_group``. Rank 0 publishes the weights and
 is the one the driver checkpoints.
 """
 
@@ -77,6 +77,7 @@ class LearnerWorker:
             timer=self.timer,
             samples_per_update=self.cfg.batch_size * self.num_learners,
         )
+        self.group: Any = None  # a LearnerGroup once join_group has run
         self._last_metrics: dict[str, float] = {}
         self.published_version = -1
         self.batches_learned = 0  # by this learner (in a group: its share of the updates)
@@ -178,7 +179,7 @@ class LearnerWorker:
             stepped_before = self.learner.learner_steps
             with self.timer.phase("learning"):
                 staged = item.future.result() if item is not None else None
-                metrics, priorities_B, stop = self.learner.group_step(
+                metrics, priorities_B, stop = self.group.round(
                     staged, stop=time.monotonic() >= deadline
                 )
             if item is not None:
@@ -286,6 +287,8 @@ class LearnerWorker:
             timeout=timedelta(seconds=GROUP_TIMEOUT_S),
             device_id=device_id,
         )
-        self.learner.set_process_group(dist.group.WORLD)
-        self.learner.broadcast_from(0)
+        from apex_dqn.learner_group import LearnerGroup
+
+        self.group = LearnerGroup(self.learner, dist.group.WORLD)
+        self.group.broadcast_from(0)
         return os.getpid()

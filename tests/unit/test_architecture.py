@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
             "exploration",
             "envs",
             "learner",
+            "learner_group",
             "actor",
             "evaluate",
             "checkpoint",

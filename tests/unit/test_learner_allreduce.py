@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.learner import Learner
+from apex_dqn.learner_group import LearnerGroup
 from apex_dqn.networks import weights_digest
 from apex_dqn.types import TransitionBatch
 from tests.unit.test_learner import _batch, _learner
@@ -53,12 +54,12 @@ def _rank_main(rank: int, world: int, store: str, out: str) -> None:
             replay=ReplayConfig(beta_anneal_steps=100),
             actor_epsilons=np.array([0.4, 0.1]),
             seed=0,  # the same initial weights as _learner()
-            process_group=dist.group.WORLD,
         )
+        group = LearnerGroup(learner, dist.group.WORLD)
         batch = _batch(seed=rank)  # every learner samples its own batch
         weights = np.linspace(0.5, 1.0, len(batch)).astype(np.float32)
         for _ in range(STEPS):
-            learner.step(batch, weights)
+            group.step_staged(learner.stage(batch, weights))
         torch.save(
             {
                 "digest": weights_digest(learner.get_weights()),
@@ -94,8 +95,8 @@ def test_two_learners_stay_identical_and_act_as_one_with_twice_the_batch(tmp_pat
 
 
 def _group_main(rank: int, world: int, store: str, out: str) -> None:
-    """Rounds of ``group_step`` where learner 1 brings no batch every third round and learner 0
-    asks to stop at round 10."""
+    """Rounds of ``LearnerGroup.round`` where learner 1 brings no batch every third round and
+    learner 0 asks to stop at round 10."""
     dist.init_process_group("gloo", init_method=store, rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
@@ -104,15 +105,15 @@ def _group_main(rank: int, world: int, store: str, out: str) -> None:
             with torch.no_grad():
                 for p in learner.online.parameters():
                     p.add_(1.0)
-        learner.set_process_group(dist.group.WORLD)
-        learner.broadcast_from(0)
+        group = LearnerGroup(learner, dist.group.WORLD)
+        group.broadcast_from(0)
         batch = _batch(seed=rank)
         weights = np.linspace(0.5, 1.0, len(batch)).astype(np.float32)
         stops, priorities = [], []
         for step in range(12):
             brings = not (rank == 1 and step % 3 == 0)
             staged = learner.stage(batch, weights) if brings else None
-            metrics, prio, stop = learner.group_step(staged, stop=rank == 0 and step == 9)
+            metrics, prio, stop = group.round(staged, stop=rank == 0 and step == 9)
             stops.append(stop)
             priorities.append(prio is not None and metrics is not None)
         torch.save(

@@ -291,11 +291,12 @@ class _Round:
 
 
 class _GroupLearner:
-    """A Learner stand-in whose group_step votes like the real one and counts updates."""
+    """A Learner and LearnerGroup stand-in whose round votes like the real one and counts
+    updates."""
 
     def __init__(self, real: Learner, round_: _Round) -> None:
         self.real = real
-        self.round = round_
+        self._votes = round_
         self.cfg = real.cfg
         self.stages_async = False
         self.learner_steps = 0
@@ -311,8 +312,8 @@ class _GroupLearner:
     def get_weights(self):
         return {}
 
-    def group_step(self, staged, stop: bool):
-        contributors, stops = self.round.vote(staged is not None, stop)
+    def round(self, staged, stop: bool):
+        contributors, stops = self._votes.vote(staged is not None, stop)
         if contributors:
             self.learner_steps += 1
         if staged is None:
@@ -331,8 +332,7 @@ def test_learners_of_a_group_end_every_call_at_the_same_update():
     for rank in range(2):
         worker, shards = _learner_worker(num_learners=2, max_replay_ratio=0.0)
         fake = _GroupLearner(worker.learner, round_)
-        worker.learner = fake
-        worker.feeder.learner = fake
+        worker.learner = worker.group = worker.feeder.learner = fake
         worker.rank = rank
         if rank == 0:
             shards[0].add(_batch(128))  # only rank 0 has data: rank 1 brings nothing
