@@ -24,6 +24,7 @@ from apex_dqn.envs import life_lost, lives, make_vector_env, training_rewards, t
 from apex_dqn.exploration import actor_epsilons, epsilon_greedy
 from apex_dqn.nstep import NStepBuilder, Rows
 from apex_dqn.numpy_policy import abs_td
+from apex_dqn.policies import ErrorStreak
 from apex_dqn.seeding import derive, env_seeds
 from apex_dqn.types import FrameBatch, TransitionBatch
 
@@ -108,8 +109,7 @@ class Actor:
         )
         self._env_cfg = env
         self._seed = seed
-        self._max_env_errors = actors.max_env_errors
-        self._errors_in_a_row = 0
+        self._errors = ErrorStreak(actors.max_env_errors)
         self.env_errors = 0
         self._vector_mode = actors.vector_mode
         # Life loss ends n-step returns (training only) when the Atari config asks for it.
@@ -185,7 +185,7 @@ class Actor:
             self._q_N = None
             self._recover_from_env_error(exc, report)
             return None
-        self._errors_in_a_row = 0
+        self._errors.succeeded()
         done_N = term_N | trunc_N
         real_next_N = true_next_obs(next_obs_N, done_N, infos)
         lives_N = lives(infos, len(done_N))
@@ -240,12 +240,12 @@ class Actor:
         """
         self.env_errors += 1
         report.env_errors += 1
-        self._errors_in_a_row += 1
+        give_up = self._errors.failed()
         while True:
-            if self._errors_in_a_row >= self._max_env_errors:
+            if give_up:
                 raise EnvFailure(
-                    f"env.id={self._env_cfg.id!r} raised {self._errors_in_a_row} times in a row "
-                    f"(actors.max_env_errors={self._max_env_errors}); last error: "
+                    f"env.id={self._env_cfg.id!r} raised {self._errors.count} times in a row "
+                    f"(actors.max_env_errors={self._errors.limit}); last error: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             # Closing a broken env may fail too; it is replaced anyway.
@@ -264,7 +264,7 @@ class Actor:
                 exc = again
                 self.env_errors += 1
                 report.env_errors += 1
-                self._errors_in_a_row += 1
+                give_up = self._errors.failed()
         self._nstep.reset()
         self._fresh_keys(np.arange(len(self._obs_N)))
         self._episode_return_N[:] = 0.0
