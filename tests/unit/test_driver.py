@@ -1,0 +1,126 @@
+"""The one driver, on the local runtime with faults injected at its ``Runtime`` seam: a learner
+that dies is restored from the latest checkpoint and the run goes on; a role that raises stops
+the run with the error; a group that breaks is restarted. No Ray."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from apex_dqn.config import (
+    ActorsConfig,
+    CheckpointConfig,
+    Config,
+    EvalConfig,
+    LearnerConfig,
+    NetworkConfig,
+    ReplayConfig,
+    TrainConfig,
+)
+from apex_dqn.envs import inspect_env
+from apex_dqn.run import driver
+from apex_dqn.run.driver import WorkerFailed, WorkerGone
+from apex_dqn.runtime.local import Done, LocalRuntime
+
+
+def _config(seconds: float = 3.0, **train) -> Config:
+    return Config(
+        network=NetworkConfig(hidden_sizes=[16]),
+        actors=ActorsConfig(num_actors=2, envs_per_actor=2, steps_per_call=16),
+        replay=ReplayConfig(capacity=5000, min_size_to_learn=200),
+        learner=LearnerConfig(device="cpu", batch_size=32),
+        eval=EvalConfig(interval_s=0.5, episodes=2),
+        checkpoint=CheckpointConfig(every_s=0.5),
+        train=TrainConfig(max_seconds=seconds, report_interval_s=0.5, plot=False, **train),
+        runtime="local",
+    )
+
+
+class _FaultyRuntime(LocalRuntime):
+    """Answers the first learner call after the ``learner_dies_after``-th checkpoint with
+    ``WorkerGone`` (its process died) and the ``actor_raises_at``-th actor call with the
+    actor's error; records restores."""
+
+    def __init__(self, *args, learner_dies_after=None, actor_raises_at=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.learner_dies_after = learner_dies_after
+        self.actor_raises_at = actor_raises_at
+        self.learner_calls = self.actor_calls = self.checkpoints = 0
+        self.died = False
+        self.restores: list[bytes | None] = []
+        self.group_restarts = 0
+
+    def call_checkpoint(self, extra):
+        self.checkpoints += 1
+        return super().call_checkpoint(extra)
+
+    def call_learners(self, seconds):
+        self.learner_calls += 1
+        if not self.died and self.checkpoints == self.learner_dies_after:
+            self.died = True
+            return [Done(error=WorkerGone("learner process died"))]
+        return super().call_learners(seconds)
+
+    def call_actor(self, index):
+        self.actor_calls += 1
+        if self.actor_calls == self.actor_raises_at:
+            return Done(error=RuntimeError("the env exploded"))
+        return super().call_actor(index)
+
+    def result(self, ticket):
+        if isinstance(ticket.error, WorkerGone):
+            raise ticket.error
+        return super().result(ticket)
+
+    def restore_learners(self, data):
+        self.restores.append(data)
+        return super().restore_learners(data)
+
+    def restart_learner_group(self):
+        self.group_restarts += 1
+
+
+def _train(tmp_path: Path, cfg: Config, **faults) -> tuple[dict, _FaultyRuntime]:
+    made: list[_FaultyRuntime] = []
+
+    def open_runtime(cfg, info, out_dir, resumes):
+        from contextlib import nullcontext
+
+        made.append(_FaultyRuntime(cfg, info, out_dir, resumes, **faults))
+        return nullcontext(made[0])
+
+    summary = driver.train(cfg, inspect_env(cfg.env), tmp_path, open_runtime)
+    return summary, made[0]
+
+
+def test_a_dead_learner_is_restored_from_the_latest_checkpoint_and_the_run_goes_on(tmp_path):
+    summary, runtime = _train(tmp_path, _config(seconds=4.0), learner_dies_after=1)
+    assert runtime.died and summary["learner_restarts"] == 1
+    # The checkpoint the driver had written last was handed to the learner.
+    assert len(runtime.restores) == 1 and isinstance(runtime.restores[0], bytes)
+    assert summary["learner_steps"] > 0
+    assert summary["stop_reason"] == "train.max_seconds reached"
+    assert runtime.group_restarts == 0  # one learner: no group to form again
+
+
+def test_a_role_that_raises_stops_the_run_with_its_error(tmp_path):
+    summary, runtime = _train(tmp_path, _config(), actor_raises_at=5)
+    assert re.fullmatch(
+        r"failed: actor [01]: RuntimeError: the env exploded", summary["stop_reason"]
+    )
+    assert summary["learner_restarts"] == 0
+    assert (tmp_path / "checkpoint.pt").is_file()  # the final checkpoint is still written
+
+
+def test_the_run_stops_at_max_env_steps_and_counts_every_step(tmp_path):
+    summary, _ = _train(tmp_path, _config(seconds=60.0, max_env_steps=3000))
+    assert summary["stop_reason"] == "train.max_env_steps reached"
+    # Whole actor calls of 2 envs x 16 steps: past the cap by at most the calls of the round
+    # that crossed it and those in flight, one per actor each.
+    assert 3000 <= summary["env_steps"] < 3000 + 4 * 2 * 16
+    assert summary["env_steps"] % 32 == 0 and summary["wall_s"] < 60
+
+
+def test_worker_failed_carries_the_cause():
+    cause = ValueError("bad")
+    assert str(WorkerFailed(cause)) == "ValueError: bad" and WorkerFailed(cause).cause is cause
