@@ -104,7 +104,7 @@ def test_a_dead_learner_is_restored_from_the_latest_checkpoint_and_the_run_goes_
 
 
 def test_a_role_that_raises_stops_the_run_with_its_error(tmp_path):
-    summary, runtime = _train(tmp_path, _config(), actor_raises_at=5)
+    summary, _ = _train(tmp_path, _config(), actor_raises_at=5)
     assert re.fullmatch(
         r"failed: actor [01]: RuntimeError: the env exploded", summary["stop_reason"]
     )
