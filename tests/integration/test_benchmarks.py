@@ -1,4 +1,5 @@
-"""The benchmark scripts run and write the JSON figures their issues name (tiny budgets)."""
+"""The benchmark scripts run and write the JSON figures their issues name (tiny budgets), and
+their tables print those figures."""
 
 from __future__ import annotations
 
@@ -36,10 +37,19 @@ def test_learner_bench_measures_step_and_full_path(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["device"] == "cpu" and figures["batch_size"] == 8
-    assert figures["step_only_samples_per_s"] > 0 and figures["full_path_samples_per_s"] > 0
-    assert [e["num_learners"] for e in figures["learners"]] == [1, 2]
-    assert all(e["samples_per_s"] > 0 for e in figures["learners"])
-    assert "| eager fp32 |" in proc.stdout and "| 2 | " in proc.stdout
+    step, full = figures["step_only_samples_per_s"], figures["full_path_samples_per_s"]
+    assert step > 0 and full > 0
+    # The full path is the step plus sampling through Ray: it cannot outrun the step alone
+    # by more than the noise of two half-second windows.
+    assert full < 2 * step
+    # The table prints the JSON's figures, and updates/s are samples/s over the batch.
+    row = f"| eager fp32 | {step:,.0f} | {step / 8:,.1f} | {full:,.0f} | {full / 8:,.1f} |"
+    assert row in proc.stdout, proc.stdout
+    one, two = figures["learners"]
+    assert (one["num_learners"], two["num_learners"]) == (1, 2)
+    assert one["samples_per_s"] > 0 and two["samples_per_s"] > 0
+    ratio = two["samples_per_s"] / one["samples_per_s"]
+    assert f"| 2 | {two['samples_per_s']:,.0f} | {ratio:.2f}x |" in proc.stdout
 
 
 def test_replay_bench_frame_memory_run(tmp_path):
@@ -76,10 +86,19 @@ def test_throughput_bench_runs_pong_on_the_default_stepper(tmp_path):
     assert figures["raw_vector_env_num_envs"] == 4 and figures["raw_vector_env_steps_per_s"] > 0
     (run,) = figures["runs"]
     assert run["num_actors"] == 1 and run["config"] == "unthrottled"
-    assert run["env_steps_per_s"] > 0 and run["learner_updates_per_s"] > 0
-    # The learner is held to 0.2 samples per transition (a little over while it catches up).
+    steps, updates = run["env_steps_per_s"], run["learner_updates_per_s"]
+    assert steps > 0 and updates > 0
+    # The learner is held to 0.2 samples per transition (a little over while it catches up),
+    # and the ratio is the updates' samples over the env steps of the same window.
     assert 0 < run["replay_ratio"] < 0.5
-    assert "| 1 actor(s) + learner | unthrottled |" in proc.stdout
+    assert run["replay_ratio"] == pytest.approx(updates * 32 / steps, rel=1e-6)
+    assert run["env_frames_per_s"] == pytest.approx(4 * steps)  # frame skip 4
+    raw = figures["raw_env_steps_per_s"]
+    row = (
+        f"| 1 actor(s) + learner | unthrottled | {steps:,.0f} | {4 * steps:,.0f} | "
+        f"{steps / raw:.0%} | {updates:.1f} | {run['replay_ratio']:.2f} |"
+    )
+    assert row in proc.stdout, proc.stdout
 
 
 @pytest.mark.slow
