@@ -79,8 +79,10 @@ def _parse_value(key: str, text: str, hint: Any) -> Any:
         return None
     kind = kinds[0]
     if kind is bool:
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
+        words = {"true": True, "yes": True, "on": True, "1": True}
+        words |= {"false": False, "no": False, "off": False, "0": False}
+        if text.lower() in words:
+            return words[text.lower()]
         raise ConfigError(f"{key} must be true or false, got {text!r}")
     try:
         return kind(text)

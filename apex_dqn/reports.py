@@ -11,10 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apex_dqn.metrics import ACTOR_PHASES, LEARNER_PHASES
-
-__all__ = ["ACTOR_PHASES", "LEARNER_PHASES"]
-
 
 @dataclass
 class EvalResult:

@@ -19,12 +19,13 @@ from apex_dqn.config import LearnerConfig, ReplayConfig
 from apex_dqn.metrics import (
     IS_WEIGHT_MEAN,
     IS_WEIGHT_MIN,
+    LEARNER_PHASES,
     PRIORITY_MAX,
     PRIORITY_MEAN,
     learner_metric_dict,
 )
 from apex_dqn.policies import PhaseTimer
-from apex_dqn.reports import LEARNER_PHASES, LearnerCall, Restored
+from apex_dqn.reports import LearnerCall, Restored
 from apex_dqn.roles.feeder import SampleFeeder, Staged
 from apex_dqn.roles.ports import ReplayPort, WeightStore
 

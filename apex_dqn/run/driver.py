@@ -266,7 +266,8 @@ class Driver:
                 self.next_checkpoint = now + self.cfg.checkpoint.every_s
             timeout = max(0.0, min(next_report, deadline, self.next_checkpoint) - now)
             for ticket in self.rt.wait(list(self.inflight), min(timeout, 0.5)):
-                self._handle(ticket)
+                if ticket in self.inflight:  # a learner restart drops the learner's tickets
+                    self._handle(ticket)
             if time.time() >= next_report:
                 self.tracker.object_store_used = self.rt.object_store_used()
                 self.out.report()
@@ -284,7 +285,7 @@ class Driver:
                 del self.inflight[ticket]
                 try:
                     call: ActorCall = self.rt.result(ticket)
-                except (WorkerGone, WorkerFailed):
+                except Exception:  # a call lost at shutdown only goes uncounted
                     continue
                 self.tracker.count_actor_work(call)
 
@@ -352,8 +353,8 @@ def train(
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
             with (
-                open_runtime(cfg, info, out_dir, tracker.resumes) as runtime,
                 StopSignals() as signals,
+                open_runtime(cfg, info, out_dir, tracker.resumes) as runtime,
             ):
                 outputs = RunOutputs(out_dir, cfg, tracker)
                 driver = Driver(cfg, info, runtime, outputs, signals)

@@ -11,6 +11,9 @@ nothing is ever restarted.
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import numpy as np
 from apex_dqn.config import Config
 from apex_dqn.envs import EnvInfo
 from apex_dqn.policies import ActorThrottle
-from apex_dqn.reports import LearnerCall, Restored
+from apex_dqn.reports import ActorCall, LearnerCall, NothingNew, Restored
 from apex_dqn.roles import build
 from apex_dqn.roles.actor_worker import ActorWorker
 from apex_dqn.roles.evaluator_worker import EvaluatorWorker
@@ -30,6 +33,17 @@ from apex_dqn.roles.shard_worker import ShardWorker
 from apex_dqn.run import driver
 from apex_dqn.run.driver import WorkerFailed
 from apex_dqn.run.outputs import Resume
+
+IDLE_SLEEP_S = 0.002
+
+
+def _did_work(value: Any) -> bool:
+    """Whether a call's answer shows work done (env steps, updates, an evaluation)."""
+    if isinstance(value, ActorCall):
+        return value.env_steps > 0
+    if isinstance(value, LearnerCall):
+        return value.updates > 0
+    return not isinstance(value, NothingNew)
 
 
 class Done:
@@ -122,6 +136,7 @@ class LocalRuntime:
         self.evaluator: EvaluatorWorker | None = None
         self.num_actors = len(self.actors)
         self.num_learners = 1
+        self._stopped = False
 
     def _actor(self, index: int) -> ActorWorker:
         from apex_dqn.actor import make_actor
@@ -170,10 +185,16 @@ class LocalRuntime:
         )
 
     def wait(self, tickets: list[Any], timeout: float) -> list[Any]:
+        # Every call has run already. When none did any work (actors paused behind the
+        # learner, the learner waiting for data), rest a moment rather than spin a core.
+        if not any(_did_work(t.value) for t in tickets):
+            time.sleep(IDLE_SLEEP_S)
         return list(tickets)
 
     def result(self, ticket: Done) -> Any:
         if ticket.error is not None:
+            # As a Ray worker's log would, show where it raised; the run stops with its message.
+            traceback.print_exception(ticket.error, file=sys.stderr)
             raise WorkerFailed(ticket.error) from ticket.error
         return ticket.value
 
@@ -190,6 +211,9 @@ class LocalRuntime:
         return None
 
     def stop_actors(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         for worker in self.actors:
             with contextlib.suppress(Exception):
                 worker.actor.close()
@@ -211,8 +235,12 @@ class LocalRuntime:
 def open_local_runtime(
     cfg: Config, info: EnvInfo, out_dir: Path, resumes: int
 ) -> Iterator[LocalRuntime]:
-    """The roles of one run in this process."""
-    yield LocalRuntime(cfg, info, out_dir, resumes)
+    """The roles of one run in this process; their environments are closed on exit."""
+    runtime = LocalRuntime(cfg, info, out_dir, resumes)
+    try:
+        yield runtime
+    finally:
+        runtime.stop_actors()
 
 
 def train_local(
