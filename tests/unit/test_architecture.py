@@ -115,3 +115,17 @@ def test_the_ray_driver_never_loads_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "torch" not in out.stdout, out.stdout
+
+
+def test_every_package_is_shipped():
+    """pyproject.toml lists the packages a wheel holds: a new folder must be among them."""
+    import re
+
+    text = (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+    block = re.search(r"^packages = \[(.*?)\]", text, re.S | re.M)
+    assert block is not None, "no [tool.setuptools] packages list"
+    shipped = set(re.findall(r'"([^"]+)"', block.group(1)))
+    found = {
+        ".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")
+    }
+    assert found <= shipped, f"add to [tool.setuptools] packages: {sorted(found - shipped)}"
