@@ -4,7 +4,7 @@ Each batch is drawn from one shard s picked with probability S_s / S (S_s its pr
 sum over shards); within the shard item i is drawn with probability p_i / S_s, so its marginal
 probability is p_i / S, as if all shards were one buffer. Importance weights, normalized within
 each batch, are then those of the one buffer too (``prioritized.importance_weights``). Pure
-numpy: the Ray learner host and the single-process loop both use it.
+numpy: the learner's shard book (``roles.shard_book``) uses it.
 """
 
 from __future__ import annotations
@@ -33,28 +33,6 @@ def pick_shard(
 def total_size(stats: Sequence[ReplayStats | None]) -> int:
     """Transitions held by all shards together."""
     return sum(s.size for s in stats if s is not None)
-
-
-def replay_ratio_allows(
-    *,
-    samples_drawn: int,
-    stats: Sequence[ReplayStats | None] = (),
-    max_ratio: float,
-    transitions_added: int | None = None,
-) -> bool:
-    """Whether samples_drawn / transitions added stays within ``max_ratio`` (0: no limit).
-
-    ``transitions_added`` defaults to the shards' own insert counters; the learner passes its
-    count that survives shard restarts instead.
-    """
-    if max_ratio <= 0:
-        return True
-    added = (
-        sum(s.added for s in stats if s is not None)
-        if transitions_added is None
-        else transitions_added
-    )
-    return samples_drawn <= max_ratio * added
 
 
 def totals(stats: Sequence[ReplayStats | None]) -> dict[str, Any]:

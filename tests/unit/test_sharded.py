@@ -87,21 +87,8 @@ def test_pick_shard_skips_shards_that_cannot_fill_a_batch():
     assert sharded.pick_shard([None, None], 1, rng) is None
 
 
-def test_ratio_and_totals():
+def test_totals():
     shards, _ = _shards()
     stats = [s.stats() for s in shards]
     assert sharded.total_size(stats) == 40
     assert sharded.totals(stats)["capacity"] == 128
-    assert sharded.replay_ratio_allows(samples_drawn=80, stats=stats, max_ratio=2.0)
-    assert not sharded.replay_ratio_allows(samples_drawn=81, stats=stats, max_ratio=2.0)
-    assert sharded.replay_ratio_allows(samples_drawn=10**9, stats=stats, max_ratio=0.0)
-
-
-def test_replay_ratio_can_use_a_count_that_survives_shard_restarts():
-    # The shards' own counters (stats) would allow nothing here; the learner's count does.
-    assert sharded.replay_ratio_allows(
-        samples_drawn=800, stats=[], max_ratio=8.0, transitions_added=100
-    )
-    assert not sharded.replay_ratio_allows(
-        samples_drawn=801, stats=[], max_ratio=8.0, transitions_added=100
-    )
