@@ -173,6 +173,12 @@ class SampleFeeder:
                     request.shard, np.concatenate(request.ids), np.concatenate(request.priorities)
                 )
 
+    def close(self) -> None:
+        """Stop the staging threads (a learner that runs in the caller's process)."""
+        if self._stager is not None:
+            self._stager.shutdown(wait=True, cancel_futures=True)
+            self._stager = None
+
     def totals(self) -> dict[str, Any]:
         """Replay totals for a report."""
         return self.book.totals(sampled=self.learner.learner_steps * self._samples_per_update)

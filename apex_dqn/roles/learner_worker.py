@@ -191,6 +191,10 @@ class LearnerWorker:
             if stop:
                 return
 
+    def close(self) -> None:
+        """Release the feeder's staging threads; the worker is not used afterwards."""
+        self.feeder.close()
+
     def status(self) -> LearnerCall:
         """Counters and replay totals now, without training (what ``run_for`` returns)."""
         return self._report(0)

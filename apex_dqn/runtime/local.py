@@ -235,12 +235,14 @@ class LocalRuntime:
 def open_local_runtime(
     cfg: Config, info: EnvInfo, out_dir: Path, resumes: int
 ) -> Iterator[LocalRuntime]:
-    """The roles of one run in this process; their environments are closed on exit."""
+    """The roles of one run in this process; their environments and the learner's staging
+    threads are closed on exit."""
     runtime = LocalRuntime(cfg, info, out_dir, resumes)
     try:
         yield runtime
     finally:
         runtime.stop_actors()
+        runtime.learner.close()
 
 
 def train_local(

@@ -47,6 +47,17 @@ LAYERS: dict[str, int] = {
 }
 RAY_LAYER = {"runtime/hosts.py", "runtime/ray_runtime.py", "runtime/ray_cluster.py"}
 HYDRA_APP = {"cli.py", "sweep.py"}
+# Config keys that only say where and with what a process runs: the runtimes and the CLI read
+# them, the components and roles that do the work never do.
+PLACEMENT_KEYS = {
+    "num_cpus",
+    "num_gpus",
+    "nice",
+    "spread",
+    "resources",
+    "placement",
+    "parameter_server_num_cpus",
+}
 
 
 def _modules() -> list[Path]:
@@ -68,8 +79,10 @@ def _imports(path: Path) -> list[tuple[str, int]]:
             found += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.module, node.lineno))
-            if node.module == "apex_dqn":  # from apex_dqn import seeding
-                found += [(f"apex_dqn.{a.name}", node.lineno) for a in node.names]
+            if node.module == "apex_dqn":  # from apex_dqn import seeding (a module, not a name)
+                found += [
+                    (f"apex_dqn.{a.name}", node.lineno) for a in node.names if a.name in LAYERS
+                ]
     return found
 
 
@@ -93,6 +106,29 @@ def test_imports_follow_the_layers(path):
             assert rel in HYDRA_APP, f"{rel}:{line} imports {root} outside the Hydra app"
 
 
+def _placement_reads(path: Path) -> list[tuple[str, int]]:
+    """(attribute, line) of every read of a placement key in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        (node.attr, node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in PLACEMENT_KEYS
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules() if LAYERS[_top(p)] <= LAYERS["run"] and p.name != "config.py"],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_only_the_runtimes_read_placement_keys(path):
+    """Components, roles and the driver get configs that hold Ray's placement knobs too; only
+    the runtimes (and the CLI) may act on them."""
+    rel = str(path.relative_to(PACKAGE))
+    reads = _placement_reads(path)
+    assert not reads, f"{rel} reads placement keys {reads}: leave them to apex_dqn.runtime"
+
+
 def test_the_rules_catch_a_violation(tmp_path):
     """The checker itself: an upward import and a stray Ray import are found."""
     bad = PACKAGE / "roles" / "_probe_violation.py"
@@ -103,6 +139,9 @@ def test_the_rules_catch_a_violation(tmp_path):
         bad.write_text("from apex_dqn.run.driver import Driver\n", encoding="utf-8")
         with pytest.raises(AssertionError, match=r"layer 3\) imports apex_dqn.run.driver"):
             test_imports_follow_the_layers(bad)
+        bad.write_text("def f(cfg):\n    return cfg.actors.num_cpus\n", encoding="utf-8")
+        with pytest.raises(AssertionError, match=r"reads placement keys \[\('num_cpus', 2\)\]"):
+            test_only_the_runtimes_read_placement_keys(bad)
     finally:
         bad.unlink()
 

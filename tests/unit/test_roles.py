@@ -158,7 +158,9 @@ def test_an_actor_ahead_returns_at_once_without_steps_in_one_process():
     assert pushed == 128 + 320
 
 
-def _learner_worker(shards: int = 1, **learner_overrides) -> tuple[LearnerWorker, list]:
+def _learner_worker(
+    shards: int = 1, learner_cls: type = Learner, **learner_overrides
+) -> tuple[LearnerWorker, list]:
     cfg = Config(
         actors=ActorsConfig(min_replay_ratio=0.0),
         network=NetworkConfig(hidden_sizes=[16]),
@@ -171,13 +173,33 @@ def _learner_worker(shards: int = 1, **learner_overrides) -> tuple[LearnerWorker
     workers = [ShardWorker(replay_kwargs=build.replay_kwargs(cfg, info, s)) for s in range(shards)]
     store = LocalWeightStore(ParameterServer())
     worker = LearnerWorker(
-        Learner(**build.learner_kwargs(cfg, info)),
+        learner_cls(**build.learner_kwargs(cfg, info)),
         replay_cfg=cfg.replay,
         replay=LocalReplayPort(workers),
         weights=store,
         seed=0,
     )
     return worker, workers
+
+
+class _ThreadStagingLearner(Learner):
+    """A CPU learner that stages in the feeder's helper threads, as a CUDA learner does."""
+
+    @property
+    def stages_async(self) -> bool:
+        return True
+
+
+def test_threaded_staging_learns_the_same_batches_and_close_ends_its_threads():
+    results = []
+    for cls in (Learner, _ThreadStagingLearner):
+        worker, (shard,) = _learner_worker(learner_cls=cls, max_replay_ratio=2.0)
+        shard.add(_batch(96))
+        report = worker.run_for(5.0, until_idle=True)
+        results.append((report.updates, worker.weights_digest()))
+        worker.close()
+    assert results[0] == results[1] and results[0][0] == 12
+    assert not [t for t in threading.enumerate() if t.name.startswith("stage")]
 
 
 def test_learner_waits_for_the_fill_then_keeps_to_the_replay_ratio():
