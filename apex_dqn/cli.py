@@ -161,6 +161,19 @@ def _hydra_main(cfg: DictConfig) -> None:
     run(cfg)
 
 
+def check_command_line(argv: list[str]) -> None:
+    """Fail, in one line and with exit code 2, on an override that names no key or group, an
+    unknown group option or a value of the wrong type (see ``apex_dqn.cli_args``)."""
+    from apex_dqn.cli_args import check_overrides, config_groups
+
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        check_overrides(overrides, config_groups(CONF_DIR))
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     """Console-script entry point."""
+    check_command_line(sys.argv[1:])
     _hydra_main()

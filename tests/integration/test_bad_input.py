@@ -41,10 +41,16 @@ CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("runtime=spark",), ("runtime", "ray", "local")),
     (("network.torso=resnet",), ("network.torso", "mlp", "nature")),
     (("replay.capacity=32",), ("replay.capacity / replay.num_shards", "learner.batch_size")),
-    (("actors.num_actors=abc",), ("actors.num_actors", "abc")),
-    (("learner.lr=fast",), ("learner.lr", "fast")),
-    (("nope=1",), ("nope",)),
-    (("actors.bogus=1",), ("bogus",)),
+    (("actors.num_actors=abc",), ("actors.num_actors must be an integer, got 'abc'",)),
+    (("learner.lr=fast",), ("learner.lr must be a number, got 'fast'",)),
+    (("nope=1",), ("unknown key nope",)),
+    (("actors.bogus=1",), ("unknown key actors.bogus",)),
+    (("actors.num_actor=3",), ("unknown key actors.num_actor;", "did you mean actors.num_actors?")),
+    (
+        ("+actors.num_actor=3",),
+        ("unknown key actors.num_actor;", "did you mean actors.num_actors?"),
+    ),
+    (("env=pong",), ("env must be one of atari, cartpole, minatar; got 'pong'",)),
     (("env.id=NoSuchEnv-v0",), ("env.id", "NoSuchEnv-v0", "CartPole-v1")),
     (("env.id=MountainCarContinuous-v0",), ("MountainCarContinuous-v0", "Discrete")),
     (("resume=/nonexistent/run",), ("resume=", "no such directory")),
@@ -71,7 +77,11 @@ RAY_CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
         (f"learner.num_gpus={_TOO_MANY_GPUS}", f"{_TOO_MANY_GPUS - 1} GPUs"),
     ),
     (("actors.num_cpus=8",), ("reserves", "CPUs", "the Ray cluster has 2")),
-    (("learner.num_learners=2",), ("reserves", "learner.num_learners * learner.num_cpus")),
+    # Shares the user set are kept, and checked (unset ones are sized to the machine).
+    (
+        ("learner.num_learners=2", "learner.num_cpus=1"),
+        ("reserves", "learner.num_learners * learner.num_cpus"),
+    ),
 ]
 
 
@@ -116,6 +126,10 @@ def _check(overrides, fragments, dirs, tmp_path, ray_ok: bool = False) -> None:
     assert {name: _digest(path) for name, path in dirs.items()} == before
     if not ray_ok:
         assert not out.exists(), "a config error must fail before the run writes anything"
+        # One line, in one form, with the exit code of a usage error.
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2, text[-2000:]
+        assert len(lines) == 1 and lines[0].startswith("apex-dqn: error: "), proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize(("overrides", "fragments"), CASES, ids=[" ".join(c[0]) for c in CASES])

@@ -43,10 +43,10 @@ LAYERS: dict[str, int] = {
     "roles": 3,
     "run": 4,
     "runtime": 5,
-    **dict.fromkeys(["cli", "eval_cli", "sweep", "__main__"], 6),
+    **dict.fromkeys(["cli", "cli_args", "eval_cli", "sweep", "__main__"], 6),
 }
 RAY_LAYER = {"runtime/hosts.py", "runtime/ray_runtime.py", "runtime/ray_cluster.py"}
-HYDRA_APP = {"cli.py", "sweep.py"}
+HYDRA_APP = {"cli.py", "cli_args.py", "sweep.py"}
 # Config keys that only say where and with what a process runs: the runtimes and the CLI read
 # them, the components and roles that do the work never do.
 PLACEMENT_KEYS = {
