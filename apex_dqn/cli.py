@@ -103,6 +103,23 @@ def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
     return resumed, Resume(run_dir=run_dir, data=data, state=state)
 
 
+def _sized_to_machine(config: Config, overrides: list[str]) -> Config:
+    """With a local Ray instance (no ``ray.address``), the CPU shares the command line does not
+    set are sized to its CPUs (``apex_dqn.runtime.shares``); the run's first line says so."""
+    import os
+
+    if config.runtime != "ray" or config.ray.address or os.environ.get("RAY_ADDRESS"):
+        return config
+    from apex_dqn.runtime.shares import SHARE_KEYS, fit_cpu_shares
+
+    explicit = {o.lstrip("+").split("=", 1)[0] for o in overrides} & set(SHARE_KEYS)
+    cpus = config.ray.num_cpus or os.cpu_count() or 1
+    config, note = fit_cpu_shares(config, cpus, explicit)
+    if note:
+        print(f"apex-dqn: {note}", flush=True)
+    return config
+
+
 def run(cfg: DictConfig) -> dict:
     """Validate ``cfg``, check the environment, train; return the run's summary."""
     from apex_dqn.envs import inspect_env
@@ -115,6 +132,7 @@ def run(cfg: DictConfig) -> dict:
             config, resume = load_resume(config, _task_overrides())
         info = inspect_env(config.env)
         check_sinks(config)
+        config = _sized_to_machine(config, _task_overrides())
     except ConfigError as exc:
         _fail(str(exc))
     out_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)

@@ -9,6 +9,7 @@ from typing import Any
 import ray
 
 from apex_dqn.config import Config, ConfigError, RayConfig
+from apex_dqn.runtime.shares import required_cpus
 
 PLACEMENT_TIMEOUT_S = 60.0
 
@@ -41,17 +42,6 @@ def object_store_used() -> int | None:
     total = ray.cluster_resources().get("object_store_memory")
     free = ray.available_resources().get("object_store_memory")
     return None if total is None or free is None else int(total - free)
-
-
-def required_cpus(cfg: Config) -> float:
-    """CPUs that all components together reserve."""
-    return (
-        cfg.actors.num_actors * cfg.actors.num_cpus
-        + cfg.replay.num_shards * cfg.replay.num_cpus
-        + cfg.learner.num_learners * cfg.learner.num_cpus
-        + cfg.eval.num_cpus
-        + cfg.ray.parameter_server_num_cpus
-    )
 
 
 def check_resources(cfg: Config) -> None:

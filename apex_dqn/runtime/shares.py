@@ -1,0 +1,77 @@
+"""CPU shares sized to the machine: the ``num_cpus`` a user has not set shrink, all by one
+factor, until the run's reservations fit the local Ray instance.
+
+The defaults reserve a quarter CPU per actor and one per learner, so ``learner.num_learners=2``
+or a dozen actors ask a 2-core machine for more CPUs than it has, and Ray would never schedule
+them. Shares are reservations for Ray's scheduler, not limits (processes are not pinned), so
+shrinking them changes where Ray may put processes, not how fast they run. A share the user set
+on the command line is kept as it is; if those alone do not fit, the run fails as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+
+from apex_dqn.config import Config
+
+# The config keys of a run's CPU reservations (``section.field``).
+SHARE_KEYS = (
+    "actors.num_cpus",
+    "replay.num_cpus",
+    "learner.num_cpus",
+    "eval.num_cpus",
+    "ray.parameter_server_num_cpus",
+)
+
+
+def _count(cfg: Config, key: str) -> int:
+    return {
+        "actors.num_cpus": cfg.actors.num_actors,
+        "replay.num_cpus": cfg.replay.num_shards,
+        "learner.num_cpus": cfg.learner.num_learners,
+    }.get(key, 1)
+
+
+def _get(cfg: Config, key: str) -> float:
+    section, name = key.split(".")
+    return float(getattr(getattr(cfg, section), name))
+
+
+def required_cpus(cfg: Config) -> float:
+    """CPUs that all components together reserve."""
+    return sum(_count(cfg, key) * _get(cfg, key) for key in SHARE_KEYS)
+
+
+def fit_cpu_shares(cfg: Config, cpus: float, explicit: Iterable[str]) -> tuple[Config, str | None]:
+    """``cfg`` with the shares not in ``explicit`` scaled down so that the run reserves at most
+    ``cpus``; and a line saying what changed (None when it fitted already or cannot be made to
+    fit, which ``check_resources`` then reports)."""
+    need = required_cpus(cfg)
+    if need <= cpus + 1e-9:
+        return cfg, None
+    fixed = set(explicit)
+    sized = [k for k in SHARE_KEYS if k not in fixed and _get(cfg, k) > 0]
+    kept = sum(_count(cfg, k) * _get(cfg, k) for k in SHARE_KEYS if k not in sized)
+    scalable = sum(_count(cfg, k) * _get(cfg, k) for k in sized)
+    if not sized or kept >= cpus:
+        return cfg, None
+    factor = (cpus - kept) / scalable
+    sections: dict[str, dict[str, float]] = {}
+    changes = []
+    for key in sized:
+        section, name = key.split(".")
+        # Rounded down to 1/1000 of a CPU, so that the sum stays within ``cpus``.
+        value = math.floor(_get(cfg, key) * factor * 1000) / 1000
+        sections.setdefault(section, {})[name] = value
+        changes.append(f"{key}={value:g}")
+    replaced = {
+        section: dataclasses.replace(getattr(cfg, section), **values)
+        for section, values in sections.items()
+    }
+    note = (
+        f"CPU shares sized to the {cpus:g} CPUs of this Ray instance (the defaults reserve "
+        f"{need:g}): {', '.join(changes)}; set any of them to choose it yourself"
+    )
+    return dataclasses.replace(cfg, **replaced), note
