@@ -89,6 +89,7 @@ class LearnerCall:
         shard_failures, shard_restarts: shard events this learner process saw.
         shards_down: shards that did not answer its latest call.
         seconds: cumulative seconds per phase (``LEARNER_PHASES``) of this process.
+        first_update_at: wall-clock time of this process's first update (None: none yet).
     """
 
     updates: int
@@ -102,6 +103,7 @@ class LearnerCall:
     shard_restarts: int
     shards_down: int
     seconds: dict[str, float]
+    first_update_at: float | None = None
 
 
 @dataclass

@@ -82,6 +82,7 @@ class LearnerWorker:
         self._last_metrics: dict[str, float] = {}
         self.published_version = -1
         self.batches_learned = 0  # by this learner (in a group: its share of the updates)
+        self.first_update_at: float | None = None  # wall-clock, for the start-up figure
         if publish_now:
             self.publish()
 
@@ -106,6 +107,8 @@ class LearnerWorker:
 
     def _learned(self, item: Staged, metrics: Any, priorities_B: np.ndarray) -> None:
         """After an update on ``item``: its priorities, a publish when due, the metrics."""
+        if self.first_update_at is None:
+            self.first_update_at = time.time()
         self.batches_learned += 1
         self.feeder.learned(item, priorities_B)
         self._publish_if_due()
@@ -213,6 +216,7 @@ class LearnerWorker:
             shard_restarts=book.restarts,
             shards_down=len(book.down),
             seconds=dict(self.timer.seconds),
+            first_update_at=self.first_update_at,
         )
 
     def checkpoint_bytes(self, extra: dict[str, Any]) -> bytes:

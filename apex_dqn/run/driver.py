@@ -356,6 +356,7 @@ def train(
                 StopSignals() as signals,
                 open_runtime(cfg, info, out_dir, tracker.resumes) as runtime,
             ):
+                tracker.mark("runtime_ready")
                 outputs = RunOutputs(out_dir, cfg, tracker)
                 driver = Driver(cfg, info, runtime, outputs, signals)
                 if resume is not None:

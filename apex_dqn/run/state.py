@@ -9,12 +9,12 @@ the one driver (``apex_dqn.run.driver``).
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from apex_dqn import STARTED_AT
 from apex_dqn.metrics import (
     ACTOR_LENGTH,
     ACTOR_PHASES,
@@ -66,13 +66,9 @@ from apex_dqn.reports import ActorCall, EvalFailed, Evaluated, LearnerCall, Noth
 
 
 def process_start_time() -> float:
-    """Wall-clock time at which this process started (psutil when present, else now)."""
-    try:
-        import psutil
-
-        return float(psutil.Process(os.getpid()).create_time())
-    except Exception:  # psutil is a Ray dependency, but keep the pure layer free of it
-        return time.time()
+    """Wall-clock time at which this process started running apex-dqn (``apex_dqn.STARTED_AT``,
+    the package's import), not the OS's creation time of the process (see there)."""
+    return STARTED_AT
 
 
 @dataclass
@@ -134,6 +130,10 @@ class RunTracker:
     recent_episode_returns: list[float] = field(default_factory=list)
     evals: list[EvalPoint] = field(default_factory=list)
     time_to_solve_s: float | None = None
+    first_update_at: float | None = None  # wall-clock time of the run's first update
+    # Wall-clock times of start-up's milestones (``mark``): where the time to the first update
+    # goes.
+    milestones: dict[str, float] = field(default_factory=dict)
     env_steps_at_solve: int | None = None
     batch_size: int = 0
     recent_episode_lengths: list[float] = field(default_factory=list)
@@ -160,11 +160,24 @@ class RunTracker:
         self.recent_episode_returns = (self.recent_episode_returns + list(returns))[-100:]
         self.recent_episode_lengths = (self.recent_episode_lengths + list(lengths))[-100:]
 
+    def mark(self, milestone: str, at: float | None = None) -> None:
+        """Record when ``milestone`` was first reached (now, or ``at``)."""
+        self.milestones.setdefault(milestone, time.time() if at is None else at)
+
+    def startup(self) -> dict[str, float]:
+        """Seconds from process start to each start-up milestone reached so far."""
+        marks = {"train_called": self.train_start, **self.milestones}
+        if self.first_update_at is not None:
+            marks["first_update"] = self.first_update_at
+        return {k: round(v - self.process_start, 3) for k, v in marks.items()}
+
     def ingest_actor(self, index: int, call: ActorCall) -> None:
         """One actor call: its work, its episodes and phase times, and a restart if its
         process id changed (the driver may see several failed calls for one restart)."""
         if self._actor_pids.restarted(index, call.pid):
             self.actor_restarts += 1
+        if call.env_steps > 0:
+            self.mark("first_actor_call")
         self.count_actor_work(call)
         stats = self.actors.setdefault(index, ActorStats(epsilon=call.epsilon))
         stats.env_steps += call.env_steps
@@ -198,6 +211,8 @@ class RunTracker:
 
     def ingest_status(self, call: LearnerCall) -> None:
         """The learner's counters and replay totals (its answer after the last call)."""
+        if self.first_update_at is None and call.first_update_at is not None:
+            self.first_update_at = call.first_update_at
         self.learner_steps = call.learner_steps
         self.weights_version = call.weights_version
         self.skipped_updates = call.skipped_updates
@@ -350,6 +365,14 @@ class RunTracker:
             "learner_updates_per_s": self.learner_steps / wall if wall > 0 else 0.0,
             "seed": self.seed,
             "env_id": self.env_id,
+            "started_at": self.process_start,
+            "first_update_at": self.first_update_at,
+            "startup_s": self.startup(),
+            "first_update_s": (
+                None
+                if self.first_update_at is None
+                else round(self.first_update_at - self.process_start, 3)
+            ),
             "target_return": self.target_return,
             "actor_restarts": self.actor_restarts,
             "learner_restarts": self.learner_restarts,
