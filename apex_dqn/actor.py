@@ -352,7 +352,7 @@ class PipelinedActor:
     thread (``actors.pipeline``).
 
     Env stepping holds the GIL, but torch's forward pass releases it, so the two overlap when a
-    second core has room (measured on Pong: benchmarks/throughput.py, README). Each lane is
+    second core has room (measured on Pong: benchmarks/throughput.py, docs/atari.md). Each lane is
     a whole actor (own env seeds, n-step builder and frame stream) with this actor's epsilon;
     both act with the same weights. The interface is ``Actor``'s.
     """

@@ -159,7 +159,7 @@ class AlgoConfig:
     """Discount factor, in (0, 1]."""
     n_step: int = 5
     """Rewards summed before bootstrapping, in [1, 100]. Ape-X used 3 on Atari; 5 propagates
-    values faster and solved CartPole-v1 in about half the updates here (README, Benchmarks)."""
+    values faster and solved CartPole-v1 in about half the updates here (docs/benchmarks.md)."""
     double_q: bool = True
     """Double DQN target: online argmax, target-network value (van Hasselt et al. 2016)."""
 
@@ -208,7 +208,7 @@ class ActorsConfig:
     vector_mode: str = "sync"
     """How an actor steps its envs: sync (in the actor process), async (one subprocess per
     env, gymnasium's AsyncVectorEnv) or ale (Atari only: ale-py's C++ vector env, stepping in
-    a thread that releases the GIL); README, Atari, has the measured trade-offs."""
+    a thread that releases the GIL); docs/atari.md has the measured trade-offs."""
     pipeline: bool = False
     """Split an actor's envs into two lanes: one lane steps its envs while the other's forward
     pass runs in a helper thread (pays off for CNN actors with a spare core); needs
@@ -314,7 +314,7 @@ class LearnerConfig:
     actor_correction: bool = False
     """Also weight each n-step sample by the importance ratio, truncated at 1, of the actions
     inside its return from its actor's epsilon-greedy policy to the mixture of all actors'
-    (weighted by their share of the sampled data); README, How it works."""
+    (weighted by their share of the sampled data); docs/how-it-works.md."""
     device: str = "auto"
     """auto (CUDA when available, else CPU), cpu, cuda or cuda:<index>."""
     num_cpus: float = 1.0
@@ -327,7 +327,7 @@ class LearnerConfig:
     amp: Any = False
     """bf16 autocast for the forward passes (loss and targets stay float32): true, false, or
     auto (on a CPU with native bf16 instructions, e.g. AVX512-BF16 or AMX; off on CUDA, where
-    it pays off only for large networks and batches: README, GPU learner)."""
+    it pays off only for large networks and batches: docs/atari.md)."""
     compile: bool = False
     """torch.compile the Q-network (the first updates are slow while it compiles)."""
     pin_memory: bool = True

@@ -207,7 +207,7 @@ def make_vector_env(
         num_envs: copies stepped in lock-step, >= 1.
         mode: "sync" steps them in this process one after another; "async" gives each its own
             subprocess (worth it only when a step costs much more than the inter-process hop,
-            e.g. Atari with spare cores; README, Atari); "ale" (Atari only) is ale-py's C++
+            e.g. Atari with spare cores; docs/atari.md); "ale" (Atari only) is ale-py's C++
             vector env (``AleVectorEnv``).
     """
     if mode not in VECTOR_MODES:

@@ -33,3 +33,19 @@ def test_ci_runs_the_readme_test_command():
 def test_package_requirement_on_torch_is_a_range():
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"torch>=2.4"' in pyproject and "torch==" not in pyproject
+
+
+def test_every_relative_link_of_the_readme_exists():
+    """The README is what a newcomer reads first; its links into docs/ must lead somewhere (the
+    site's own pages are checked by the strict docs build)."""
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if not t.startswith(("http://", "https://"))]
+    assert local, "no links found: the pattern is broken"
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, missing
+
+
+def test_the_readme_stays_a_first_page():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) < 150, "the manual belongs in docs/ (the documentation site)"
