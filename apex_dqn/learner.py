@@ -9,10 +9,13 @@ where batches come from; the runtime feeds it and ships its priorities and weigh
 from __future__ import annotations
 
 import copy
+import importlib
 import math
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +51,46 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"learner.device={name!r} but torch sees no CUDA device here")
     return torch.device(name)
+
+
+def dynamo_free_adam(
+    params: Any, *, lr: float, eps: float
+) -> tuple[torch.optim.Adam, Callable[[], None]]:
+    """torch's fused Adam over ``params``, and its step, without importing TorchDynamo.
+
+    torch.optim wraps ``step``, ``add_param_group``, ``zero_grad``, ``state_dict``, the
+    functional Adam and more in code whose first call imports ``torch._dynamo``: 1.5 to 2 s of
+    CPU, the largest part of a learner's start-up on two cores (``benchmarks/startup.py``).
+    Outside of ``torch.compile`` those wrappers only switch gradients off and run the function
+    they wrap, so the other wrappers are given the plain function as the disabled one they
+    cache on first use, and the step returned runs the unwrapped ``step`` under ``no_grad``.
+    Tests check that its steps are bit for bit those of ``optimizer.step``. Once
+    ``torch._dynamo`` is loaded anyway (``learner.compile``), nothing is changed and the step
+    is ``optimizer.step``.
+    """
+    if "torch._dynamo" in sys.modules:
+        optimizer = torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+        return optimizer, optimizer.step  # type: ignore[return-value]
+    functional_adam = importlib.import_module("torch.optim.adam").adam
+    wrappers: list[Any] = [
+        getattr(torch.optim.Optimizer, name)
+        for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+    ]
+    wrappers += [cell.cell_contents for cell in functional_adam.__closure__ or ()]
+    for wrapper in wrappers:
+        fn = getattr(wrapper, "__wrapped__", None)
+        if callable(wrapper) and fn is not None and not hasattr(fn, "__dynamo_disable"):
+            fn.__dynamo_disable = fn  # what torch._disable_dynamo caches on its first call
+    optimizer = torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+    step: Any = type(optimizer).step
+    while hasattr(step, "__wrapped__"):  # the profiler hook, then the no-grad switch
+        step = step.__wrapped__
+
+    def plain_step() -> None:
+        with torch.no_grad():
+            step(optimizer)
+
+    return optimizer, plain_step
 
 
 @dataclass
@@ -139,9 +182,16 @@ class Learner:
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         # fused: one kernel over all parameters (on this CPU a third of the for-loop Adam's
         # time, which for MinAtar's small network was 7% of an update).
-        self.optimizer = torch.optim.Adam(
-            self.online.parameters(), lr=learner.lr, eps=learner.adam_eps, fused=True
-        )
+        self._adam_step: Callable[[], Any]
+        if learner.compile:
+            self.optimizer = torch.optim.Adam(
+                self.online.parameters(), lr=learner.lr, eps=learner.adam_eps, fused=True
+            )
+            self._adam_step = self.optimizer.step
+        else:
+            self.optimizer, self._adam_step = dynamo_free_adam(
+                self.online.parameters(), lr=learner.lr, eps=learner.adam_eps
+            )
         self.amp = resolve_amp(learner.amp, self.device)
         # ||step|| / ||params|| of the latest measured update (measured every
         # UPDATE_RATIO_EVERY updates): how far Adam actually moves the network.
@@ -296,12 +346,12 @@ class Learner:
     def _optimizer_step(self) -> None:
         """Adam's step; every UPDATE_RATIO_EVERY updates also measure its relative size."""
         if self.learner_steps % UPDATE_RATIO_EVERY:
-            self.optimizer.step()
+            self._adam_step()
             return
         with torch.no_grad():
             params = list(self.online.parameters())
             before = [p.detach().clone() for p in params]
-            self.optimizer.step()
+            self._adam_step()
             step = torch.linalg.vector_norm(
                 torch.stack(
                     [torch.linalg.vector_norm(p - b) for p, b in zip(params, before, strict=True)]

@@ -82,20 +82,24 @@ def learner_gpus(cfg: Config) -> float:
     return 1.0 if wants_gpu and have >= cfg.learner.num_learners else 0.0
 
 
-def learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any]:
-    """Scheduling strategies of learner ``r`` and of shard ``s`` (functions of ``r``, ``s``).
+def learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any, Any]:
+    """Scheduling strategies of learner ``r`` and of shard ``s`` (functions of ``r``, ``s``),
+    and a check to call once they are submitted.
 
     ``colocate``: one placement group, STRICT_PACK, whose first bundles hold the learners'
     resources (CPUs, GPU, custom resources) and one bundle per shard: Ray puts them all on one
     node that offers everything, and re-creates the group elsewhere if that node dies.
     ``spread``: shards use Ray's SPREAD strategy. ``any``: Ray's default.
+
+    The group is not waited for here: the learners and shards wait for it themselves, so the
+    check (ConfigError when no node can host the group) runs while they start, not before.
     """
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     if cfg.replay.placement != "colocate":
         strategy = "SPREAD" if cfg.replay.placement == "spread" else "DEFAULT"
-        return lambda r: "DEFAULT", lambda s: strategy
+        return lambda r: "DEFAULT", lambda s: strategy, lambda: None
 
     def bundle(resources: dict[str, float]) -> dict[str, float]:
         kept = {k: v for k, v in resources.items() if v > 0}
@@ -105,17 +109,19 @@ def learner_and_shard_placement(cfg: Config, gpus: float) -> tuple[Any, Any]:
     shard = bundle({"CPU": cfg.replay.num_cpus})
     k = cfg.learner.num_learners
     group = placement_group([learner] * k + [shard] * cfg.replay.num_shards, strategy="STRICT_PACK")
-    try:
-        ray.get(group.ready(), timeout=PLACEMENT_TIMEOUT_S)
-    except ray.exceptions.GetTimeoutError:
-        ray.util.remove_placement_group(group)
-        raise ConfigError(
-            f"replay.placement=colocate: no node offers {k} learner(s) of {learner} together with "
-            f"{cfg.replay.num_shards} shard(s) of {shard}; use replay.placement=spread or lower "
-            "the resources"
-        ) from None
+
+    def check() -> None:
+        try:
+            ray.get(group.ready(), timeout=PLACEMENT_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            ray.util.remove_placement_group(group)
+            raise ConfigError(
+                f"replay.placement=colocate: no node offers {k} learner(s) of {learner} together "
+                f"with {cfg.replay.num_shards} shard(s) of {shard}; use replay.placement=spread "
+                "or lower the resources"
+            ) from None
 
     def at(index: int) -> Any:
         return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index)
 
-    return at, lambda s: at(k + s)
+    return at, lambda s: at(k + s), check

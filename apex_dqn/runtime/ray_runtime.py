@@ -68,7 +68,7 @@ class _Components:
             max_restarts=-1,
         )(LearnerHost)
         actor_cls = ray.remote(num_cpus=cfg.actors.num_cpus, max_restarts=-1)(ActorHost)
-        learner_place, shard_place = learner_and_shard_placement(cfg, gpus)
+        learner_place, shard_place, placement_check = learner_and_shard_placement(cfg, gpus)
         actor_place = "SPREAD" if cfg.actors.spread else "DEFAULT"
         self.run_id = run_id = uuid.uuid4().hex[:8]
         peers = Peers(
@@ -116,6 +116,7 @@ class _Components:
             )
             for i in range(cfg.actors.num_actors)
         ]
+        placement_check()  # while the processes start
         self.evaluator: Any = None
         self._eval_args = (cfg, info, peers)
         self._resumes = resumes
