@@ -129,3 +129,35 @@ def test_learning_bench_sb3_breakout_curve(tmp_path):
     assert "| Stable-Baselines3 DQN | 0 |" in proc.stdout
     assert "| **Stable-Baselines3 DQN median** |" in proc.stdout
     assert (tmp_path / "learning.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_startup_bench_times_the_floor_and_the_first_update(tmp_path):
+    out = tmp_path / "startup.json"
+    # A short run: the start-up figures do not need a solve.
+    proc = _run("startup.py", "--repeats", "1", "--json", str(out), "train.max_env_steps=3000")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    (floor,), (run,) = figures["floor_s"], figures["apex"]
+    assert 0 < floor < 60
+    # Launch to first update is launch to Python plus Python to first update, and the whole
+    # command lasts longer than either.
+    assert run["first_update_s"] == pytest.approx(
+        run["launch_to_python_s"] + run["process_to_first_update_s"], abs=1e-6
+    )
+    assert 0 < run["process_to_first_update_s"] < run["command_wall_s"]
+    assert figures["ratio"] == pytest.approx(run["first_update_s"] / floor)
+    assert f"| floor: Ray + one torch actor ready | {floor:.2f} | 1 |" in proc.stdout
+    assert f"| ratio | {figures['ratio']:.2f}x | |" in proc.stdout
+
+
+def test_cartpole_vs_sb3_summary_is_the_ratio_of_the_medians():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from cartpole_vs_sb3 import summarize
+
+    apex = [{"wall_s": w, "solved": True} for w in (10.0, 30.0, 14.0)]
+    sb3 = [{"wall_s": w, "solved": s} for w, s in ((20.0, True), (40.0, False), (8.0, True))]
+    summary = summarize(apex, sb3)
+    assert summary["ratio"] == pytest.approx(14.0 / 20.0)
+    assert (summary["apex_solved"], summary["sb3_solved"]) == (3, 2)
