@@ -13,11 +13,11 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from apex_dqn.config import Config, ConfigError
+from apex_dqn.config import Config, ConfigError, section_type
 
 # Keys under these are passed through: Hydra's own, and the free-form dicts of the schema.
 HYDRA_PREFIXES = ("hydra.", "hydra/")
@@ -31,7 +31,7 @@ def schema(cls: type = Config, prefix: str = "") -> dict[str, Any]:
     for f in fields(cls):
         key, hint = f"{prefix}{f.name}", hints[f.name]
         keys[key] = hint
-        section = _dataclass_in(hint)
+        section = section_type(hint)
         if section is not None:
             keys.update(schema(section, f"{key}."))
         elif get_origin(hint) is dict:
@@ -72,15 +72,6 @@ def check_overrides(overrides: Sequence[str], groups: Mapping[str, Sequence[str]
                 _check_type(key, keys[key], _values(override))
         elif not _open_key(key, keys):
             raise ConfigError(_unknown(key, [*keys, *groups]))
-
-
-def _dataclass_in(hint: Any) -> type | None:
-    if is_dataclass(hint):
-        return hint  # type: ignore[return-value]
-    for arg in get_args(hint):
-        if is_dataclass(arg):
-            return arg  # type: ignore[return-value]
-    return None
 
 
 def _open_key(key: str, keys: Mapping[str, Any]) -> bool:
@@ -133,7 +124,7 @@ def _mismatch(hint: Any, value: Any) -> str | None:
     """None if ``value`` fits ``hint``, else what was expected (for the message)."""
     if hint is Any:
         return None
-    if _dataclass_in(hint) is not None:
+    if section_type(hint) is not None:
         return None if isinstance(value, dict) or value is None else "a section (key=value)"
     origin, args = get_origin(hint), get_args(hint)
     if origin in (typing.Union, types.UnionType):

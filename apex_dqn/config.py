@@ -594,14 +594,14 @@ def from_dict(cls: type[_T], data: Mapping[str, Any], prefix: str = "") -> _T:
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        section = _section_type(hints[name])
+        section = section_type(hints[name])
         if section is not None and isinstance(value, Mapping):
             value = from_dict(section, value, f"{prefix}{name}.")
         kwargs[name] = value
     return cls(**kwargs)
 
 
-def _section_type(hint: Any) -> type | None:
+def section_type(hint: Any) -> type | None:
     """The dataclass a field holds (also ``X | None``), else None."""
     if is_dataclass(hint):
         return hint  # type: ignore[return-value]
