@@ -26,6 +26,7 @@ def test_help_says_what_it_is_how_to_start_and_where_things_are():
         "apex-dqn experiment=pong",
         "apex-dqn -m seed=0,1,2",
         "Outputs: outputs/<date>/<time>-<env>-seed<seed>/",
+        "learning_curve.png and training.png",
         "Every key, its default and its allowed values",
     ):
         assert fragment in text, f"{fragment!r} not in the help:\n{text}"
