@@ -180,7 +180,7 @@ class ActorsConfig:
     """Ape-X exploration: actor i of N uses eps_base ** (1 + eps_alpha * i / (N - 1))."""
     eps_alpha: float = 7.0
     """Ape-X exploration exponent spread, >= 0."""
-    push_every: int = 256
+    push_every: int = 128
     """Transitions gathered before one batch is pushed to a replay shard, >= 1."""
     sync_every: int = 400
     """Environment steps (summed over the actor's envs) between weight pulls, >= 1."""
@@ -255,7 +255,7 @@ class ReplayConfig:
     """Learner updates over which beta goes linearly from beta_start to beta_end, >= 1."""
     priority_eps: float = 1e-6
     """Floor added to priorities so that no transition becomes unsampleable, > 0."""
-    min_size_to_learn: int = 1_000
+    min_size_to_learn: int = 500
     """Transitions the whole replay must hold before the learner starts, >= 1."""
     num_cpus: float = 0.05
     """Ray CPUs reserved per shard, in [0, 64]."""
@@ -289,7 +289,7 @@ class LearnerConfig:
 
     batch_size: int = 64
     """Transitions per update (Ape-X used 512), >= 1."""
-    lr: float = 2e-3
+    lr: float = 4e-3
     """Adam learning rate, in (0, 1]."""
     adam_eps: float = 1e-8
     """Adam epsilon, > 0."""
