@@ -130,7 +130,6 @@ class RunTracker:
     recent_episode_returns: list[float] = field(default_factory=list)
     evals: list[EvalPoint] = field(default_factory=list)
     time_to_solve_s: float | None = None
-    first_update_at: float | None = None  # wall-clock time of the run's first update
     # Wall-clock times of start-up's milestones (``mark``): where the time to the first update
     # goes.
     milestones: dict[str, float] = field(default_factory=dict)
@@ -167,8 +166,6 @@ class RunTracker:
     def startup(self) -> dict[str, float]:
         """Seconds from process start to each start-up milestone reached so far."""
         marks = {"train_called": self.train_start, **self.milestones}
-        if self.first_update_at is not None:
-            marks["first_update"] = self.first_update_at
         return {k: round(v - self.process_start, 3) for k, v in marks.items()}
 
     def ingest_actor(self, index: int, call: ActorCall) -> None:
@@ -211,8 +208,8 @@ class RunTracker:
 
     def ingest_status(self, call: LearnerCall) -> None:
         """The learner's counters and replay totals (its answer after the last call)."""
-        if self.first_update_at is None and call.first_update_at is not None:
-            self.first_update_at = call.first_update_at
+        if call.first_update_at is not None:  # a restarted learner's own comes later
+            self.mark("first_update", at=call.first_update_at)
         self.learner_steps = call.learner_steps
         self.weights_version = call.weights_version
         self.skipped_updates = call.skipped_updates
@@ -352,6 +349,7 @@ class RunTracker:
         wall = self.wall_s()
         returns = [e.mean_return for e in self.evals]
         solve_s = self.time_to_solve_s
+        startup = self.startup()
         return {
             "solved": solve_s is not None,
             "time_to_solve_s": None if solve_s is None else round(solve_s, 3),
@@ -366,13 +364,9 @@ class RunTracker:
             "seed": self.seed,
             "env_id": self.env_id,
             "started_at": self.process_start,
-            "first_update_at": self.first_update_at,
-            "startup_s": self.startup(),
-            "first_update_s": (
-                None
-                if self.first_update_at is None
-                else round(self.first_update_at - self.process_start, 3)
-            ),
+            "first_update_at": self.milestones.get("first_update"),
+            "startup_s": startup,
+            "first_update_s": startup.get("first_update"),
             "target_return": self.target_return,
             "actor_restarts": self.actor_restarts,
             "learner_restarts": self.learner_restarts,
