@@ -266,8 +266,9 @@ class ReplayConfig:
     """With env=atari: store each frame once and rebuild stacks when sampling (about 8x less
     memory than keeping s_t and s_t+m per transition); false stores stacks as they come."""
     snapshot_every_s: float = 0.0
-    """Seconds between snapshots of each shard to <run dir>/replay/ (0: off). A restarted
-    shard, and a resumed run, reload them; without, a shard comes back empty. >= 0."""
+    """Seconds between snapshots of each shard to <run dir>/replay/ (0: off); a run that
+    stops writes them once more. A restarted shard, and a resumed run, reload them; without,
+    a shard comes back empty. >= 0."""
 
     def __post_init__(self) -> None:
         check_float("replay.snapshot_every_s", self.snapshot_every_s, lo=0.0)

@@ -62,15 +62,16 @@ class ShardWorker:
             self.snapshot()
         return len(self.replay)
 
-    def snapshot(self) -> str | None:
-        """Write the shard's state to its snapshot file now; return the path (None: off)."""
+    def snapshot(self) -> int | None:
+        """Write the shard's state to its snapshot file now; return the transitions written
+        (None: snapshots off)."""
         if not self._snapshot_path:
             return None
         from apex_dqn.replay.snapshot import save_snapshot
 
         save_snapshot(self._snapshot_path, self.replay.state_dict())
         self._last_snapshot = time.monotonic()
-        return self._snapshot_path
+        return len(self.replay)
 
     def sample_many(self, batch_size: int, beta: float, num_batches: int) -> list[Sample]:
         """``num_batches`` independent prioritized samples of ``batch_size``."""

@@ -106,6 +106,11 @@ class Runtime(Protocol):
         """Transitions the shards reloaded from their snapshots."""
         ...
 
+    def snapshot_replay(self, timeout_s: float) -> int:
+        """Have every shard write its snapshot now; return the transitions written (a shard
+        that does not answer within ``timeout_s`` keeps its last periodic snapshot)."""
+        ...
+
     def object_store_used(self) -> int | None:
         """Bytes in the object store (None where there is none)."""
         ...
@@ -388,6 +393,10 @@ def train(
                 if on_stopped is not None:
                     on_stopped()
                 driver.final_checkpoint()
+                if cfg.replay.snapshot_every_s > 0:
+                    # Every pushed transition is in the snapshot a resume reloads, not only
+                    # those before the last periodic one.
+                    tracker.replay_saved = runtime.snapshot_replay(timeout_s=120.0)
                 finished = pool.submit(outputs.finish)
             return finished.result()
         finally:

@@ -142,6 +142,8 @@ class RunTracker:
     object_store_used: int | None = None
     # With several learners: a digest of each one's final weights (all equal when healthy).
     learner_digests: list[str] | None = None
+    # Transitions in the replay snapshots written at the end (None: snapshots off).
+    replay_saved: int | None = None
     # The two evaluations that made the solve: the first and its confirmation.
     solve_returns: tuple[float, float | None] | None = None
     _last_report: tuple[float, int, int] | None = None
@@ -379,6 +381,7 @@ class RunTracker:
             "interrupted_by": self.interrupted_by,
             "resumed_from": self.resumed_from,
             "learner_weights_digests": self.learner_digests,
+            "replay_saved": self.replay_saved,
             "solve_eval_return": None if self.solve_returns is None else self.solve_returns[0],
             "confirm_eval_return": None if self.solve_returns is None else self.solve_returns[1],
             "evals": [

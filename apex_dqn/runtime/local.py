@@ -227,6 +227,9 @@ class LocalRuntime:
     def replay_restored(self) -> int:
         return sum(shard.restored_size() for shard in self.shards)
 
+    def snapshot_replay(self, timeout_s: float) -> int:
+        return sum(shard.snapshot() or 0 for shard in self.shards)
+
     def object_store_used(self) -> int | None:
         return None
 

@@ -281,6 +281,17 @@ class RayRuntime:
     def replay_restored(self) -> int:
         return sum(ray.get([shard.restored_size.remote() for shard in self.parts.shards]))
 
+    def snapshot_replay(self, timeout_s: float) -> int:
+        refs = [shard.snapshot.remote() for shard in self.parts.shards]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        written = 0
+        for ref in ready:
+            try:
+                written += ray.get(ref) or 0
+            except ray.exceptions.RayError:  # a lost shard keeps its last periodic snapshot
+                continue
+        return written
+
     def object_store_used(self) -> int | None:
         return object_store_used()
 

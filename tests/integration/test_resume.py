@@ -11,10 +11,16 @@ import time
 import pytest
 
 from apex_dqn.checkpoint import load_checkpoint
+from apex_dqn.config import Config
 from apex_dqn.networks import weights_digest
 from tests.integration.helpers import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def cfg_min_size_to_learn() -> int:
+    """The run learned, so its replay held at least this many transitions."""
+    return Config().replay.min_size_to_learn
 
 
 def _records(run_dir):
@@ -78,6 +84,8 @@ def test_sigint_writes_a_final_checkpoint_and_resume_continues_the_run(tmp_path)
     env_steps = [r["charts/env_steps"] for r in records]
     assert env_steps == sorted(env_steps), "metrics.jsonl went backwards across the resume"
     assert records[records_before]["charts/learner_steps"] >= saved_steps
-    # The replay came back from its snapshot instead of starting empty.
-    assert second["resumed_from"]["replay_restored"] >= 1_000
+    # The replay came back from the snapshot written when the run stopped: every transition
+    # the stopped run held, not only those before the last periodic snapshot.
+    assert first["replay_saved"] >= cfg_min_size_to_learn()
+    assert second["resumed_from"]["replay_restored"] == first["replay_saved"]
     assert load_checkpoint(run_dir / "checkpoint.pt")["learner_steps"] == second["learner_steps"]

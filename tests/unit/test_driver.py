@@ -18,6 +18,8 @@ from apex_dqn.config import (
     TrainConfig,
 )
 from apex_dqn.envs import inspect_env
+from apex_dqn.roles import build
+from apex_dqn.roles.shard_worker import ShardWorker
 from apex_dqn.run import driver
 from apex_dqn.run.driver import WorkerFailed, WorkerGone
 from apex_dqn.runtime.local import Done, LocalRuntime
@@ -119,6 +121,31 @@ def test_the_run_stops_at_max_env_steps_and_counts_every_step(tmp_path):
     # that crossed it and those in flight, one per actor each.
     assert 3000 <= summary["env_steps"] < 3000 + 4 * 2 * 16
     assert summary["env_steps"] % 32 == 0 and summary["wall_s"] < 60
+
+
+def test_a_stopped_run_snapshots_every_transition_its_shards_hold(tmp_path):
+    cfg = _config(seconds=60.0, max_env_steps=2000)
+    # Periodic snapshots never come due in this run: any file is the one written at the stop.
+    cfg.replay = ReplayConfig(
+        capacity=5000, min_size_to_learn=200, num_shards=2, snapshot_every_s=3600.0
+    )
+    summary, runtime = _train(tmp_path, cfg)
+    held = [len(shard.replay) for shard in runtime.shards]
+    assert summary["replay_saved"] == sum(held) and min(held) > 0
+    info = inspect_env(cfg.env)
+    for s, size in enumerate(held):
+        reloaded = ShardWorker(
+            replay_kwargs=build.replay_kwargs(cfg, info, s),
+            snapshot_path=build.snapshot_path(cfg, tmp_path, s),
+            load_snapshot=True,
+        )
+        assert reloaded.restored_size() == size
+
+
+def test_without_snapshots_a_stopped_run_writes_none(tmp_path):
+    summary, _ = _train(tmp_path, _config(seconds=60.0, max_env_steps=500))
+    assert summary["replay_saved"] is None
+    assert not (tmp_path / build.REPLAY_DIR).exists()
 
 
 def test_worker_failed_carries_the_cause():
