@@ -57,6 +57,11 @@ PUSHED = "actors/transitions_pushed"
 PUSH_LOST = "actors/transitions_lost"
 POLICY_LAG = "actors/policy_lag"  # learner version minus the mean version actors act with
 WEIGHT_SYNC_AGE = "actors/weight_sync_age_s"  # mean seconds since actors got new weights
+# Over the actor calls of the report interval, stat: p50, p95, max. The policy lag of one call
+# is the learner's latest version minus the version the call acted with, in learner updates;
+# the weights' age is the seconds since that actor last got new weights.
+POLICY_LAG_STAT = "actors/policy_lag_{stat}"
+WEIGHTS_AGE_STAT = "actors/weights_age_s_{stat}"
 ACTOR_STEPS_PER_S = "actors/actor{index}/env_steps_per_s"
 ACTOR_RETURN = "actors/actor{index}/episode_return"
 ACTOR_LENGTH = "actors/actor{index}/episode_length"
@@ -70,6 +75,11 @@ LEARNER_UPDATES_PER_S = "perf/learner_updates_per_s"
 LEARNER_SAMPLES_PER_S = "perf/learner_samples_per_s"
 INSERTS_PER_S = "perf/replay_inserts_per_s"
 OBJECT_STORE_USED = "perf/object_store_used_bytes"
+# The driver: CPU seconds per wall second of its process, and, over the actor calls of the
+# interval (stat: p50, p95, max), the milliseconds from an actor call's end to the driver
+# handling it and calling the actor again (the actor idles meanwhile).
+DRIVER_CPU = "perf/driver_cpu_s_per_s"
+DRIVER_LATENCY_STAT = "perf/driver_latency_ms_{stat}"
 # timers/: share of wall-clock time per phase over the report interval (actor phases averaged
 # over actors): acting, pushing, weight_sync, throttled (paused by actors.min_replay_ratio);
 # sampling (waiting for batches), learning, priorities (sending them), publishing (weights)
@@ -134,6 +144,19 @@ def learner_metric_dict(metrics: Any) -> dict[str, float]:
         GRAD_NORM: metrics.grad_norm,
         UPDATE_RATIO: metrics.update_ratio,
         BETA: metrics.beta,
+    }
+
+
+def spread(template: str, values: list[float]) -> dict[str, float]:
+    """``template``'s p50, p95 and max of ``values`` (nearest rank; no keys when empty)."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    rank = max(0, math.ceil(0.95 * len(ordered)) - 1)
+    return {
+        template.format(stat="p50"): ordered[(len(ordered) - 1) // 2],
+        template.format(stat="p95"): ordered[rank],
+        template.format(stat="max"): ordered[-1],
     }
 
 

@@ -56,6 +56,8 @@ class ActorCall:
         waited_s: seconds it paused behind the learner (``actors.min_replay_ratio``).
         seconds: seconds per phase (``ACTOR_PHASES``) in this call.
         weights_age_s: seconds since its weights last changed (None before the first).
+        ended_at: wall-clock time the call returned (the driver's latency is measured from
+            it).
     """
 
     env_steps: int = 0
@@ -71,6 +73,7 @@ class ActorCall:
     waited_s: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
     weights_age_s: float | None = None
+    ended_at: float = 0.0
 
 
 @dataclass

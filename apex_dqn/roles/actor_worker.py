@@ -152,4 +152,5 @@ class ActorWorker:
         report.seconds = dict(self._timer.seconds)
         if self._weights_at is not None:
             report.weights_age_s = time.monotonic() - self._weights_at
+        report.ended_at = time.time()
         return report

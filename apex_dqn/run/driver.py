@@ -227,6 +227,8 @@ class Driver:
         t = self.tracker
         if kind == "actor":
             t.ingest_actor(index, result)
+            if result.ended_at > 0:
+                t.driver_latency(time.time() - result.ended_at)
         elif kind == "learner":
             self.learner_round[index] = result
             if len(self.learner_round) < self.rt.num_learners:

@@ -21,6 +21,8 @@ from apex_dqn.metrics import (
     ACTOR_RESTARTS,
     ACTOR_RETURN,
     ACTOR_STEPS_PER_S,
+    DRIVER_CPU,
+    DRIVER_LATENCY_STAT,
     ENV_ERRORS,
     ENV_STEPS,
     ENV_STEPS_PER_S,
@@ -41,6 +43,7 @@ from apex_dqn.metrics import (
     LEARNER_UPDATES_PER_S,
     OBJECT_STORE_USED,
     POLICY_LAG,
+    POLICY_LAG_STAT,
     PUSH_LOST,
     PUSHED,
     REPLAY_ADDED,
@@ -55,11 +58,13 @@ from apex_dqn.metrics import (
     TIMER,
     WALL_S,
     WEIGHT_SYNC_AGE,
+    WEIGHTS_AGE_STAT,
     WEIGHTS_VERSION,
     eps_bucket,
     finite_or_none,
     mean_or_nan,
     shard_key,
+    spread,
 )
 from apex_dqn.policies import IdentityWatch
 from apex_dqn.reports import ActorCall, EvalFailed, Evaluated, LearnerCall, NothingNew
@@ -151,6 +156,11 @@ class RunTracker:
     # Shard failures and restarts before the current learner process (which counts from 0).
     _shard_base: tuple[int, int] = (0, 0)
     _previous: dict[str, float] = field(default_factory=dict)
+    # This report interval's per-call samples, by metric template (``metrics.spread``).
+    _samples: dict[str, list[float]] = field(default_factory=dict)
+    _last_cpu: tuple[float, float] = field(
+        default_factory=lambda: (time.time(), time.process_time())
+    )
 
     def wall_s(self, now: float | None = None) -> float:
         """Seconds since training started."""
@@ -188,6 +198,18 @@ class RunTracker:
             self.timers[key] = self.timers.get(key, 0.0) + call.seconds.get(phase, 0.0)
         self.add_episode_returns(call.episode_returns, call.episode_lengths)
         self.actor_versions[index] = call.weights_version
+        if self.weights_version >= 0 and call.weights_version >= 0:
+            lag = max(0, self.weights_version - call.weights_version)
+            self._sample(POLICY_LAG_STAT, lag)
+        if call.weights_age_s is not None:
+            self._sample(WEIGHTS_AGE_STAT, call.weights_age_s)
+
+    def driver_latency(self, seconds: float) -> None:
+        """One actor call's wait from its end until the driver handled it."""
+        self._sample(DRIVER_LATENCY_STAT, 1000.0 * max(0.0, seconds))
+
+    def _sample(self, template: str, value: float) -> None:
+        self._samples.setdefault(template, []).append(float(value))
 
     def count_actor_work(self, call: ActorCall) -> None:
         """Add one actor call's env steps, env errors and pushed and lost transitions."""
@@ -278,6 +300,7 @@ class RunTracker:
             REPLAY_ADDED: added,
             REPLAY_RATIO: self.replay.get("sampled", 0.0) / added if added else 0.0,
             POLICY_LAG: self.policy_lag(),
+            DRIVER_CPU: self._driver_cpu(now),
             WEIGHTS_VERSION: self.weights_version,
             ACTOR_RESTARTS: self.actor_restarts,
             ENV_ERRORS: self.env_errors,
@@ -344,7 +367,17 @@ class RunTracker:
             rec[EPISODE_RETURN_EPS.format(bucket=bucket)] = mean_or_nan(returns)
         if ages:
             rec[WEIGHT_SYNC_AGE] = mean_or_nan(ages)
+        for template, values in self._samples.items():
+            rec.update(spread(template, values))
+        self._samples = {}
         return rec
+
+    def _driver_cpu(self, now: float) -> float:
+        """CPU seconds this process used per wall second since the previous record."""
+        cpu = time.process_time()
+        then, cpu_then = self._last_cpu
+        self._last_cpu = (now, cpu)
+        return (cpu - cpu_then) / max(now - then, 1e-9)
 
     def summary(self) -> dict[str, Any]:
         """The ``summary.json`` of the run so far (every key of SUMMARY_KEYS present)."""

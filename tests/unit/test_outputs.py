@@ -263,3 +263,33 @@ def test_a_replacement_evaluator_goes_on_with_new_episodes():
     assert returns[0] != returns[1]
     replay = resumed.evaluate(weights, 0).returns
     assert replay != returns[0]
+
+
+def test_record_spreads_policy_lag_weights_age_and_driver_latency_over_the_interval_calls():
+    t = RunTracker(env_id="X", seed=0, target_return=None)
+    t.weights_version = 1000
+    # 20 calls acting with versions 1000 - 0, 1000 - 10, ..., 1000 - 190.
+    for i in range(20):
+        t.ingest_actor(
+            i % 4, ActorCall(pid=1 + i % 4, weights_version=1000 - 10 * i, weights_age_s=0.1 * i)
+        )
+        t.driver_latency(0.001 * i)
+    t.ingest_actor(0, ActorCall(pid=1, weights_version=-1))  # no weights yet: no lag sample
+    rec = t.record()
+    assert rec["actors/policy_lag_p50"] == 90  # nearest rank: the 10th of 20
+    assert rec["actors/policy_lag_p95"] == 180 and rec["actors/policy_lag_max"] == 190
+    assert rec["actors/weights_age_s_max"] == pytest.approx(1.9)
+    assert rec["perf/driver_latency_ms_p50"] == pytest.approx(9.0)
+    assert rec["perf/driver_latency_ms_max"] == pytest.approx(19.0)
+    assert rec["perf/driver_cpu_s_per_s"] >= 0.0
+    # Each interval has its own calls: none since, so no spread in the next record.
+    assert "actors/policy_lag_p50" not in t.record()
+
+
+def test_spread_uses_nearest_ranks():
+    from apex_dqn.metrics import spread
+
+    assert spread("x_{stat}", []) == {}
+    assert spread("x_{stat}", [3.0]) == {"x_p50": 3.0, "x_p95": 3.0, "x_max": 3.0}
+    values = [float(v) for v in range(1, 101)]
+    assert spread("x_{stat}", values) == {"x_p50": 50.0, "x_p95": 95.0, "x_max": 100.0}
