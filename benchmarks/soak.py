@@ -31,11 +31,11 @@ from apex_dqn.envs import inspect_env
 from apex_dqn.runtime import ray_runtime
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
-def _named(kind: str) -> list[tuple[str, str]]:
+def named(kind: str) -> list[tuple[str, str]]:
     """(name, namespace) of this run's named actors of ``kind`` (actor, shard)."""
     out = []
     for entry in ray.util.list_named_actors(all_namespaces=True):
@@ -66,14 +66,14 @@ class Chaos(threading.Thread):
 
     def _shard_stats(self) -> list[tuple[Any, Any]]:
         out = []
-        for name, ns in _named("shard"):
+        for name, ns in named("shard"):
             handle = ray.get_actor(name, namespace=ns)
             out.append((handle, ray.get(handle.stats.remote(), timeout=30)))
         return out
 
     def _sample_memory(self) -> tuple[float, float]:
-        shard = ray.get_actor(*_named("shard")[0])
-        return _rss_mb(psutil.Process().pid), _rss_mb(ray.get(shard.pid.remote(), timeout=30))
+        shard = ray.get_actor(*named("shard")[0])
+        return rss_mb(psutil.Process().pid), rss_mb(ray.get(shard.pid.remote(), timeout=30))
 
     def run(self) -> None:
         start = time.time()
@@ -83,17 +83,17 @@ class Chaos(threading.Thread):
         while not self.stop.wait(1.0):
             now = time.time()
             try:
-                if self.full_at_s is None and _named("shard"):
+                if self.full_at_s is None and named("shard"):
                     size = sum(s.size for _, s in self._shard_stats())
                     if size >= self.capacity:
                         self.full_at_s = now - start
                         self.driver_rss_full, self.shard_rss_full = self._sample_memory()
-                if now >= next_actor and _named("actor"):
-                    name, ns = self.rng.choice(_named("actor"))
+                if now >= next_actor and named("actor"):
+                    name, ns = self.rng.choice(named("actor"))
                     ray.kill(ray.get_actor(name, namespace=ns), no_restart=False)
                     self.actor_kills += 1
                     next_actor += self.args.actor_kill_s
-                if now >= next_shard and _named("shard"):
+                if now >= next_shard and named("shard"):
                     handle, stats = self.rng.choice(self._shard_stats())
                     self.received_before_kills += stats.added
                     ray.kill(handle, no_restart=False)
@@ -105,7 +105,7 @@ class Chaos(threading.Thread):
                 print(f"soak: chaos tick failed ({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
-def _spilled_mb() -> float | None:
+def spilled_mb() -> float | None:
     """MiB spilled from the object store so far (Ray's memory summary; None if unknown)."""
     try:
         from ray._private.internal_api import memory_summary
@@ -164,7 +164,7 @@ def main() -> None:
     received = int(chaos.received_before_kills + final_added)
     pushed = int(last.get("actors/transitions_pushed", 0))
     in_flight = int(last.get("actors/transitions_lost", 0))
-    spilled = _spilled_mb()
+    spilled = spilled_mb()
     ray.shutdown()
     figures = {
         "minutes": args.minutes,

@@ -173,6 +173,10 @@ class ActorHost(ActorWorker):
         """The Ray node this actor runs on (placement tests)."""
         return _node_id()
 
+    def pid(self) -> int:
+        """This actor's process id (the scale benchmark reads its memory)."""
+        return os.getpid()
+
 
 class ReplayShardHost(ShardWorker):
     """A ``ShardWorker`` in its own Ray process; a restarted one reloads its snapshot."""
