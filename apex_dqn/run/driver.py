@@ -70,7 +70,7 @@ class Runtime(Protocol):
         ...
 
     def wait(self, tickets: list[Any], timeout: float) -> list[Any]:
-        """Finished tickets among ``tickets`` (at least one unless ``timeout`` passes)."""
+        """Every finished ticket among ``tickets`` (at least one unless ``timeout`` passes)."""
         ...
 
     def result(self, ticket: Any) -> Any:
