@@ -63,7 +63,13 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x]
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # the line being written right now
+            break
+    return out
 
 
 def _pids(kind: str) -> list[int]:
@@ -121,15 +127,17 @@ class Window(threading.Thread):
                 time.sleep(0.5)
             self.figures["warm_after_s"] = time.time() - started
             time.sleep(self.warm_s)
+            # The samples' own Ray calls run in this (the driver's) process: they are taken
+            # outside the window whose driver CPU is measured.
             me = psutil.Process()
-            t0, cpu0 = time.time(), sum(me.cpu_times()[:2])
-            added0 = _shard_added()
             self.figures["start"] = _memory()
+            added0 = _shard_added()
+            t0, cpu0 = time.time(), sum(me.cpu_times()[:2])
             first = _records(self.run_dir)[-1]
             time.sleep(self.seconds)
-            added1 = _shard_added()
             last = _records(self.run_dir)[-1]
             t1, cpu1 = time.time(), sum(me.cpu_times()[:2])
+            added1 = _shard_added()
             self.figures["end"] = _memory()
             self.figures.update(
                 t0=t0,

@@ -198,6 +198,23 @@ def _call_when_up(submit: Callable[[], Any], timeout_s: float) -> Any:
             time.sleep(0.2)
 
 
+def finished(refs: list[Any], timeout: float) -> list[Any]:
+    """Every ref of ``refs`` that has finished, waiting up to ``timeout`` for the first.
+
+    All of them, not only the first: one ``ray.wait`` over all the calls in flight costs the
+    driver time in proportion to the number of actors, so handling one answer per wait made
+    its cost per actor call grow with the actors too (``benchmarks/scale.py``: 2.2 ms per call
+    at 8 actors, 9.0 ms at 64).
+    """
+    if not refs:
+        return []
+    ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
+    if ready and rest:
+        more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+        ready += more
+    return ready
+
+
 class RayRuntime:
     """``Runtime`` over the components of one Ray run (see ``apex_dqn.run.driver``)."""
 
@@ -222,17 +239,7 @@ class RayRuntime:
         self.parts.start_evaluator()
 
     def wait(self, tickets: list[Any], timeout: float) -> list[Any]:
-        if not tickets:
-            return []
-        ready, rest = ray.wait(tickets, num_returns=1, timeout=timeout)
-        if ready and rest:
-            # Every call that has finished, not only the first: one wait over all the tickets
-            # in flight costs the driver time in proportion to the number of actors, so
-            # handling one answer per wait made its cost per actor call grow with the actors
-            # too (benchmarks/scale.py: 2.2 ms per call at 8 actors, 9.0 ms at 64).
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-            ready += more
-        return ready
+        return finished(tickets, timeout)
 
     def result(self, ticket: Any) -> Any:
         try:
