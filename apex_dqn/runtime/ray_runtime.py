@@ -202,9 +202,8 @@ def finished(refs: list[Any], timeout: float) -> list[Any]:
     """Every ref of ``refs`` that has finished, waiting up to ``timeout`` for the first.
 
     All of them, not only the first: one ``ray.wait`` over all the calls in flight costs the
-    driver time in proportion to the number of actors, so handling one answer per wait made
-    its cost per actor call grow with the actors too (``benchmarks/scale.py``: 2.2 ms per call
-    at 8 actors, 9.0 ms at 64).
+    driver time in proportion to the number of actors, so one answer per wait would make its
+    cost per actor call grow with the number of actors too.
     """
     if not refs:
         return []
