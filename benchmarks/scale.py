@@ -74,10 +74,13 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
 
 def _pids(kind: str) -> list[int]:
     """Process ids of this run's live named actors of ``kind`` (actor, shard)."""
+    # Asked of all at once: each answers after its call in flight, so one by one would take
+    # the sum of those waits.
+    refs = [ray.get_actor(name, namespace=ns).pid.remote() for name, ns in named(kind)]
     out = []
-    for name, ns in named(kind):
+    for ref in refs:
         try:
-            out.append(ray.get(ray.get_actor(name, namespace=ns).pid.remote(), timeout=30))
+            out.append(ray.get(ref, timeout=30))
         except Exception:  # restarting: not counted in this sample
             continue
     return out
@@ -98,10 +101,8 @@ def _memory() -> dict[str, Any]:
 
 
 def _shard_added() -> list[int]:
-    return [
-        ray.get(ray.get_actor(name, namespace=ns).stats.remote(), timeout=30).added
-        for name, ns in named("shard")
-    ]
+    refs = [ray.get_actor(name, namespace=ns).stats.remote() for name, ns in named("shard")]
+    return [stats.added for stats in ray.get(refs, timeout=30)]
 
 
 class Window(threading.Thread):
