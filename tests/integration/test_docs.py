@@ -29,7 +29,7 @@ def test_the_site_builds_strictly_with_the_configuration_reference(tmp_path: Pat
     proc = _build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert proc.returncode == 0, proc.stderr[-3000:]
     config_page = (tmp_path / "site" / "reference" / "config" / "index.html").read_text()
-    # Field docstrings of config.py reach the key reference.
+    # Field docstrings of apex_dqn/config/ reach the key reference.
     assert "Ray CPUs reserved per actor" in config_page
     assert "Transitions per update" in config_page
 

@@ -118,7 +118,7 @@ def _placement_reads(path: Path) -> list[tuple[str, int]]:
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in _modules() if LAYERS[_top(p)] <= LAYERS["run"] and p.name != "config.py"],
+    [p for p in _modules() if LAYERS[_top(p)] <= LAYERS["run"] and _top(p) != "config"],
     ids=lambda p: str(p.relative_to(PACKAGE)),
 )
 def test_only_the_runtimes_read_placement_keys(path):
