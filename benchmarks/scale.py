@@ -171,6 +171,9 @@ def run_point(actors: int, shards: int, nodes: int, seconds: float, overrides: l
     from omegaconf import OmegaConf
     from ray.cluster_utils import Cluster
 
+    # Workers at niceness 0, as the launch files start Ray (Ray's default is 15; set
+    # RAY_worker_niceness to measure another).
+    os.environ.setdefault("RAY_worker_niceness", "0")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     for _ in range(nodes - 1):
         cluster.add_node(num_cpus=2)

@@ -5,15 +5,21 @@ while a chaos thread kills a random actor every ``--actor-kill-s`` seconds and a
 every ``--shard-kill-s`` seconds (``ray.kill`` with restarts allowed: Ray brings them back).
 It reports env steps, transitions pushed by actors and received by shards, those lost in
 flight at a kill and any other loss, restarts, the driver's and a shard's resident memory when
-the replay first became full and at the end, and object-store spilling.
+the replay first became full and at the end, and object-store spilling. The driver's memory is
+also sampled every 30 s, and its growth after the replay is full is fitted as MiB per minute.
+
+With ``--nodes N`` (N > 1) the run is multi-node: a ``ray.cluster_utils.Cluster`` of N nodes of
+2 CPUs each on this machine (each its own raylet and object store), actors spread over them.
 
     python benchmarks/soak.py --minutes 20 --json soak.json [overrides ...]
+    python benchmarks/soak.py --minutes 20 --nodes 3 --json soak_3nodes.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import sys
@@ -46,6 +52,21 @@ def named(kind: str) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+MEMORY_EVERY_S = 30.0
+
+
+def growth_mb_per_min(series: list[tuple[float, float]], after_s: float) -> float | None:
+    """Least-squares slope of (seconds, MiB) samples from ``after_s`` on, in MiB per minute."""
+    points = [(t, m) for t, m in series if t >= after_s]
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mm = sum(m for _, m in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    return 60.0 * sum((t - mt) * (m - mm) for t, m in points) / var
+
+
 class Chaos(threading.Thread):
     """Kills actors and shards on a schedule and samples memory (see module docstring)."""
 
@@ -62,6 +83,8 @@ class Chaos(threading.Thread):
         self.shard_rss_full: float | None = None
         self.driver_rss_end: float | None = None
         self.shard_rss_end: float | None = None
+        # (seconds since start, driver RSS MiB) every MEMORY_EVERY_S.
+        self.driver_rss: list[tuple[float, float]] = []
         self.rng = random.Random(0)
 
     def _shard_stats(self) -> list[tuple[Any, Any]]:
@@ -80,8 +103,12 @@ class Chaos(threading.Thread):
         next_actor = start + self.args.actor_kill_s
         next_shard = start + self.args.shard_kill_s
         end_sample_at = start + self.args.minutes * 60 - 5
+        next_memory = start
         while not self.stop.wait(1.0):
             now = time.time()
+            if now >= next_memory:
+                self.driver_rss.append((now - start, rss_mb(psutil.Process().pid)))
+                next_memory += MEMORY_EVERY_S
             try:
                 if self.full_at_s is None and named("shard"):
                     size = sum(s.size for _, s in self._shard_stats())
@@ -122,11 +149,22 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--actor-kill-s", type=float, default=30.0)
     parser.add_argument("--shard-kill-s", type=float, default=300.0)
+    parser.add_argument("--nodes", type=int, default=1, help="> 1: a multi-node Cluster")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("overrides", nargs="*", help="key=value overrides (dotted config keys)")
     args = parser.parse_args()
 
     from omegaconf import OmegaConf
+
+    cluster = None
+    if args.nodes > 1:
+        from ray.cluster_utils import Cluster
+
+        os.environ.setdefault("RAY_worker_niceness", "0")  # as the launch files start Ray
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+        for _ in range(args.nodes - 1):
+            cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
 
     base = OmegaConf.structured(Config)
     cli = OmegaConf.from_dotlist(
@@ -135,6 +173,7 @@ def main() -> None:
             "train.stop_on_target=false",
             "train.max_env_steps=1000000000000",
             "replay.num_shards=2",
+            *([f"ray.address={cluster.address}"] if cluster else []),
             *args.overrides,
         ]
     )
@@ -165,9 +204,14 @@ def main() -> None:
     pushed = int(last.get("actors/transitions_pushed", 0))
     in_flight = int(last.get("actors/transitions_lost", 0))
     spilled = spilled_mb()
+    nodes = len(ray.nodes())
     ray.shutdown()
+    if cluster is not None:
+        cluster.shutdown()
+    full_at = chaos.full_at_s if chaos.full_at_s is not None else 0.0
     figures = {
         "minutes": args.minutes,
+        "nodes": nodes,
         "env_steps": summary["env_steps"],
         "learner_steps": summary["learner_steps"],
         "transitions_pushed": pushed,
@@ -181,15 +225,21 @@ def main() -> None:
         "replay_full_at_s": chaos.full_at_s,
         "driver_rss_mb_start": chaos.driver_rss_full,
         "driver_rss_mb_end": chaos.driver_rss_end,
+        "driver_rss_mb_max": max((m for _, m in chaos.driver_rss), default=None),
+        "driver_rss_growth_mb_per_min_after_full": growth_mb_per_min(chaos.driver_rss, full_at),
         "shard_rss_mb_start": chaos.shard_rss_full,
         "shard_rss_mb_end": chaos.shard_rss_end,
         "object_store_spilled_mb": spilled,
         "best_eval_return": summary["best_eval_return"],
         "final_eval_return": summary["final_eval_return"],
         "run_dir": str(out_dir),
+        "driver_rss_mb_series": [[round(t, 1), round(m, 1)] for t, m in chaos.driver_rss],
+        "command": " ".join(["python", "benchmarks/soak.py", *sys.argv[1:]]),
     }
     print("| figure | value |\n| --- | ---: |")
     for key, value in figures.items():
+        if key == "driver_rss_mb_series":
+            continue
         shown = f"{value:.1f}" if isinstance(value, float) else value
         print(f"| {key} | {shown} |")
     if args.json:

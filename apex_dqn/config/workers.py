@@ -33,8 +33,10 @@ class ActorsConfig:
     """Pushes in flight per actor before it waits (backpressure), >= 1."""
     num_cpus: float = 0.25
     """Ray CPUs reserved per actor (fractional is fine), in [0, 64]."""
-    nice: int = 5
-    """Niceness added to actor processes, so the learner wins a shared CPU, in [0, 19]."""
+    nice: Any = "auto"
+    """Niceness added to actor processes, so the learner wins a shared CPU: an integer in
+    [0, 19], or auto: 5, raised with the number of actors until all of them together weigh no
+    more than one process at the learner's niceness in Linux's scheduler (19 from 64 actors)."""
     max_env_errors: int = 10
     """An environment that raises is reset and counted; this many errors in a row (no
     successful step between them) stop the run with the error, >= 1."""
@@ -70,7 +72,13 @@ class ActorsConfig:
         check_int("actors.max_pending_pushes", self.max_pending_pushes, lo=1)
         check_float("actors.min_replay_ratio", self.min_replay_ratio, lo=0.0)
         check_float("actors.num_cpus", self.num_cpus, lo=0.0, hi=64.0)
-        check_int("actors.nice", self.nice, lo=0, hi=19)
+        if self.nice != "auto":
+            try:
+                check_int("actors.nice", self.nice, lo=0, hi=19)
+            except ConfigError:
+                raise ConfigError(
+                    f"actors.nice must be auto or an integer in [0, 19], got {self.nice!r}"
+                ) from None
         check_int("actors.max_env_errors", self.max_env_errors, lo=1)
         check_choice("actors.vector_mode", self.vector_mode, ("sync", "async", "ale"))
         if not (isinstance(self.amp, bool) or self.amp == "auto"):

@@ -25,6 +25,7 @@ from apex_dqn.roles.evaluator_worker import EvaluatorWorker
 from apex_dqn.roles.learner_worker import LearnerWorker
 from apex_dqn.roles.ports import ShardDown
 from apex_dqn.roles.shard_worker import ShardWorker
+from apex_dqn.runtime.shares import actor_niceness
 
 # A throttled actor whose learner has published nothing new for this long steps one chunk
 # anyway (``ActorThrottle``). A training learner publishes every few seconds at most, so this
@@ -51,6 +52,19 @@ def _was_restarted() -> bool:
     with warnings.catch_warnings():  # Ray's property warns about an API it uses itself
         warnings.simplefilter("ignore")
         return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+def _warn_if_niced() -> None:
+    """Say so when this learner runs niced (a cluster started without RAY_worker_niceness=0):
+    actors on its node, which can only add to the same niceness, then take its CPU."""
+    niceness = os.nice(0) if hasattr(os, "nice") else 0
+    if niceness > 0:
+        print(
+            f"apex-dqn: the learner runs at niceness {niceness} (Ray's worker_niceness), so "
+            "actors on its node take CPU from it almost as equals: start each node's Ray with "
+            "RAY_worker_niceness=0 (as the launch files do)",
+            file=sys.stderr,
+        )
 
 
 def _lower_priority(niceness: int) -> None:
@@ -148,7 +162,7 @@ class ActorHost(ActorWorker):
         from apex_dqn.actor import make_actor
 
         cfg = actor_kwargs["actors"]
-        _lower_priority(cfg.nice)
+        _lower_priority(actor_niceness(cfg.nice, cfg.num_actors))
         actor = make_actor(**actor_kwargs)
         _limit_torch_threads(num_cpus, only_if_loaded=True)
         weights, replay = peers.connect()
@@ -217,6 +231,7 @@ class LearnerHost(LearnerWorker):
         rank: int = 0,
     ) -> None:
         _limit_torch_threads(learner_kwargs["learner"].num_cpus)
+        _warn_if_niced()
         # Samples arrive as read-only zero-copy arrays; the learner never writes to them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         from apex_dqn.learner import Learner

@@ -1,5 +1,6 @@
 """CPU shares sized to the machine: the ``num_cpus`` a user has not set shrink, all by one
-factor, until the run's reservations fit the local Ray instance.
+factor, until the run's reservations fit the local Ray instance; and the actors' niceness, which
+decides how the kernel divides a CPU that actors and the learner share.
 
 The defaults reserve a quarter CPU per actor and one per learner, so ``learner.num_learners=2``
 or a dozen actors ask a 2-core machine for more CPUs than it has, and Ray would never schedule
@@ -75,3 +76,28 @@ def fit_cpu_shares(cfg: Config, cpus: float, explicit: Iterable[str]) -> tuple[C
         f"{need:g}): {', '.join(changes)}; set any of them to choose it yourself"
     )
     return dataclasses.replace(cfg, **replaced), note
+
+
+# CFS weight of niceness 0..19 (Linux, kernel/sched/core.c: sched_prio_to_weight): a CPU is
+# divided among runnable processes in proportion to their weights.
+CFS_WEIGHTS = (
+    1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15
+)  # fmt: skip
+AUTO_NICE_BASE = 5
+
+
+def actor_niceness(nice: int | str, num_actors: int) -> int:
+    """The niceness each actor adds to its own (``actors.nice``).
+
+    ``auto``: at least ``AUTO_NICE_BASE``, and the least niceness at which ``num_actors`` actors
+    together weigh no more than one process at the learner's niceness, so that the learner's
+    share of a CPU it shares with actors does not fall as actors are added (at most 19, reached
+    from 64 actors). The count is of all actors, an upper bound on those that share the
+    learner's machine; among themselves actors are equal whatever their niceness.
+    """
+    if nice != "auto":
+        return int(nice)
+    for level in range(AUTO_NICE_BASE, len(CFS_WEIGHTS)):
+        if num_actors * CFS_WEIGHTS[level] <= CFS_WEIGHTS[0]:
+            return level
+    return len(CFS_WEIGHTS) - 1

@@ -52,3 +52,5 @@ def test_nodes_get_the_clients_ray_and_the_project(path):
     assert any("pip install" in c and "~/apex-dqn" in c for c in config["setup_commands"])
     starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
     assert all("RAY_AUTH_MODE=token" in c for c in starts if "ray start" in c)
+    # Workers at niceness 0, so that actors can yield the CPU to a learner on their node.
+    assert all("RAY_worker_niceness=0" in c for c in starts if "ray start" in c)

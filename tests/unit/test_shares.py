@@ -6,8 +6,14 @@ import dataclasses
 
 import pytest
 
-from apex_dqn.config import ActorsConfig, Config, LearnerConfig
-from apex_dqn.runtime.shares import SHARE_KEYS, fit_cpu_shares, required_cpus
+from apex_dqn.config import ActorsConfig, Config, ConfigError, LearnerConfig
+from apex_dqn.runtime.shares import (
+    CFS_WEIGHTS,
+    SHARE_KEYS,
+    actor_niceness,
+    fit_cpu_shares,
+    required_cpus,
+)
 
 
 def test_a_run_that_fits_is_left_as_it_is():
@@ -44,3 +50,26 @@ def test_when_the_set_shares_alone_do_not_fit_nothing_is_sized():
     cfg = Config(learner=LearnerConfig(num_learners=2, num_cpus=1.0))
     assert fit_cpu_shares(cfg, 2, {"learner.num_cpus"}) == (cfg, None)
     assert fit_cpu_shares(cfg, 2, set(SHARE_KEYS)) == (cfg, None)
+
+
+@pytest.mark.parametrize(
+    ("num_actors", "nice"),
+    [(1, 5), (3, 5), (4, 7), (8, 10), (16, 13), (32, 16), (64, 19), (360, 19)],
+)
+def test_auto_niceness_keeps_all_actors_together_no_heavier_than_the_learner(num_actors, nice):
+    assert actor_niceness("auto", num_actors) == nice
+    if num_actors <= 64:  # beyond, 19 is as far as it goes
+        assert num_actors * CFS_WEIGHTS[nice] <= CFS_WEIGHTS[0]
+        if nice > 5:  # and it is the least such niceness
+            assert num_actors * CFS_WEIGHTS[nice - 1] > CFS_WEIGHTS[0]
+
+
+def test_a_niceness_the_user_set_is_kept():
+    assert actor_niceness(0, 64) == 0
+    assert actor_niceness(12, 2) == 12
+
+
+@pytest.mark.parametrize("bad", [-1, 20, "low", 2.5, True])
+def test_a_bad_niceness_names_the_key_and_what_it_takes(bad):
+    with pytest.raises(ConfigError, match=r"actors.nice must be auto or an integer in \[0, 19\]"):
+        ActorsConfig(nice=bad)
