@@ -21,6 +21,7 @@ from apex_dqn.config import (
     TrainConfig,
 )
 from apex_dqn.envs import inspect_env
+from apex_dqn.metrics import shard_key
 from apex_dqn.runtime.ray_runtime import NAMESPACE, train
 
 
@@ -119,3 +120,89 @@ def _records(out) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(x) for x in path.read_text().splitlines() if x]
+
+
+@pytest.mark.multinode
+@pytest.mark.ray
+@pytest.mark.slow
+def test_losing_a_node_with_actors_and_a_shard_restores_the_shard_from_its_snapshot(tmp_path):
+    """A whole worker node goes (an actor and a replay shard on it): the shard restarts elsewhere
+    with the data of its last snapshot, the loss is counted, the other shards keep theirs, and the
+    run goes on."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"learner": 1}}
+    )
+    try:
+        workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
+        cluster.wait_for_nodes()
+        cfg = Config(
+            ray=RayConfig(address=cluster.address),
+            actors=ActorsConfig(num_actors=2, num_cpus=0.5, min_replay_ratio=0.0),
+            # Spread: one shard on each of the three nodes.
+            replay=ReplayConfig(
+                num_shards=3, placement="spread", num_cpus=0.1, snapshot_every_s=1.0
+            ),
+            learner=LearnerConfig(num_cpus=1.0, resources={"learner": 1.0}, device="cpu"),
+            eval=EvalConfig(num_cpus=0.0),
+            train=TrainConfig(max_seconds=70.0, stop_on_target=False, report_interval_s=1.0),
+            checkpoint=CheckpointConfig(every_s=5.0),
+        )
+        out = tmp_path / "run"
+        seen: dict = {}
+        watcher = threading.Thread(
+            target=_watch_shard_node, args=(cluster, workers, out, seen), daemon=True
+        )
+        watcher.start()
+        summary = train(cfg, inspect_env(cfg.env), out)
+        watcher.join(timeout=30)
+        assert "error" not in seen, seen.get("error")
+        lost = seen["lost_shard"]
+        assert summary["shard_failures"] >= 1 and summary["shard_restarts"] >= 1
+        assert summary["actor_restarts"] >= 1
+        # The restarted shard reloaded its last snapshot (a fresh shard would start empty).
+        last = _records(out)[-1]
+        assert 0 < seen["restored"] <= last[shard_key(lost, "capacity")]
+        assert last[shard_key(lost, "size")] >= seen["restored"]
+        for s in range(3):  # the other shards lost nothing
+            if s != lost:
+                assert last[shard_key(s, "size")] >= seen["removed_at"][shard_key(s, "size")]
+        assert last["charts/env_steps"] > seen["removed_at"]["charts/env_steps"] + 5_000
+        assert last["charts/learner_steps"] > seen["removed_at"]["charts/learner_steps"]
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
+def _watch_shard_node(cluster, workers, out, seen: dict) -> None:
+    """Once every shard has a snapshot, remove a worker node holding a shard and an actor; then
+    wait for that shard's successor and ask what it restored."""
+    try:
+        _wait_for(lambda: ray.is_initialized() and len(_handles("shard")) == 3, 90)
+        _wait_for(lambda: len(list((out / "replay").glob("shard*.npz"))) == 3, 90)
+        _wait_for(lambda: _records(out) and _records(out)[-1]["charts/learner_steps"] > 0, 90)
+        shard_nodes = ray.get([s.node_id.remote() for s in _handles("shard")])
+        actor_nodes = ray.get([a.node_id.remote() for a in _handles("actor")])
+        node = next(
+            (w for w in workers if w.node_id in shard_nodes and w.node_id in actor_nodes), None
+        )
+        assert node is not None, f"no worker node holds a shard and an actor: {shard_nodes}"
+        seen["lost_shard"] = shard_nodes.index(node.node_id)
+        time.sleep(2.0)  # a snapshot that holds more than the first push
+        seen["removed_at"] = _records(out)[-1]
+        cluster.remove_node(node)
+        shard = _handles("shard")[seen["lost_shard"]]
+        _wait_for(lambda: _answers(shard.restored_size) is not None, 60)
+        seen["restored"] = _answers(shard.restored_size)
+    except BaseException as exc:
+        seen["error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _answers(method):
+    """The method's answer, or None while its actor is down or restarting."""
+    try:
+        return ray.get(method.remote(), timeout=10)
+    except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+        return None
