@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar, get_args, get_type_hints
 
-from .checks import ConfigError, check_choice, check_float, check_int
-from .problem import AlgoConfig, AtariConfig, EnvConfig, NetworkConfig
-from .run import CheckpointConfig, LoggingConfig, RayConfig, TrainConfig, WandbConfig
-from .workers import ActorsConfig, EvalConfig, LearnerConfig, ReplayConfig
+from apex_dqn.config.checks import ConfigError, check_choice, check_float, check_int
+from apex_dqn.config.problem import AlgoConfig, AtariConfig, EnvConfig, NetworkConfig
+from apex_dqn.config.run import CheckpointConfig, LoggingConfig, RayConfig, TrainConfig, WandbConfig
+from apex_dqn.config.workers import ActorsConfig, EvalConfig, LearnerConfig, ReplayConfig
 
 __all__ = [
     "ActorsConfig",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .checks import ConfigError, check_choice, check_float, check_int
+from apex_dqn.config.checks import ConfigError, check_choice, check_float, check_int
 
 
 @dataclass
