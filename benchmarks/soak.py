@@ -87,11 +87,20 @@ class Chaos(threading.Thread):
         self.driver_rss: list[tuple[float, float]] = []
         self.rng = random.Random(0)
 
-    def _shard_stats(self) -> list[tuple[Any, Any]]:
+    def _shard_stats(self, patience_s: float = 0.0) -> list[tuple[Any, Any]]:
+        """Every shard's stats; a shard that is restarting is asked again for ``patience_s``."""
         out = []
         for name, ns in named("shard"):
             handle = ray.get_actor(name, namespace=ns)
-            out.append((handle, ray.get(handle.stats.remote(), timeout=30)))
+            deadline = time.time() + patience_s
+            while True:
+                try:
+                    out.append((handle, ray.get(handle.stats.remote(), timeout=30)))
+                    break
+                except ray.exceptions.ActorUnavailableError:
+                    if time.time() >= deadline:
+                        raise
+                    time.sleep(1.0)
         return out
 
     def _sample_memory(self) -> tuple[float, float]:
@@ -103,6 +112,8 @@ class Chaos(threading.Thread):
         next_actor = start + self.args.actor_kill_s
         next_shard = start + self.args.shard_kill_s
         end_sample_at = start + self.args.minutes * 60 - 5
+        # No kills in the last minute: the final counts need every shard up.
+        last_kill_at = start + self.args.minutes * 60 - 60
         next_memory = start
         while not self.stop.wait(1.0):
             now = time.time()
@@ -115,12 +126,12 @@ class Chaos(threading.Thread):
                     if size >= self.capacity:
                         self.full_at_s = now - start
                         self.driver_rss_full, self.shard_rss_full = self._sample_memory()
-                if now >= next_actor and named("actor"):
+                if now >= next_actor and now < last_kill_at and named("actor"):
                     name, ns = self.rng.choice(named("actor"))
                     ray.kill(ray.get_actor(name, namespace=ns), no_restart=False)
                     self.actor_kills += 1
                     next_actor += self.args.actor_kill_s
-                if now >= next_shard and named("shard"):
+                if now >= next_shard and now < last_kill_at and named("shard"):
                     handle, stats = self.rng.choice(self._shard_stats())
                     self.received_before_kills += stats.added
                     ray.kill(handle, no_restart=False)
@@ -192,10 +203,15 @@ def main() -> None:
         nonlocal final_added
         chaos.stop.set()
         chaos.join()
-        final_added = sum(s.added for _, s in chaos._shard_stats())
+        final_added = sum(s.added for _, s in chaos._shard_stats(patience_s=60.0))
 
     try:
         summary = ray_runtime.train(cfg, info, out_dir, on_stopped=count_received)
+    except BaseException:
+        if cluster is not None:  # its raylets would outlive this process
+            ray.shutdown()
+            cluster.shutdown()
+        raise
     finally:
         chaos.stop.set()
     records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
@@ -204,11 +220,14 @@ def main() -> None:
     pushed = int(last.get("actors/transitions_pushed", 0))
     in_flight = int(last.get("actors/transitions_lost", 0))
     spilled = spilled_mb()
-    nodes = len(ray.nodes())
+    nodes = sum(1 for node in ray.nodes() if node["Alive"])
     ray.shutdown()
     if cluster is not None:
         cluster.shutdown()
-    full_at = chaos.full_at_s if chaos.full_at_s is not None else 0.0
+    # Growth is fitted from a full replay on: before, the shards are still filling.
+    growth = (
+        None if chaos.full_at_s is None else growth_mb_per_min(chaos.driver_rss, chaos.full_at_s)
+    )
     figures = {
         "minutes": args.minutes,
         "nodes": nodes,
@@ -226,7 +245,7 @@ def main() -> None:
         "driver_rss_mb_start": chaos.driver_rss_full,
         "driver_rss_mb_end": chaos.driver_rss_end,
         "driver_rss_mb_max": max((m for _, m in chaos.driver_rss), default=None),
-        "driver_rss_growth_mb_per_min_after_full": growth_mb_per_min(chaos.driver_rss, full_at),
+        "driver_rss_growth_mb_per_min_after_full": growth,
         "shard_rss_mb_start": chaos.shard_rss_full,
         "shard_rss_mb_end": chaos.shard_rss_end,
         "object_store_spilled_mb": spilled,
