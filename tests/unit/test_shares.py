@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -73,3 +76,19 @@ def test_a_niceness_the_user_set_is_kept():
 def test_a_bad_niceness_names_the_key_and_what_it_takes(bad):
     with pytest.raises(ConfigError, match=r"actors.nice must be auto or an integer in \[0, 19\]"):
         ActorsConfig(nice=bad)
+
+
+@pytest.mark.parametrize("niceness", [0, 3])
+def test_a_learner_that_runs_niced_says_so(niceness):
+    """A cluster started without RAY_worker_niceness=0 runs the learner niced (at 15): it says
+    so, since actors on its node can then barely yield to it."""
+    runs_at = os.nice(0) + niceness  # this process may itself run niced
+    says = runs_at > 0
+    code = (
+        f"import os; os.nice({niceness})\n"
+        "from apex_dqn.runtime.hosts import _warn_if_niced\n"
+        "_warn_if_niced()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (f"the learner runs at niceness {runs_at} " in out.stderr) is says, out.stderr
+    assert ("RAY_worker_niceness=0" in out.stderr) is says
