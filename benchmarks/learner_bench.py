@@ -43,7 +43,7 @@ from apex_dqn.config import (
     NetworkConfig,
     ReplayConfig,
 )
-from apex_dqn.envs import EnvInfo
+from apex_dqn.envs.factory import EnvInfo
 
 OBS_SHAPE = (4, 84, 84)
 NUM_ACTIONS = 6
@@ -90,7 +90,7 @@ def _info() -> EnvInfo:
 
 
 def _random_batch(n: int, rng: np.random.Generator) -> Any:
-    from apex_dqn.types import TransitionBatch
+    from apex_dqn.core.types import TransitionBatch
 
     return TransitionBatch(
         obs_B=rng.integers(0, 255, (n, *OBS_SHAPE), dtype=np.uint8),
@@ -122,7 +122,7 @@ def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
     """Samples per second of ``Learner.step_staged`` on batches already on the device."""
     import torch
 
-    from apex_dqn.learner import Learner
+    from apex_dqn.algo.learner import Learner
     from apex_dqn.roles import build
 
     cfg = _config(args, amp=amp, compile=compile)
@@ -273,7 +273,7 @@ def main() -> None:
             print(f"full path, {k} learner(s): {rate:,.0f} samples/s", flush=True)
         ray.shutdown()
 
-    from apex_dqn.learner import resolve_device
+    from apex_dqn.algo.learner import resolve_device
 
     device = str(resolve_device(args.device))
     if device.startswith("cuda"):

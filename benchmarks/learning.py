@@ -52,7 +52,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from apex_dqn.config import EnvConfig
-from apex_dqn.envs import make_env
+from apex_dqn.envs.factory import make_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

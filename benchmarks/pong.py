@@ -37,8 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from apex_dqn.atomic import write_json_atomic  # noqa: E402
-from apex_dqn.plotting import plot_learning_curve  # noqa: E402
+from apex_dqn.files.atomic import write_json_atomic  # noqa: E402
+from apex_dqn.files.plotting import plot_learning_curve  # noqa: E402
 
 RUN_FILES = ("summary.json", "metrics.jsonl", "config.yaml", "training.png")
 

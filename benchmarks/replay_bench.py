@@ -46,7 +46,7 @@ def _batch(n: int, obs_shape: tuple[int, ...], dtype: Any, rng: np.random.Genera
 
 def _transition_batch(b: dict) -> Any:
     """The workload's columns as apex-dqn's ``TransitionBatch``."""
-    from apex_dqn.types import TransitionBatch
+    from apex_dqn.core.types import TransitionBatch
 
     n = len(b["action"])
     return TransitionBatch(
@@ -268,7 +268,7 @@ def _frame_pushes(
     """Actor-like pushes of ``total`` transitions as FrameBatches: ``envs`` frame streams of
     consecutive steps, each push holding push / envs steps of every env and repeating the
     frames its first stacks share with the previous push (as an actor's pushes do)."""
-    from apex_dqn.types import FrameBatch
+    from apex_dqn.core.types import FrameBatch
 
     pool = rng.integers(0, 255, (64, 84, 84), dtype=np.uint8)
     per_env = push // envs

@@ -39,7 +39,7 @@ import ray
 from soak import named, rss_mb, spilled_mb
 
 from apex_dqn.config import Config
-from apex_dqn.envs import inspect_env
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime import ray_runtime
 from apex_dqn.runtime.ray_cluster import object_store_used
 

@@ -33,7 +33,7 @@ import psutil
 import ray
 
 from apex_dqn.config import Config
-from apex_dqn.envs import inspect_env
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime import ray_runtime
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from apex_dqn.config import AtariConfig, EnvConfig  # noqa: E402
-from apex_dqn.envs import inspect_env  # noqa: E402
+from apex_dqn.envs.factory import inspect_env  # noqa: E402
 
 
 def raw_env_speed(
@@ -49,7 +49,7 @@ def raw_env_speed(
     """Median agent steps/s of the preprocessed env with random actions, in this process: one
     gymnasium env (AtariPreprocessing + FrameStackObservation), or with ``mode="ale"`` ale-py's
     vector env of ``num_envs`` envs as an actor steps it (all its envs' steps counted)."""
-    from apex_dqn.envs import make_env, make_vector_env
+    from apex_dqn.envs.factory import make_env, make_vector_env
 
     cfg = EnvConfig(id=env_id, atari=AtariConfig())
     steps_per_call = 1
@@ -94,7 +94,7 @@ def actor_settings(overrides: list[str]) -> tuple[str, int]:
     ``overrides`` (the real composition)."""
     from hydra import compose, initialize_config_dir
 
-    from apex_dqn.cli import CONF_DIR, to_config
+    from apex_dqn.cli.train import CONF_DIR, to_config
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = to_config(compose("config", overrides=["experiment=pong", *overrides]))

@@ -39,10 +39,10 @@ def measure(experiment: str | None, overrides: list[str], steps: int) -> dict[st
     """The wire figures of one actor and shard of ``experiment`` (see module docstring)."""
     from hydra import compose, initialize_config_dir
 
-    from apex_dqn.actor import make_actor
-    from apex_dqn.cli import CONF_DIR, to_config
-    from apex_dqn.envs import inspect_env
-    from apex_dqn.learner import Learner
+    from apex_dqn.algo.actor import make_actor
+    from apex_dqn.algo.learner import Learner
+    from apex_dqn.cli.train import CONF_DIR, to_config
+    from apex_dqn.envs.factory import inspect_env
     from apex_dqn.replay import make_replay
     from apex_dqn.roles import build
 

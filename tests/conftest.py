@@ -20,7 +20,7 @@ def compose_config():
     """Compose conf/config.yaml with overrides and convert it (running validation)."""
     from hydra import compose, initialize_config_dir
 
-    from apex_dqn.cli import CONF_DIR, to_config
+    from apex_dqn.cli.train import CONF_DIR, to_config
 
     def _compose(*overrides: str):
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

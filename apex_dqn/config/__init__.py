@@ -1,4 +1,4 @@
-"""Typed configuration: the dataclass schemas behind Hydra's `conf/`, and their validation.
+"""Layer 1, typed configuration: the dataclass schemas behind Hydra's `conf/`, and their validation.
 
 Every knob lives in one of the section modules with a one-line doc of its effect and range:
 ``problem`` (env, network, algo), ``workers`` (actors, replay, learner, eval) and ``run``

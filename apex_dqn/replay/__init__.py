@@ -1,4 +1,4 @@
-"""Prioritized experience replay: the sum tree and one replay shard (numpy only, no Ray)."""
+"""Layer 2, prioritized experience replay: the sum tree and one shard (numpy only, no Ray)."""
 
 from typing import Any
 

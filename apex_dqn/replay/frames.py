@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from apex_dqn.core.types import FrameBatch, TransitionBatch
 from apex_dqn.replay.prioritized import PrioritizedReplay
-from apex_dqn.types import FrameBatch, TransitionBatch
 
 _STREAMS_KEPT = 4096  # stream tails remembered (actor processes ever seen), oldest dropped
 

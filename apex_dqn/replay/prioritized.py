@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
+from apex_dqn.core.types import ReplayStats, Sample, TransitionBatch
 from apex_dqn.replay.sum_tree import SumTree
-from apex_dqn.types import ReplayStats, Sample, TransitionBatch
 
 # Stored fields that older snapshots lack; ``load_state_dict`` fills them with zeros.
 _ADDED_LATER = ("steps_B", "later_greedy_B")

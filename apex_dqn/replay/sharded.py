@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn.types import ReplayStats
+from apex_dqn.core.types import ReplayStats
 
 
 def pick_shard(

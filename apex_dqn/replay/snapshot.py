@@ -30,7 +30,7 @@ def _flatten(state: dict, prefix: str, arrays: dict[str, Any], meta: dict) -> No
 
 def save_snapshot(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` (nested dicts of arrays and JSON values) to ``path`` atomically."""
-    from apex_dqn.atomic import write_atomic
+    from apex_dqn.files.atomic import write_atomic
 
     arrays: dict[str, Any] = {}
     meta: dict[str, Any] = {}

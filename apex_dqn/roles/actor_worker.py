@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from apex_dqn.config import ActorsConfig
-from apex_dqn.metrics import ACTOR_PHASES
-from apex_dqn.policies import ActorThrottle, PhaseTimer
-from apex_dqn.reports import ActorCall
+from apex_dqn.core.metrics import ACTOR_PHASES
+from apex_dqn.core.reports import ActorCall
+from apex_dqn.core.rules import ActorThrottle, PhaseTimer
 from apex_dqn.roles.ports import ReplayPort, ShardDown, WeightStore
 
 PUSHES_PER_SHARD = 8

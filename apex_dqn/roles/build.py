@@ -1,6 +1,6 @@
 """The roles' constructor arguments, from a ``Config``: what both runtimes build their roles
 with, so that a role is the same whichever runtime hosts it. Seeds come from the run's one seed
-tree (``apex_dqn.seeding``).
+tree (``apex_dqn.core.seeding``).
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from apex_dqn import seeding
+from apex_dqn.algo.exploration import actor_epsilons
 from apex_dqn.config import Config
-from apex_dqn.envs import EnvInfo
-from apex_dqn.exploration import actor_epsilons
+from apex_dqn.core import seeding
+from apex_dqn.envs.factory import EnvInfo
 
 REPLAY_DIR = "replay"
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from apex_dqn.policies import ErrorStreak
-from apex_dqn.reports import EvalFailed, Evaluated, NothingNew
+from apex_dqn.core.reports import EvalFailed, Evaluated, NothingNew
+from apex_dqn.core.rules import ErrorStreak
 from apex_dqn.roles.ports import WeightStore
 
 
@@ -40,7 +40,7 @@ class EvaluatorWorker:
         block: bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from apex_dqn.evaluate import Evaluator
+        from apex_dqn.algo.evaluator import Evaluator
 
         self._kwargs = evaluator_kwargs
         self.evaluator = Evaluator(**evaluator_kwargs)
@@ -55,8 +55,8 @@ class EvaluatorWorker:
     def evaluate_latest(self, confirm: bool = True) -> Evaluated | EvalFailed | NothingNew:
         """Evaluate weights newer than the last evaluated ones. ``confirm``: repeat an
         evaluation that reaches the target (``Evaluator``)."""
-        from apex_dqn.actor import EnvFailure
-        from apex_dqn.evaluate import Evaluator
+        from apex_dqn.algo.actor import EnvFailure
+        from apex_dqn.algo.evaluator import Evaluator
 
         wait = self._last_start + self._interval_s - time.monotonic()
         if wait > 0:

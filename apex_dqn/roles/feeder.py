@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from apex_dqn.config import LearnerConfig, ReplayConfig
-from apex_dqn.policies import PhaseTimer, ReplayRatioGate
+from apex_dqn.core.rules import PhaseTimer, ReplayRatioGate
 from apex_dqn.roles.ports import ReplayPort, ShardDown, samples_of, stats_of
 from apex_dqn.roles.shard_book import ShardBook
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn import seeding
 from apex_dqn.config import LearnerConfig, ReplayConfig
-from apex_dqn.metrics import (
+from apex_dqn.core import seeding
+from apex_dqn.core.metrics import (
     IS_WEIGHT_MEAN,
     IS_WEIGHT_MIN,
     LEARNER_PHASES,
@@ -24,8 +24,8 @@ from apex_dqn.metrics import (
     PRIORITY_MEAN,
     learner_metric_dict,
 )
-from apex_dqn.policies import PhaseTimer
-from apex_dqn.reports import LearnerCall, Restored
+from apex_dqn.core.reports import LearnerCall, Restored
+from apex_dqn.core.rules import PhaseTimer
 from apex_dqn.roles.feeder import SampleFeeder, Staged
 from apex_dqn.roles.ports import ReplayPort, WeightStore
 
@@ -224,7 +224,7 @@ class LearnerWorker:
         them, so the run directory need not be on the learner's node)."""
         import torch
 
-        from apex_dqn.checkpoint import state_to_bytes
+        from apex_dqn.files.checkpoint import state_to_bytes
 
         rng = {"torch": torch.get_rng_state(), "numpy": self.feeder.rng.bit_generator.state}
         # The driver's counters may trail the learner by one call; the learner's own count is
@@ -241,8 +241,8 @@ class LearnerWorker:
         so that a test can compare it with the checkpoint's)."""
         import torch
 
-        from apex_dqn.checkpoint import state_from_bytes
-        from apex_dqn.networks import weights_digest
+        from apex_dqn.algo.networks import weights_digest
+        from apex_dqn.files.checkpoint import state_from_bytes
 
         if data is not None:
             state = state_from_bytes(data, map_location="cpu")
@@ -267,7 +267,7 @@ class LearnerWorker:
 
     def weights_digest(self) -> str:
         """A digest of the online weights (tests compare the learners of a group)."""
-        from apex_dqn.networks import weights_digest
+        from apex_dqn.algo.networks import weights_digest
 
         return weights_digest(self.learner.get_weights())
 
@@ -296,7 +296,7 @@ class LearnerWorker:
             timeout=timedelta(seconds=GROUP_TIMEOUT_S),
             device_id=device_id,
         )
-        from apex_dqn.learner_group import LearnerGroup
+        from apex_dqn.algo.learner_group import LearnerGroup
 
         self.group = LearnerGroup(self.learner, dist.group.WORLD)
         self.group.broadcast_from(0)

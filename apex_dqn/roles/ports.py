@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from apex_dqn.types import ReplayStats, Sample
+from apex_dqn.core.types import ReplayStats, Sample
 
 
 class ShardDown(RuntimeError):

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn.policies import IdentityWatch
+from apex_dqn.core.rules import IdentityWatch
+from apex_dqn.core.types import ReplayStats
 from apex_dqn.replay import sharded
-from apex_dqn.types import ReplayStats
 
 
 class ShardBook:

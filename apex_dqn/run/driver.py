@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from apex_dqn.config import Config
-from apex_dqn.envs import EnvInfo
-from apex_dqn.reports import ActorCall, LearnerCall, Restored
+from apex_dqn.core.reports import ActorCall, LearnerCall, Restored
+from apex_dqn.envs.factory import EnvInfo
 from apex_dqn.roles.build import target_return
 from apex_dqn.run.outputs import Resume, RunOutputs, checkpoint_extra
 from apex_dqn.run.signals import StopSignals

@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from apex_dqn import checkpoint as ckpt
-from apex_dqn.atomic import write_json_atomic
 from apex_dqn.config import Config
-from apex_dqn.envs import EnvInfo
+from apex_dqn.envs.factory import EnvInfo
+from apex_dqn.files import checkpoint as ckpt
+from apex_dqn.files.atomic import write_json_atomic
 from apex_dqn.run.sinks import build_sinks
 from apex_dqn.run.state import RunTracker
 
@@ -92,7 +92,7 @@ class RunOutputs:
         summary = self.tracker.summary()
         write_json_atomic(self.dir / SUMMARY_FILE, summary)
         if self.cfg.train.plot and (self.dir / METRICS_FILE).is_file():
-            from apex_dqn.plotting import load_run, plot_runs
+            from apex_dqn.files.plotting import load_run, plot_runs
 
             plot_runs(
                 [load_run(self.dir)],
@@ -101,7 +101,7 @@ class RunOutputs:
                 "throughput and loss",
             )
         if self.cfg.train.plot and self.tracker.evals:
-            from apex_dqn.plotting import plot_learning_curve
+            from apex_dqn.files.plotting import plot_learning_curve
 
             plot_learning_curve(
                 env_steps=[e.env_steps for e in self.tracker.evals],

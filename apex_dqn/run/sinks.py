@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from apex_dqn.config import Config, ConfigError
-from apex_dqn.metrics import ENV_STEPS, JsonlWriter, status_line
+from apex_dqn.core.metrics import ENV_STEPS, JsonlWriter, status_line
 
 WANDB_ID_FILE = "wandb_run_id"
 TENSORBOARD_DIR = "tensorboard"

@@ -2,7 +2,7 @@
 
 ``RunTracker`` ingests what the roles report (``ingest_actor``, ``ingest_learner``,
 ``ingest_eval``, ...) and alone decides when the run is solved, what each metrics record holds
-(names from ``apex_dqn.metrics``) and what ``summary.json`` says. Both runtimes feed it through
+(names from ``apex_dqn.core.metrics``) and what ``summary.json`` says. Both runtimes feed it through
 the one driver (``apex_dqn.run.driver``).
 """
 
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from apex_dqn import STARTED_AT
-from apex_dqn.metrics import (
+from apex_dqn.core.metrics import (
     ACTOR_LENGTH,
     ACTOR_PHASES,
     ACTOR_RESTARTS,
@@ -66,8 +66,8 @@ from apex_dqn.metrics import (
     shard_key,
     spread,
 )
-from apex_dqn.policies import IdentityWatch
-from apex_dqn.reports import ActorCall, EvalFailed, Evaluated, LearnerCall, NothingNew
+from apex_dqn.core.reports import ActorCall, EvalFailed, Evaluated, LearnerCall, NothingNew
+from apex_dqn.core.rules import IdentityWatch
 
 
 def process_start_time() -> float:

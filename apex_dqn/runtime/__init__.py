@@ -1,1 +1,1 @@
-"""Where components are hosted: on Ray (``ray_runtime``) or in one process (``local``)."""
+"""Layer 5, the runtimes: the roles hosted on Ray (``ray_runtime``) or in one process."""

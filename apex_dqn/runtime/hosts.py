@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from apex_dqn.policies import ActorThrottle
+from apex_dqn.core.rules import ActorThrottle
 from apex_dqn.roles.actor_worker import ActorWorker
 from apex_dqn.roles.evaluator_worker import EvaluatorWorker
 from apex_dqn.roles.learner_worker import LearnerWorker
@@ -159,7 +159,7 @@ class ActorHost(ActorWorker):
         min_size_to_learn: int,
         throttle_stall_s: float = THROTTLE_STALL_S,
     ) -> None:
-        from apex_dqn.actor import make_actor
+        from apex_dqn.algo.actor import make_actor
 
         cfg = actor_kwargs["actors"]
         _lower_priority(actor_niceness(cfg.nice, cfg.num_actors))
@@ -234,7 +234,7 @@ class LearnerHost(LearnerWorker):
         _warn_if_niced()
         # Samples arrive as read-only zero-copy arrays; the learner never writes to them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        from apex_dqn.learner import Learner
+        from apex_dqn.algo.learner import Learner
 
         weights, replay = peers.connect()
         super().__init__(

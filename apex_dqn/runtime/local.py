@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from apex_dqn.config import Config
-from apex_dqn.envs import EnvInfo
-from apex_dqn.policies import ActorThrottle
-from apex_dqn.reports import ActorCall, LearnerCall, NothingNew, Restored
+from apex_dqn.core.reports import ActorCall, LearnerCall, NothingNew, Restored
+from apex_dqn.core.rules import ActorThrottle
+from apex_dqn.envs.factory import EnvInfo
 from apex_dqn.roles import build
 from apex_dqn.roles.actor_worker import ActorWorker
 from apex_dqn.roles.evaluator_worker import EvaluatorWorker
@@ -123,7 +123,7 @@ class LocalRuntime:
         ]
         self.replay = LocalReplayPort(self.shards)
         self.weights = LocalWeightStore(ParameterServer())
-        from apex_dqn.learner import Learner
+        from apex_dqn.algo.learner import Learner
 
         self.learner = LearnerWorker(
             Learner(**build.learner_kwargs(cfg, info)),
@@ -139,7 +139,7 @@ class LocalRuntime:
         self._stopped = False
 
     def _actor(self, index: int) -> ActorWorker:
-        from apex_dqn.actor import make_actor
+        from apex_dqn.algo.actor import make_actor
 
         cfg = self._cfg
         kwargs = build.actor_kwargs(cfg, self._info, index, generation=self._resumes)

@@ -17,8 +17,8 @@ from typing import Any
 import ray
 
 from apex_dqn.config import Config
-from apex_dqn.envs import EnvInfo
-from apex_dqn.reports import LearnerCall, Restored
+from apex_dqn.core.reports import LearnerCall, Restored
+from apex_dqn.envs.factory import EnvInfo
 from apex_dqn.roles import build
 from apex_dqn.roles.parameter_server import ParameterServer
 from apex_dqn.run import driver

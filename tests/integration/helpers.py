@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from apex_dqn.checkpoint import load_checkpoint
-from apex_dqn.metrics import SUMMARY_KEYS, in_catalogue
+from apex_dqn.core.metrics import SUMMARY_KEYS, in_catalogue
+from apex_dqn.files.checkpoint import load_checkpoint
 
 
 def run_cli(*overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -7,9 +7,9 @@ import time
 import pytest
 import ray
 
+from apex_dqn.algo.networks import build_q_network, get_weights
 from apex_dqn.config import ActorsConfig, Config, LearnerConfig, ReplayConfig
-from apex_dqn.envs import inspect_env
-from apex_dqn.networks import build_q_network, get_weights
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.roles import build
 from apex_dqn.roles.parameter_server import ParameterServer
 from apex_dqn.runtime.hosts import ActorHost, Peers, ReplayShardHost

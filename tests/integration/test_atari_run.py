@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apex_dqn.checkpoint import load_checkpoint
+from apex_dqn.files.checkpoint import load_checkpoint
 from tests.integration.helpers import run_cli
 
 pytest.importorskip("ale_py")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from apex_dqn import checkpoint as ckpt
 from apex_dqn.config import Config
+from apex_dqn.files import checkpoint as ckpt
 from tests.integration.helpers import run_cli
 
 # (overrides, fragments the error must contain). "{run}" is an existing, valid run directory.

@@ -11,7 +11,7 @@ import pytest
 import ray
 
 from apex_dqn.config import Config
-from apex_dqn.envs import inspect_env
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime import ray_runtime
 from tests.integration.helpers import run_cli
 
@@ -66,7 +66,7 @@ def test_run_survives_killed_actor_shard_learner_and_a_flaky_env(tmp_path):
     from omegaconf import OmegaConf
 
     overrides = [
-        "env.id=apex_dqn.chaos:FlakyCartPole-v1",
+        "env.id=apex_dqn.envs.chaos:FlakyCartPole-v1",
         "replay.num_shards=2",
         "replay.capacity=20000",
         "checkpoint.every_s=1",
@@ -106,7 +106,7 @@ def test_run_survives_killed_actor_shard_learner_and_a_flaky_env(tmp_path):
 
 def test_an_env_that_keeps_failing_stops_the_run_with_a_clear_error(tmp_path):
     proc = run_cli(
-        "env.id=apex_dqn.chaos:BrokenCartPole-v1",
+        "env.id=apex_dqn.envs.chaos:BrokenCartPole-v1",
         "actors.num_actors=1",
         f"output_dir={tmp_path}",
         "train.max_seconds=60",

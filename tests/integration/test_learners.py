@@ -10,10 +10,10 @@ import time
 import pytest
 import ray
 
-from apex_dqn.checkpoint import load_checkpoint
+from apex_dqn.algo.networks import weights_digest
 from apex_dqn.config import CheckpointConfig, Config, LearnerConfig, ReplayConfig, TrainConfig
-from apex_dqn.envs import inspect_env
-from apex_dqn.networks import weights_digest
+from apex_dqn.envs.factory import inspect_env
+from apex_dqn.files.checkpoint import load_checkpoint
 from apex_dqn.runtime.ray_runtime import NAMESPACE, train
 
 BATCH = 64

@@ -20,8 +20,8 @@ from apex_dqn.config import (
     ReplayConfig,
     TrainConfig,
 )
-from apex_dqn.envs import inspect_env
-from apex_dqn.metrics import shard_key
+from apex_dqn.core.metrics import shard_key
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime.ray_runtime import NAMESPACE, train
 
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from apex_dqn.checkpoint import load_checkpoint
+from apex_dqn.algo.networks import weights_digest
 from apex_dqn.config import Config
-from apex_dqn.networks import weights_digest
+from apex_dqn.files.checkpoint import load_checkpoint
 from tests.integration.helpers import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from apex_dqn.actor import Actor
+from apex_dqn.algo.actor import Actor
+from apex_dqn.algo.networks import build_q_network, get_weights
 from apex_dqn.config import ActorsConfig, Config, EnvConfig
-from apex_dqn.envs import inspect_env
-from apex_dqn.networks import build_q_network, get_weights
+from apex_dqn.core.types import TransitionBatch
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.roles import build
-from apex_dqn.types import TransitionBatch
 
 
 def _actor(
@@ -88,7 +88,7 @@ def test_pipelined_actor_equals_its_two_lanes_stepped_one_after_the_other(torso)
     episodes equal those of a plain Actor with the lane's envs and seed."""
     import dataclasses
 
-    from apex_dqn.actor import PipelinedActor, make_actor
+    from apex_dqn.algo.actor import PipelinedActor, make_actor
     from apex_dqn.config import AtariConfig, NetworkConfig
 
     env = EnvConfig(id="ALE/Breakout-v5", atari=AtariConfig()) if torso == "nature" else EnvConfig()

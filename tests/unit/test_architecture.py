@@ -16,37 +16,22 @@ PACKAGE = Path(__file__).resolve().parents[2] / "apex_dqn"
 # Layer of every module, bottom up (docs/architecture.md). A module may import its own layer
 # and those below.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(
-        ["__init__", "config", "types", "reports", "metrics", "atomic", "seeding", "policies"], 1
-    ),
-    **dict.fromkeys(
-        [
-            "replay",
-            "nstep",
-            "losses",
-            "networks",
-            "numpy_policy",
-            "acting",
-            "exploration",
-            "envs",
-            "learner",
-            "learner_group",
-            "actor",
-            "evaluate",
-            "checkpoint",
-            "plotting",
-            "chaos",
-            "reference",
-        ],
-        2,
-    ),
+    "__init__": 1,
+    "core": 1,
+    "config": 1,
+    "algo": 2,
+    "envs": 2,
+    "replay": 2,
+    "files": 2,
     "roles": 3,
     "run": 4,
     "runtime": 5,
-    **dict.fromkeys(["cli", "cli_args", "eval_cli", "sweep", "__main__"], 6),
+    "cli": 6,
+    "api": 6,
+    "__main__": 6,
 }
 RAY_LAYER = {"runtime/hosts.py", "runtime/ray_runtime.py", "runtime/ray_cluster.py"}
-HYDRA_APP = {"cli.py", "cli_args.py", "sweep.py"}
+HYDRA_APP = {"cli/train.py", "cli/args.py", "cli/sweep.py"}
 # Config keys that only say where and with what a process runs: the runtimes and the CLI read
 # them, the components and roles that do the work never do.
 PLACEMENT_KEYS = {
@@ -79,7 +64,7 @@ def _imports(path: Path) -> list[tuple[str, int]]:
             found += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.module, node.lineno))
-            if node.module == "apex_dqn":  # from apex_dqn import seeding (a module, not a name)
+            if node.module == "apex_dqn":  # from apex_dqn import x (a module)
                 found += [
                     (f"apex_dqn.{a.name}", node.lineno) for a in node.names if a.name in LAYERS
                 ]
@@ -149,7 +134,7 @@ def test_the_rules_catch_a_violation(tmp_path):
 def test_the_ray_driver_never_loads_torch():
     code = (
         "import sys\n"
-        "import apex_dqn.runtime.ray_runtime, apex_dqn.run.driver, apex_dqn.cli\n"
+        "import apex_dqn.runtime.ray_runtime, apex_dqn.run.driver, apex_dqn.cli.train\n"
         "print(sorted(m for m in ('torch', 'gymnasium.vector') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -168,3 +153,10 @@ def test_every_package_is_shipped():
         ".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")
     }
     assert found <= shipped, f"add to [tool.setuptools] packages: {sorted(found - shipped)}"
+
+
+def test_replay_is_numpy_only():
+    """Shards run without torch: a shard process never pays for its import."""
+    for path in (PACKAGE / "replay").glob("*.py"):
+        roots = {name.split(".")[0] for name, _ in _imports(path)}
+        assert not {"torch", "ray"} & roots, path.name

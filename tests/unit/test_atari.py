@@ -9,7 +9,9 @@ import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-from apex_dqn.actor import Actor
+from apex_dqn.algo.actor import Actor
+from apex_dqn.algo.evaluator import Evaluator
+from apex_dqn.algo.networks import build_q_network, get_weights
 from apex_dqn.config import (
     ActorsConfig,
     AlgoConfig,
@@ -19,9 +21,13 @@ from apex_dqn.config import (
     EnvConfig,
     NetworkConfig,
 )
-from apex_dqn.envs import inspect_env, life_lost, make_env, make_vector_env, training_rewards
-from apex_dqn.evaluate import Evaluator
-from apex_dqn.networks import build_q_network, get_weights
+from apex_dqn.envs.factory import (
+    inspect_env,
+    life_lost,
+    make_env,
+    make_vector_env,
+    training_rewards,
+)
 
 pytest.importorskip("ale_py")
 
@@ -165,7 +171,7 @@ def test_ale_vector_env_stacks_like_the_gymnasium_wrappers():
     """actors.vector_mode=ale: ale-py's C++ vector env, with stacks as make_env's: the first
     frame repeated at a reset, one frame shifted in per step, the final stack of an ended
     episode in infos["final_obs"], unclipped rewards, lives, the time limit in agent steps."""
-    from apex_dqn.envs import AleVectorEnv
+    from apex_dqn.envs.factory import AleVectorEnv
 
     cfg = EnvConfig(id="ALE/Breakout-v5", max_episode_steps=40, atari=AtariConfig())
     env = make_vector_env(cfg, num_envs=3, mode="ale")

@@ -1,11 +1,11 @@
-"""The command line's checks against the schema (apex_dqn.cli_args), without starting a run."""
+"""The command line's checks against the schema (apex_dqn.cli.args), without starting a run."""
 
 from __future__ import annotations
 
 import pytest
 
-from apex_dqn.cli import CONF_DIR
-from apex_dqn.cli_args import check_overrides, config_groups, schema
+from apex_dqn.cli.args import check_overrides, config_groups, schema
+from apex_dqn.cli.train import CONF_DIR
 from apex_dqn.config import ConfigError
 
 GROUPS = config_groups(CONF_DIR)

@@ -17,7 +17,7 @@ from apex_dqn.config import (
     ReplayConfig,
     TrainConfig,
 )
-from apex_dqn.envs import inspect_env
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.roles import build
 from apex_dqn.roles.shard_worker import ShardWorker
 from apex_dqn.run import driver

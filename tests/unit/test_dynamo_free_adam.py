@@ -1,4 +1,4 @@
-"""The learner's Adam without TorchDynamo's import (apex_dqn.learner.dynamo_free_adam): the
+"""The learner's Adam without TorchDynamo's import (apex_dqn.algo.learner.dynamo_free_adam): the
 same steps as torch's, and a learner that never loads torch._dynamo (1.5-2 s of start-up)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 SAME_STEPS = """
 import sys, torch
-from apex_dqn.learner import dynamo_free_adam
+from apex_dqn.algo.learner import dynamo_free_adam
 
 def net():
     torch.manual_seed(0)
@@ -44,7 +44,7 @@ import sys
 from pathlib import Path
 import tempfile
 from apex_dqn.config import Config, TrainConfig
-from apex_dqn.envs import inspect_env
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime.local import train_local
 
 cfg = Config(runtime="local", train=TrainConfig(max_env_steps=3000, plot=False))

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from apex_dqn.config import ConfigError, EnvConfig
-from apex_dqn.envs import MINATAR_GAMES, inspect_env, make_env, make_vector_env, true_next_obs
+from apex_dqn.envs.factory import (
+    MINATAR_GAMES,
+    inspect_env,
+    make_env,
+    make_vector_env,
+    true_next_obs,
+)
 
 
 def test_cartpole_info():

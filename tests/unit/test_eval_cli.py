@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apex_dqn.atomic import write_bytes_atomic
-from apex_dqn.checkpoint import state_to_bytes
+from apex_dqn.algo.learner import Learner
 from apex_dqn.config import Config, EnvConfig, EvalConfig
-from apex_dqn.envs import inspect_env
-from apex_dqn.learner import Learner
+from apex_dqn.envs.factory import inspect_env
+from apex_dqn.files.atomic import write_bytes_atomic
+from apex_dqn.files.checkpoint import state_to_bytes
 from apex_dqn.roles import build
 from apex_dqn.run import outputs
 from apex_dqn.run.state import RunTracker
@@ -39,7 +39,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def test_eval_cli_uses_the_runs_evaluation_epsilon_unless_given(tmp_path):
     """The figure apex-dqn-eval prints must match the run's learning curve (Atari runs
     evaluate with epsilon 0.01), so the run's eval.epsilon is the default."""
-    from apex_dqn.eval_cli import EvalRunConfig, evaluate
+    from apex_dqn.cli.evaluate import EvalRunConfig, evaluate
 
     cfg = Config(env=EnvConfig(max_episode_steps=60), eval=EvalConfig(epsilon=0.3))
     path = _write_checkpoint(cfg, tmp_path / "checkpoint.pt")
@@ -60,7 +60,7 @@ def test_eval_cli_uses_the_runs_evaluation_epsilon_unless_given(tmp_path):
 
 def _eval(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "apex_dqn.eval_cli", *args],
+        [sys.executable, "-m", "apex_dqn.cli.evaluate", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,8 +75,8 @@ def test_eval_cli_plays_the_checkpoints_greedy_policy(checkpoint, tmp_path):
     import gymnasium as gym
     import torch
 
-    from apex_dqn.networks import build_q_network
-    from apex_dqn.seeding import env_seeds
+    from apex_dqn.algo.networks import build_q_network
+    from apex_dqn.core.seeding import env_seeds
 
     out = tmp_path / "eval.json"
     proc = _eval(f"checkpoint={checkpoint}", "episodes=6", "seed=11", f"output={out}")

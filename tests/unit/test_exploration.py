@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apex_dqn.exploration import (
+from apex_dqn.algo.exploration import (
     BehaviourMixture,
     actor_epsilons,
     epsilon_greedy,

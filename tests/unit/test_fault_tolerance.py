@@ -9,18 +9,18 @@ import signal
 import numpy as np
 import pytest
 
-from apex_dqn import checkpoint as ckpt
-from apex_dqn.actor import Actor, EnvFailure
-from apex_dqn.atomic import write_bytes_atomic
+from apex_dqn.algo.actor import Actor, EnvFailure
+from apex_dqn.algo.learner import Learner
+from apex_dqn.algo.networks import weights_digest
 from apex_dqn.config import ActorsConfig, AlgoConfig, Config, EnvConfig, NetworkConfig
-from apex_dqn.learner import Learner
-from apex_dqn.networks import weights_digest
+from apex_dqn.core.types import TransitionBatch
+from apex_dqn.files import checkpoint as ckpt
+from apex_dqn.files.atomic import write_bytes_atomic
 from apex_dqn.replay.prioritized import PrioritizedReplay
 from apex_dqn.replay.snapshot import load_snapshot, save_snapshot
 from apex_dqn.roles.parameter_server import ParameterServer
 from apex_dqn.run.signals import StopSignals
 from apex_dqn.run.state import RunTracker
-from apex_dqn.types import TransitionBatch
 
 
 def _state(tag: int) -> bytes:
@@ -192,9 +192,9 @@ def _actor(env_id: str) -> Actor:
 
 
 def test_an_env_that_raises_now_and_then_is_reset_and_counted():
-    import apex_dqn.chaos  # noqa: F401  registers the chaos environments
+    import apex_dqn.envs.chaos  # noqa: F401  registers the chaos environments
 
-    actor = _actor("apex_dqn.chaos:FlakyCartPole-v1")
+    actor = _actor("apex_dqn.envs.chaos:FlakyCartPole-v1")
     report_errors, transitions = 0, 0
     for _ in range(4):
         _, report = actor.run_steps(1_000)
@@ -205,7 +205,7 @@ def test_an_env_that_raises_now_and_then_is_reset_and_counted():
 
 
 def test_an_env_that_keeps_raising_stops_with_a_clear_error():
-    actor = _actor("apex_dqn.chaos:BrokenCartPole-v1")
+    actor = _actor("apex_dqn.envs.chaos:BrokenCartPole-v1")
     with pytest.raises(EnvFailure, match=r"BrokenCartPole-v1.*3 times in a row.*max_env_errors"):
         actor.run_steps(10)
 
@@ -229,7 +229,7 @@ def test_stop_signals_turn_sigterm_into_a_request_and_restore_handlers():
 
 
 def test_resume_overrides_apply_on_top_of_the_saved_config():
-    from apex_dqn.cli import resumed_config
+    from apex_dqn.cli.train import resumed_config
     from apex_dqn.config import ConfigError
 
     saved = dataclasses.asdict(Config(seed=7))

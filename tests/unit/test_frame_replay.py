@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apex_dqn.actor import Actor
+from apex_dqn.algo.actor import Actor
 from apex_dqn.config import ActorsConfig, AlgoConfig, AtariConfig, EnvConfig, NetworkConfig
+from apex_dqn.core.types import FrameBatch, TransitionBatch
 from apex_dqn.replay import FramePrioritizedReplay, PrioritizedReplay
-from apex_dqn.types import FrameBatch, TransitionBatch
 
 pytest.importorskip("ale_py")
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from apex_dqn.algo.learner import Learner
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
-from apex_dqn.learner import Learner
-from apex_dqn.types import TransitionBatch
+from apex_dqn.core.types import TransitionBatch
 
 pytestmark = [
     pytest.mark.gpu,

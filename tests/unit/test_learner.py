@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from apex_dqn.algo.learner import Learner, resolve_device
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
-from apex_dqn.learner import Learner, resolve_device
-from apex_dqn.types import TransitionBatch
+from apex_dqn.core.types import TransitionBatch
 
 
 def _batch(n: int = 64, seed: int = 0) -> TransitionBatch:
@@ -253,7 +253,7 @@ def test_update_ratio_is_the_relative_size_of_adams_step():
 
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_amp_auto_follows_the_cpu(monkeypatch, native_bf16):
-    from apex_dqn.learner import resolve_amp
+    from apex_dqn.algo.learner import resolve_amp
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
     cpu = torch.device("cpu")
@@ -263,7 +263,7 @@ def test_amp_auto_follows_the_cpu(monkeypatch, native_bf16):
 
 
 def test_amp_auto_is_off_when_the_probe_is_missing(monkeypatch):
-    from apex_dqn.learner import resolve_amp
+    from apex_dqn.algo.learner import resolve_amp
 
     def missing() -> bool:
         raise RuntimeError("no such op")

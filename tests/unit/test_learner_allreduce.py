@@ -10,11 +10,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from apex_dqn.algo.learner import Learner
+from apex_dqn.algo.learner_group import LearnerGroup
+from apex_dqn.algo.networks import weights_digest
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
-from apex_dqn.learner import Learner
-from apex_dqn.learner_group import LearnerGroup
-from apex_dqn.networks import weights_digest
-from apex_dqn.types import TransitionBatch
+from apex_dqn.core.types import TransitionBatch
 from tests.unit.test_learner import _batch, _learner
 
 STEPS = 25

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from apex_dqn.losses import dqn_loss, td_targets
+from apex_dqn.algo.losses import dqn_loss, td_targets
 
 
 def _t(values: list) -> torch.Tensor:

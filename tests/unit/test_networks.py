@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from apex_dqn.networks import QNetwork, get_weights, set_weights
+from apex_dqn.algo.networks import QNetwork, get_weights, set_weights
 
 
 @pytest.mark.parametrize("dueling", [True, False])

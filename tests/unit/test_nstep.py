@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apex_dqn.nstep import NStepBuilder
-from apex_dqn.types import TransitionBatch
+from apex_dqn.algo.nstep import NStepBuilder
+from apex_dqn.core.types import TransitionBatch
 
 GAMMA = 0.9
 

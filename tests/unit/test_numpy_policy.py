@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from apex_dqn.algo.acting_q import NumpyMLPQ, double_q_abs_td, mlp_weight_shapes
+from apex_dqn.algo.losses import td_targets
+from apex_dqn.algo.networks import build_q_network, get_weights
 from apex_dqn.config import NetworkConfig
-from apex_dqn.losses import td_targets
-from apex_dqn.networks import build_q_network, get_weights
-from apex_dqn.numpy_policy import NumpyMLPQ, double_q_abs_td, mlp_weight_shapes
 
 
 @pytest.mark.parametrize("dueling", [True, False])
@@ -73,8 +73,8 @@ def test_initial_priorities_equal_the_learners_double_q_target():
 def test_an_mlp_actor_and_evaluator_never_import_torch():
     code = """
 import sys
-from apex_dqn.actor import Actor
-from apex_dqn.evaluate import Evaluator
+from apex_dqn.algo.actor import Actor
+from apex_dqn.algo.evaluator import Evaluator
 from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
 a = Actor(actor_index=0, env=EnvConfig(), network=NetworkConfig(), algo=AlgoConfig(),
           actors=ActorsConfig(num_actors=1, envs_per_actor=4, push_every=16),
@@ -91,7 +91,7 @@ print("torch" in sys.modules)
 
 
 def test_a_nature_torso_acts_through_torch_with_the_same_interface():
-    from apex_dqn.acting import TorchQ, build_acting_q
+    from apex_dqn.algo.acting_q import TorchQ, build_acting_q
 
     cfg = NetworkConfig(torso="nature")
     q = build_acting_q(cfg, obs_shape=(4, 84, 84), num_actions=3, seed=0)
@@ -116,7 +116,7 @@ def test_a_nature_torso_acts_through_torch_with_the_same_interface():
 
 
 def test_bf16_acting_tracks_float32_for_the_nature_cnn():
-    from apex_dqn.acting import TorchQ
+    from apex_dqn.algo.acting_q import TorchQ
     from apex_dqn.config import NetworkConfig
 
     net = NetworkConfig(torso="nature")
@@ -135,7 +135,7 @@ def test_new_weights_reuse_the_one_trace(monkeypatch, bf16):
     """Actors get new weights every few seconds; re-tracing on each (as a frozen trace must)
     cost about 30 ms and leaked memory, so the network is traced once and shares parameters.
     Under bf16 too: a bf16 weight copy cached while tracing would freeze the first weights."""
-    from apex_dqn.acting import TorchQ
+    from apex_dqn.algo.acting_q import TorchQ
 
     traces = []
     real_trace = torch.jit.trace

@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from apex_dqn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from apex_dqn.algo.evaluator import Evaluator
+from apex_dqn.algo.networks import build_q_network, get_weights
 from apex_dqn.config import Config, EnvConfig, LoggingConfig, NetworkConfig
-from apex_dqn.envs import inspect_env
-from apex_dqn.evaluate import Evaluator
-from apex_dqn.metrics import (
+from apex_dqn.core.metrics import (
     ENV_STEPS,
     EVAL_RETURN,
     SUMMARY_KEYS,
     JsonlWriter,
     status_line,
 )
-from apex_dqn.networks import build_q_network, get_weights
-from apex_dqn.plotting import plot_learning_curve
-from apex_dqn.reports import ActorCall, LearnerCall
+from apex_dqn.core.reports import ActorCall, LearnerCall
+from apex_dqn.envs.factory import inspect_env
+from apex_dqn.files.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from apex_dqn.files.plotting import plot_learning_curve
 from apex_dqn.run.outputs import RunOutputs
 from apex_dqn.run.state import RunTracker
 
@@ -165,7 +165,7 @@ def test_evaluator_runs_each_episode_once_greedily():
 
 
 def test_record_has_per_actor_epsilon_bucket_timer_and_eval_metrics():
-    from apex_dqn.metrics import catalogue, eps_bucket, in_catalogue
+    from apex_dqn.core.metrics import catalogue, eps_bucket, in_catalogue
 
     t = RunTracker(env_id="X", seed=0, target_return=None, batch_size=64)
     t.train_start -= 10.0
@@ -287,7 +287,7 @@ def test_record_spreads_policy_lag_weights_age_and_driver_latency_over_the_inter
 
 
 def test_spread_uses_nearest_ranks():
-    from apex_dqn.metrics import spread
+    from apex_dqn.core.metrics import spread
 
     assert spread("x_{stat}", []) == {}
     assert spread("x_{stat}", [3.0]) == {"x_p50": 3.0, "x_p95": 3.0, "x_max": 3.0}

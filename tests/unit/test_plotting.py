@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from apex_dqn.plotting import group_runs, load_run, mean_and_spread
+from apex_dqn.files.plotting import group_runs, load_run, mean_and_spread
 
 
 def _fake_run(path, *, seed: int, lr: float, scale: float) -> None:
@@ -62,7 +62,7 @@ def test_plot_cli_writes_one_png(tmp_path, as_sweep):
     targets = [str(sweep)] if as_sweep else [str(sweep / "0"), str(sweep / "2")]
     out = tmp_path / "runs.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "apex_dqn.plotting", *targets, "--out", str(out)],
+        [sys.executable, "-m", "apex_dqn.cli.plot", *targets, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,7 +75,7 @@ def test_plot_cli_writes_one_png(tmp_path, as_sweep):
 
 def test_plot_cli_without_runs_fails_clearly(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "apex_dqn.plotting", str(tmp_path)],
+        [sys.executable, "-m", "apex_dqn.cli.plot", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,10 +1,10 @@
-"""The rules written once (``apex_dqn.policies``) and the driver's stop rules, without Ray."""
+"""The rules written once (``apex_dqn.core.rules``) and the driver's stop rules, without Ray."""
 
 from __future__ import annotations
 
 import pytest
 
-from apex_dqn.policies import (
+from apex_dqn.core.rules import (
     ActorThrottle,
     ErrorStreak,
     IdentityWatch,

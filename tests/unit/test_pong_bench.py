@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apex_dqn.atomic import write_json_atomic
+from apex_dqn.files.atomic import write_json_atomic
 from apex_dqn.run.state import RunTracker
 from tests.unit.benchmark_module import load_benchmark
 

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from apex_dqn.core.types import TransitionBatch
 from apex_dqn.replay import PrioritizedReplay, importance_weights
-from apex_dqn.types import TransitionBatch
 
 OBS_SHAPE = (4,)
 

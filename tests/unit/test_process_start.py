@@ -24,7 +24,7 @@ def test_the_clock_starts_at_apex_dqn_not_at_the_shell_that_exec_d_into_it():
 
 
 def test_start_up_milestones_count_from_the_process_start_and_keep_the_first_time():
-    from apex_dqn.reports import ActorCall, LearnerCall
+    from apex_dqn.core.reports import ActorCall, LearnerCall
     from apex_dqn.run.state import RunTracker
 
     t = RunTracker(

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apex_dqn.actor import make_actor
+from apex_dqn.algo.actor import make_actor
+from apex_dqn.algo.learner import Learner
+from apex_dqn.algo.reference import run_reference
 from apex_dqn.config import (
     ActorsConfig,
     AlgoConfig,
@@ -20,12 +22,10 @@ from apex_dqn.config import (
     NetworkConfig,
     ReplayConfig,
 )
-from apex_dqn.envs import inspect_env
-from apex_dqn.learner import Learner
-from apex_dqn.reference import run_reference
+from apex_dqn.core.types import TransitionBatch
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.roles import build
 from apex_dqn.runtime.local import LocalRuntime
-from apex_dqn.types import TransitionBatch
 
 # A small run: 2 actors of 2 envs, 16 steps per call, a pull every 4 vector steps.
 SMALL = {

@@ -8,11 +8,12 @@ import threading
 import numpy as np
 import pytest
 
-from apex_dqn.actor import ActorReport
+from apex_dqn.algo.actor import ActorReport
+from apex_dqn.algo.learner import Learner
 from apex_dqn.config import ActorsConfig, Config, LearnerConfig, NetworkConfig, ReplayConfig
-from apex_dqn.envs import inspect_env
-from apex_dqn.learner import Learner
-from apex_dqn.policies import ActorThrottle
+from apex_dqn.core.rules import ActorThrottle
+from apex_dqn.core.types import ReplayStats
+from apex_dqn.envs.factory import inspect_env
 from apex_dqn.roles import build
 from apex_dqn.roles.actor_worker import PUSHES_PER_SHARD, ActorWorker
 from apex_dqn.roles.learner_worker import LearnerWorker
@@ -21,7 +22,6 @@ from apex_dqn.roles.ports import ShardDown
 from apex_dqn.roles.shard_book import ShardBook
 from apex_dqn.roles.shard_worker import ShardWorker
 from apex_dqn.runtime.local import LocalReplayPort, LocalWeightStore
-from apex_dqn.types import ReplayStats
 from tests.unit.test_learner import _batch
 
 

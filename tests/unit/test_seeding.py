@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from apex_dqn import seeding
 from apex_dqn.config import Config
-from apex_dqn.envs import EnvInfo
+from apex_dqn.core import seeding
+from apex_dqn.envs.factory import EnvInfo
 from apex_dqn.roles import build
 
 
@@ -39,9 +39,9 @@ def test_seeds_are_reproducible_and_depend_on_the_run_seed():
 
 def test_two_actors_environments_draw_different_random_streams():
     """Built as a run builds them: every env of every actor has its own RNG state."""
-    from apex_dqn.actor import Actor
+    from apex_dqn.algo.actor import Actor
     from apex_dqn.config import EnvConfig, NetworkConfig
-    from apex_dqn.envs import inspect_env
+    from apex_dqn.envs.factory import inspect_env
 
     cfg = Config(env=EnvConfig(id="MinAtar/Breakout-v1"), network=NetworkConfig(torso="minatar"))
     cfg.actors.envs_per_actor = 4

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from apex_dqn.core.types import TransitionBatch
 from apex_dqn.replay import sharded
 from apex_dqn.replay.prioritized import PrioritizedReplay
-from apex_dqn.types import TransitionBatch
 
 
 def _batch(values: np.ndarray, priorities: np.ndarray) -> TransitionBatch:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn.types import TransitionBatch
+from apex_dqn.core.types import TransitionBatch
 
 
 @dataclass

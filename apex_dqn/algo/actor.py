@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn.acting import build_acting_q
+from apex_dqn.algo.acting_q import abs_td, build_acting_q
+from apex_dqn.algo.exploration import actor_epsilons, epsilon_greedy
+from apex_dqn.algo.nstep import NStepBuilder, Rows
 from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
-from apex_dqn.envs import life_lost, lives, make_vector_env, training_rewards, true_next_obs
-from apex_dqn.exploration import actor_epsilons, epsilon_greedy
-from apex_dqn.nstep import NStepBuilder, Rows
-from apex_dqn.numpy_policy import abs_td
-from apex_dqn.policies import ErrorStreak
-from apex_dqn.seeding import derive, env_seeds
-from apex_dqn.types import FrameBatch, TransitionBatch
+from apex_dqn.core.rules import ErrorStreak
+from apex_dqn.core.seeding import derive, env_seeds
+from apex_dqn.core.types import FrameBatch, TransitionBatch
+from apex_dqn.envs.factory import life_lost, lives, make_vector_env, training_rewards, true_next_obs
 
 
 @dataclass

@@ -1,19 +1,24 @@
-"""A numpy forward pass of the MLP Q-network, for actors and the evaluator.
+"""The Q-functions actors and the evaluator act with, and the actors' initial priorities.
 
-Acting needs one forward pass of a small network on a handful of observations. numpy does that
-faster than torch at these sizes, and it spares actor and evaluator processes the import of
-torch (about a second of CPU each at start-up, which on a small machine delays the first
-transitions). Keys and shapes are those of ``networks.QNetwork``'s state dict (``torso.<i>``
-for the Linear layers, then ``value_head`` and ``advantage_head``, or ``q_head``), so the
-weights the learner publishes load unchanged. Convolutional (nature, minatar) torsos act with
-torch behind the same two methods (``acting.TorchQ``).
+Acting needs one forward pass of a network on a handful of observations. For MLPs numpy does
+that faster than torch at these sizes (``NumpyMLPQ``), and it spares actor and evaluator
+processes the import of torch (about a second of CPU each at start-up, which on a small machine
+delays the first transitions). Keys and shapes are those of ``networks.QNetwork``'s state dict
+(``torso.<i>`` for the Linear layers, then ``value_head`` and ``advantage_head``, or
+``q_head``), so the weights the learner publishes load unchanged. Convolutional (nature,
+minatar) torsos act with torch behind the same two methods (``TorchQ``); ``build_acting_q``
+picks one. ``double_q_abs_td`` is the actors' |TD error|, their initial priorities.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any
 
 import numpy as np
+
+from apex_dqn.config import NetworkConfig
 
 
 def mlp_weight_shapes(
@@ -131,3 +136,92 @@ def abs_td(
     """|G + (1 - done) * gamma^m * V(s') - Q(s, a)|, float32, from Q(s, a) and V(s') given."""
     target_B = return_B + (1.0 - done_B.astype(np.float32)) * discount_B * next_v_B
     return np.abs(target_B - q_taken_B).astype(np.float32)
+
+
+class TorchQ:
+    """``NumpyMLPQ``'s interface over a torch ``QNetwork`` (for torsos numpy does not run).
+
+    Acting runs a TorchScript trace of the network, made once on the first call: it shares
+    the module's parameters, so ``set_weights`` (an in-place copy) updates it. Measured on a
+    2-core AMD EPYC for a batch of 16 Atari stacks under bf16: 3.2 ms against 7.7 ms for the
+    eager module, and it holds the GIL for less of the forward pass, which lets a pipelined
+    actor step envs alongside it. (A frozen trace is 2.6 ms but must be re-made, about 30 ms,
+    on every weight change, and each re-made one leaked about 0.5 MB.)
+
+    torch is imported here, not at module level, so that MLP actors never load it.
+    """
+
+    def __init__(
+        self,
+        network: NetworkConfig,
+        *,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        seed: int,
+        bf16: bool | str = False,
+    ) -> None:
+        import torch
+
+        from apex_dqn.algo.networks import build_q_network, cpu_has_native_bf16
+
+        self._bf16 = cpu_has_native_bf16() if bf16 == "auto" else bool(bf16)
+
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
+            torch.manual_seed(seed)
+            self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
+        self._net.eval()
+        self._traced: Any = None  # traced on the first call
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load a numpy state dict (``networks.get_weights``)."""
+        from apex_dqn.algo.networks import set_weights
+
+        set_weights(self._net, weights)  # in place: the trace sees the new weights
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values, float32, shape [N, A]."""
+        import torch
+
+        x = torch.as_tensor(obs)
+        if self._traced is None:
+            self._traced = self._trace(x)
+        with torch.inference_mode():
+            return self._traced(x).float().numpy()
+
+    def _trace(self, example: Any) -> Any:
+        import torch
+
+        with (
+            warnings.catch_warnings(),
+            torch.no_grad(),
+            # No weight cache: a cached bf16 copy of a weight would enter the trace as a
+            # constant, and new weights would never reach it.
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16, cache_enabled=False),
+        ):
+            warnings.simplefilter("ignore")  # tracer notes on Python-level shape arithmetic
+            return torch.jit.trace(self._net, example, check_trace=False)
+
+
+def build_acting_q(
+    network: NetworkConfig,
+    *,
+    obs_shape: tuple[int, ...],
+    num_actions: int,
+    seed: int,
+    bf16: bool | str = False,
+) -> Any:
+    """The Q-function actors and the evaluator act with: numpy for MLPs, torch otherwise.
+
+    Both have ``set_weights(weights)`` and ``q_values(obs)``; initial weights come from ``seed``.
+    ``bf16`` runs a torch network's forward pass under CPU bf16 autocast (MLPs ignore it);
+    "auto" turns it on where the CPU has native bf16.
+    """
+    if network.torso == "mlp":
+        return NumpyMLPQ(
+            obs_dim=int(np.prod(obs_shape)),
+            hidden_sizes=tuple(network.hidden_sizes),
+            num_actions=num_actions,
+            dueling=network.dueling,
+            seed=seed,
+        )
+    return TorchQ(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed, bf16=bf16)

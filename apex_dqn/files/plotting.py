@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from apex_dqn.metrics import (
+from apex_dqn.core.metrics import (
     ENV_STEPS,
     ENV_STEPS_PER_S,
     EVAL_RETURN,
@@ -213,7 +213,7 @@ def _save(fig: Any, path: Path) -> Path:
     """Write the figure atomically (a reader never sees half a PNG) and close it."""
     import matplotlib.pyplot as plt
 
-    from apex_dqn.atomic import write_atomic
+    from apex_dqn.files.atomic import write_atomic
 
     try:
         return write_atomic(path, lambda f: fig.savefig(f, format=path.suffix[1:], dpi=100))
@@ -251,35 +251,3 @@ def plot_learning_curve(
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, Path(path))
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``apex-dqn-plot <run dir>... [--out PATH] [--title TEXT]``."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(
-        prog="apex-dqn-plot",
-        description="Plot learning curves, throughput and loss of apex-dqn runs on one figure; "
-        "runs that differ only in the seed are drawn as mean and standard deviation.",
-    )
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories (or sweep folders)")
-    parser.add_argument("--out", type=Path, default=Path("apex_dqn_runs.png"), help="PNG path")
-    parser.add_argument("--title", default=None)
-    args = parser.parse_args(argv)
-    dirs: list[Path] = []
-    for given in args.runs:
-        if (given / "metrics.jsonl").is_file():
-            dirs.append(given)
-        else:  # a multirun folder: every job directory below it
-            dirs += sorted(p.parent for p in given.glob("*/metrics.jsonl"))
-    if not dirs:
-        print("apex-dqn-plot: error: no run directory (with metrics.jsonl) given", file=sys.stderr)
-        sys.exit(2)
-    runs = [load_run(d) for d in dirs]
-    out = plot_runs(runs, args.out, title=args.title)
-    print(f"apex-dqn-plot: {len(runs)} run(s) -> {out}")
-
-
-if __name__ == "__main__":
-    main()

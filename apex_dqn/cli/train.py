@@ -22,8 +22,9 @@ from apex_dqn.config import Config, ConfigError
 
 # An absolute path: with a relative config_path a console script finds no primary config. The
 # repository's conf/ is used in a source checkout; an installed wheel ships it as apex_dqn/conf.
-_REPO_CONF = Path(__file__).resolve().parent.parent / "conf"
-CONF_DIR = str(_REPO_CONF if _REPO_CONF.is_dir() else Path(__file__).resolve().parent / "conf")
+_PACKAGE = Path(__file__).resolve().parents[1]
+_REPO_CONF = _PACKAGE.parent / "conf"
+CONF_DIR = str(_REPO_CONF if _REPO_CONF.is_dir() else _PACKAGE / "conf")
 
 ConfigStore.instance().store(name="apex_dqn_schema", node=Config)
 # ${slug:${env.id}} in run directory names: ALE/Pong-v5 -> ALE-Pong-v5 (no nested folder).
@@ -72,8 +73,8 @@ def resumed_config(saved: dict, overrides: list[str]) -> Config:
 
 def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
     """Read the run to resume; return its config (with overrides) and what train() needs."""
-    from apex_dqn import checkpoint as ckpt
-    from apex_dqn.envs import inspect_env
+    from apex_dqn.envs.factory import inspect_env
+    from apex_dqn.files import checkpoint as ckpt
     from apex_dqn.run.outputs import Resume
 
     assert config.resume is not None
@@ -122,7 +123,7 @@ def _sized_to_machine(config: Config, overrides: list[str]) -> Config:
 
 def run(cfg: DictConfig) -> dict:
     """Validate ``cfg``, check the environment, train; return the run's summary."""
-    from apex_dqn.envs import inspect_env
+    from apex_dqn.envs.factory import inspect_env
     from apex_dqn.run.sinks import check_sinks
 
     resume = None
@@ -163,7 +164,7 @@ class SweepSummaryCallback(Callback):
     """Hydra callback (conf/config.yaml): after a multirun, the sweep summary (``sweep.py``)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from apex_dqn.sweep import write_sweep_summary
+        from apex_dqn.cli.sweep import write_sweep_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -181,8 +182,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def check_command_line(argv: list[str]) -> None:
     """Fail, in one line and with exit code 2, on an override that names no key or group, an
-    unknown group option or a value of the wrong type (see ``apex_dqn.cli_args``)."""
-    from apex_dqn.cli_args import check_overrides, config_groups
+    unknown group option or a value of the wrong type (see ``apex_dqn.cli.args``)."""
+    from apex_dqn.cli.args import check_overrides, config_groups
 
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     try:

@@ -4,8 +4,8 @@ Importing this module registers two CartPole variants with gymnasium; use them t
 ``module:id`` form, which imports the module in every process that makes the environment
 (actors and evaluator included)::
 
-    apex-dqn env.id=apex_dqn.chaos:FlakyCartPole-v1    # raises now and then: reset and counted
-    apex-dqn env.id=apex_dqn.chaos:BrokenCartPole-v1   # raises on every step: the run stops
+    apex-dqn env.id=apex_dqn.envs.chaos:FlakyCartPole-v1    # raises now and then: reset and counted
+    apex-dqn env.id=apex_dqn.envs.chaos:BrokenCartPole-v1   # raises on every step: the run stops
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ for _name, _every in (("FlakyCartPole-v1", 1_500), ("BrokenCartPole-v1", 1)):
     if _name not in gym.registry:
         gym.register(
             id=_name,
-            entry_point="apex_dqn.chaos:make_raising_cartpole",
+            entry_point="apex_dqn.envs.chaos:make_raising_cartpole",
             kwargs={"fail_every": _every},
             reward_threshold=475.0,
             disable_env_checker=True,

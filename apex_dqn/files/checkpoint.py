@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from apex_dqn.atomic import write_bytes_atomic
+from apex_dqn.files.atomic import write_bytes_atomic
 
 FORMAT = "apex-dqn/1"
 LATEST = "checkpoint.pt"

@@ -100,7 +100,7 @@ def write_sweep_summary(sweep_dir: str | Path, *, plot: bool = True) -> list[Pat
     (sweep_dir / MARKDOWN_FILE).write_text("\n".join(lines))
     written = [sweep_dir / CSV_FILE, sweep_dir / MARKDOWN_FILE]
     if plot:
-        from apex_dqn.plotting import load_run, plot_runs
+        from apex_dqn.files.plotting import load_run, plot_runs
 
         runs = [load_run(job) for job in job_dirs(sweep_dir) if (job / "metrics.jsonl").is_file()]
         if runs:

@@ -39,10 +39,16 @@ from typing import Any
 
 import numpy as np
 
-from apex_dqn import seeding
-from apex_dqn.acting import build_acting_q
+from apex_dqn.algo.acting_q import abs_td, build_acting_q
+from apex_dqn.algo.evaluator import Evaluator
+from apex_dqn.algo.exploration import actor_epsilons, epsilon_greedy
+from apex_dqn.algo.learner import Learner, LearnerMetrics
+from apex_dqn.algo.nstep import NStepBuilder
 from apex_dqn.config import Config
-from apex_dqn.envs import (
+from apex_dqn.core import seeding
+from apex_dqn.core.rules import ReplayRatioGate
+from apex_dqn.core.types import TransitionBatch
+from apex_dqn.envs.factory import (
     EnvInfo,
     inspect_env,
     life_lost,
@@ -51,14 +57,7 @@ from apex_dqn.envs import (
     training_rewards,
     true_next_obs,
 )
-from apex_dqn.evaluate import Evaluator
-from apex_dqn.exploration import actor_epsilons, epsilon_greedy
-from apex_dqn.learner import Learner, LearnerMetrics
-from apex_dqn.nstep import NStepBuilder
-from apex_dqn.numpy_policy import abs_td
-from apex_dqn.policies import ReplayRatioGate
 from apex_dqn.replay import PrioritizedReplay
-from apex_dqn.types import TransitionBatch
 
 
 @dataclass

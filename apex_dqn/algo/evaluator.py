@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from apex_dqn.acting import build_acting_q
+from apex_dqn.algo.acting_q import build_acting_q
+from apex_dqn.algo.exploration import epsilon_greedy
 from apex_dqn.config import EnvConfig, NetworkConfig
-from apex_dqn.envs import make_vector_env
-from apex_dqn.exploration import epsilon_greedy
-from apex_dqn.reports import EvalResult
-from apex_dqn.seeding import env_seeds
+from apex_dqn.core.reports import EvalResult
+from apex_dqn.core.seeding import env_seeds
+from apex_dqn.envs.factory import make_vector_env
 
 
 class Evaluator:
@@ -58,7 +58,7 @@ class Evaluator:
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._count = evaluations_done
-        # numpy for MLPs (see apex_dqn.numpy_policy); weights come with every evaluate call.
+        # numpy for MLPs (see apex_dqn.algo.acting_q); weights come with every evaluate call.
         self._net = build_acting_q(network, obs_shape=obs_shape, num_actions=num_actions, seed=seed)
         mode = "ale" if vector_mode == "ale" else "sync"
         self._envs = make_vector_env(env, num_envs=episodes, mode=mode)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from apex_dqn.learner import Learner, LearnerMetrics, StagedBatch
+from apex_dqn.algo.learner import Learner, LearnerMetrics, StagedBatch
 
 
 class LearnerGroup:

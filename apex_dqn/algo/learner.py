@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from apex_dqn.algo.exploration import BehaviourMixture
+from apex_dqn.algo.losses import dqn_loss, td_targets
+from apex_dqn.algo.networks import build_q_network, cpu_has_native_bf16, get_weights
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
-from apex_dqn.exploration import BehaviourMixture
-from apex_dqn.losses import dqn_loss, td_targets
-from apex_dqn.networks import build_q_network, cpu_has_native_bf16, get_weights
-from apex_dqn.types import TransitionBatch
+from apex_dqn.core.types import TransitionBatch
 
 UPDATE_RATIO_EVERY = 16
 _TORCH_DTYPES = {

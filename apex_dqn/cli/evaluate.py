@@ -96,7 +96,7 @@ def _keys() -> str:
 
 def load_policy(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
     """The run config, online weights (numpy) and raw state of a checkpoint."""
-    from apex_dqn import checkpoint as ckpt
+    from apex_dqn.files import checkpoint as ckpt
 
     file = ckpt.run_checkpoint_path(path) if path.is_dir() else path
     try:
@@ -119,10 +119,10 @@ def play(
 ) -> list[float]:
     """Episode returns: side by side through the training-time ``Evaluator`` without video,
     one by one in a recorded env with it."""
-    from apex_dqn.acting import build_acting_q
-    from apex_dqn.envs import make_env
-    from apex_dqn.evaluate import Evaluator
-    from apex_dqn.exploration import epsilon_greedy
+    from apex_dqn.algo.acting_q import build_acting_q
+    from apex_dqn.algo.evaluator import Evaluator
+    from apex_dqn.algo.exploration import epsilon_greedy
+    from apex_dqn.envs.factory import make_env
 
     env_cfg = config.env
     if cfg.max_episode_steps is not None:
@@ -206,7 +206,7 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
         "returns": returns,
         "videos": sorted(str(p) for p in video_dir.glob("*.mp4")) if video_dir else [],
     }
-    from apex_dqn.atomic import write_json_atomic
+    from apex_dqn.files.atomic import write_json_atomic
 
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output, result)

@@ -1,0 +1,1 @@
+"""Layer 2, environments: gymnasium factories (classic control, MinAtar, Atari), chaos env."""
