@@ -1,6 +1,6 @@
 """Learner throughput with the Nature CNN dueling network on Atari-sized batches.
 
-(a) step only: ``Learner.step_staged`` on random batches already on the device, so the figure is
+(a) step only: ``Learner.step`` on random batches already on the device, so the figure is
     the update itself (forward of 2B frames stacks, target forward, backward, Adam).
 (b) full path: replay shard actors filled with random Atari-sized transitions, and the Ray
     ``LearnerHost`` sampling from them with requests in flight,
@@ -100,11 +100,7 @@ def _random_batch(n: int, rng: np.random.Generator) -> Any:
         next_obs_B=rng.integers(0, 255, (n, *OBS_SHAPE), dtype=np.uint8),
         done_B=rng.random(n) < 0.01,
         priority_B=rng.uniform(0.01, 2.0, n).astype(np.float32),
-        greedy_B=np.ones(n, bool),
-        epsilon_B=np.full(n, 0.1, np.float32),
-        steps_B=np.full(n, 3, np.uint8),
-        later_greedy_B=np.full(n, 2, np.uint8),
-    )
+    )  # no behaviour fields: learner.actor_correction is off
 
 
 def _timed(fn: Any, *, seconds: float, repeats: int) -> float:
@@ -119,14 +115,13 @@ def _timed(fn: Any, *, seconds: float, repeats: int) -> float:
 
 
 def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
-    """Samples per second of ``Learner.step_staged`` on batches already on the device."""
+    """Samples per second of ``Learner.step`` on batches already on the device."""
     import torch
 
-    from apex_dqn.algo.learner import Learner
     from apex_dqn.roles import build
 
     cfg = _config(args, amp=amp, compile=compile)
-    learner = Learner(**build.learner_kwargs(cfg, _info()))
+    learner = build.learner_spec(cfg, _info()).build()
     rng = np.random.default_rng(0)
     staged = [
         learner.stage(_random_batch(args.batch_size, rng), np.ones(args.batch_size, np.float32))
@@ -137,7 +132,7 @@ def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
     counter = iter(range(1 << 62))
 
     def one() -> int:
-        learner.step_staged(staged[next(counter) % len(staged)])
+        learner.step(staged[next(counter) % len(staged)])
         return 1
 
     for _ in range(args.warmup):
@@ -174,7 +169,7 @@ def full_path(
     shard_cls = ray.remote(num_cpus=0)(ReplayShardHost)
     shards = [
         shard_cls.options(name=name, namespace=peers.namespace).remote(
-            replay_kwargs=build.replay_kwargs(cfg, info, s)
+            spec=build.shard_spec(cfg, info, s)
         )
         for s, name in enumerate(peers.shards)
     ]
@@ -187,9 +182,7 @@ def full_path(
     gpus = min(1.0, _gpu_count() / num_learners) if cuda else 0.0
     learner_cls = ray.remote(num_cpus=0, num_gpus=gpus)(LearnerHost)
     learners = [
-        learner_cls.remote(
-            learner_kwargs=build.learner_kwargs(cfg, info), peers=peers, seed=0, rank=rank
-        )
+        learner_cls.remote(spec=build.learner_spec(cfg, info), peers=peers, seed=0, rank=rank)
         for rank in range(num_learners)
     ]
     if num_learners > 1:
@@ -273,7 +266,7 @@ def main() -> None:
             print(f"full path, {k} learner(s): {rate:,.0f} samples/s", flush=True)
         ray.shutdown()
 
-    from apex_dqn.algo.learner import resolve_device
+    from apex_dqn.algo.torch_compat import resolve_device
 
     device = str(resolve_device(args.device))
     if device.startswith("cuda"):

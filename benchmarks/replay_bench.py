@@ -201,19 +201,21 @@ def ray_shard_rate(seconds: float, capacity: int, frames: bool = False) -> dict[
     its own stream, cycling through 32 consecutive pushes)."""
     import ray
 
+    from apex_dqn.roles.build import ShardSpec
     from apex_dqn.runtime.hosts import ReplayShardHost
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         shard = ray.remote(num_cpus=0)(ReplayShardHost).remote(
-            replay_kwargs={
-                "capacity": capacity,
-                "obs_shape": (4, 84, 84),
-                "obs_dtype": np.uint8,
-                "alpha": ALPHA,
-                "seed": 0,
-                "frames": frames,
-            }
+            spec=ShardSpec(
+                capacity=capacity,
+                obs_shape=(4, 84, 84),
+                obs_dtype="uint8",
+                frames=frames,
+                alpha=ALPHA,
+                priority_eps=1e-6,
+                seed=0,
+            )
         )
         rng = np.random.default_rng(1)
         # numpy arrays in the object store: read zero-copy by the shard

@@ -39,22 +39,19 @@ def measure(experiment: str | None, overrides: list[str], steps: int) -> dict[st
     """The wire figures of one actor and shard of ``experiment`` (see module docstring)."""
     from hydra import compose, initialize_config_dir
 
-    from apex_dqn.algo.actor import make_actor
-    from apex_dqn.algo.learner import Learner
     from apex_dqn.cli.train import CONF_DIR, to_config
     from apex_dqn.envs.factory import inspect_env
-    from apex_dqn.replay import make_replay
     from apex_dqn.roles import build
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         group = [f"experiment={experiment}"] if experiment else []
         cfg = to_config(compose("config", overrides=[*group, *overrides]))
     info = inspect_env(cfg.env)
-    learner = Learner(**build.learner_kwargs(cfg, info))
+    learner = build.learner_spec(cfg, info).build()
     weights = learner.get_weights()
-    actor = make_actor(**build.actor_kwargs(cfg, info, 0))
+    actor = build.actor_spec(cfg, info, 0).build()
     actor.set_weights(weights, 0)
-    replay = make_replay(**build.replay_kwargs(cfg, info, 0))
+    replay = build.shard_spec(cfg, info, 0).build()
     chunk = max(1, cfg.actors.push_every // cfg.actors.envs_per_actor)  # vector steps per push
     actor.run_steps(2 * chunk)  # warm up
     pushed_bytes, pushed, env_steps = 0, 0, 0

@@ -13,7 +13,6 @@ picks one. ``double_q_abs_td`` is the actors' |TD error|, their initial prioriti
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -141,12 +140,21 @@ def abs_td(
 class TorchQ:
     """``NumpyMLPQ``'s interface over a torch ``QNetwork`` (for torsos numpy does not run).
 
-    Acting runs a TorchScript trace of the network, made once on the first call: it shares
-    the module's parameters, so ``set_weights`` (an in-place copy) updates it. Measured on a
-    2-core AMD EPYC for a batch of 16 Atari stacks under bf16: 3.2 ms against 7.7 ms for the
-    eager module, and it holds the GIL for less of the forward pass, which lets a pipelined
-    actor step envs alongside it. (A frozen trace is 2.6 ms but must be re-made, about 30 ms,
-    on every weight change, and each re-made one leaked about 0.5 MB.)
+    Acting runs the eager module under ``torch.inference_mode``, and ``set_weights`` copies into
+    its parameters in place: nothing made from earlier weights can act with stale ones (and
+    with no parameter requiring gradients, bf16 autocast caches no weight copies).
+
+    Measured with ``benchmarks/acting_bench.py`` (docs/figures/acting_*.json) on a 2-core AMD
+    EPYC without native bf16, batch 16, 1 torch thread, 21 alternating rounds: a pass on Pong
+    stacks took 6.6 ms, as long as with the deprecated TorchScript trace it replaces (6.5 ms);
+    on MinAtar Breakout 0.36 ms against the trace's 0.30 ms (the module's Python overhead).
+    Channels-last memory was no faster, ``torch.compile`` 5% (Pong) to 57% (MinAtar) slower,
+    and it costs an import of ``torch._dynamo`` (1.2-1.4 s of CPU), 6-10 s to compile and 1-4 s
+    more for each new batch size. The trace held the GIL for less of a pass (a counting thread
+    beside Pong passes lost about 2 ms of it per pass, against 6-7 ms beside the eager module),
+    yet a Pong actor in two pipelined lanes (``experiment=pong``, 16 envs) stepped as fast with
+    the eager module: 1,296 and 1,232 env steps/s against the trace's 1,252 in two runs. bf16
+    emulated on this CPU made a Pong pass 15 times slower, hence ``bf16="auto"``.
 
     torch is imported here, not at module level, so that MLP actors never load it.
     """
@@ -169,37 +177,23 @@ class TorchQ:
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
             torch.manual_seed(seed)
             self._net = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
-        self._net.eval()
-        self._traced: Any = None  # traced on the first call
+        self._net.eval().requires_grad_(False)
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Load a numpy state dict (``networks.get_weights``)."""
+        """Load a numpy state dict (``networks.get_weights``) into the module, in place."""
         from apex_dqn.algo.networks import set_weights
 
-        set_weights(self._net, weights)  # in place: the trace sees the new weights
+        set_weights(self._net, weights)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values, float32, shape [N, A]."""
         import torch
 
-        x = torch.as_tensor(obs)
-        if self._traced is None:
-            self._traced = self._trace(x)
-        with torch.inference_mode():
-            return self._traced(x).float().numpy()
-
-    def _trace(self, example: Any) -> Any:
-        import torch
-
         with (
-            warnings.catch_warnings(),
-            torch.no_grad(),
-            # No weight cache: a cached bf16 copy of a weight would enter the trace as a
-            # constant, and new weights would never reach it.
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16, cache_enabled=False),
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16),
         ):
-            warnings.simplefilter("ignore")  # tracer notes on Python-level shape arithmetic
-            return torch.jit.trace(self._net, example, check_trace=False)
+            return self._net(torch.as_tensor(obs)).float().numpy()
 
 
 def build_acting_q(

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,30 +22,11 @@ from apex_dqn.algo.acting_q import abs_td, build_acting_q
 from apex_dqn.algo.exploration import actor_epsilons, epsilon_greedy
 from apex_dqn.algo.nstep import NStepBuilder, Rows
 from apex_dqn.config import ActorsConfig, AlgoConfig, EnvConfig, NetworkConfig
+from apex_dqn.core.reports import ActorReport
 from apex_dqn.core.rules import ErrorStreak
 from apex_dqn.core.seeding import derive, env_seeds
 from apex_dqn.core.types import FrameBatch, TransitionBatch
 from apex_dqn.envs.factory import life_lost, lives, make_vector_env, training_rewards, true_next_obs
-
-
-@dataclass
-class ActorReport:
-    """What an actor did during one ``run_steps`` call.
-
-    Attributes:
-        env_steps: environment steps taken (summed over the vector envs).
-        episode_returns: undiscounted returns of the episodes that ended.
-        episode_lengths: their lengths.
-        weights_version: version of the weights the actor acts with now.
-        transitions: n-step transitions produced.
-    """
-
-    env_steps: int = 0
-    episode_returns: list[float] = field(default_factory=list)
-    episode_lengths: list[int] = field(default_factory=list)
-    weights_version: int = -1
-    transitions: int = 0
-    env_errors: int = 0
 
 
 class EnvFailure(RuntimeError):
@@ -77,6 +58,8 @@ class Actor:
         obs_dtype: dtype observations are kept in (uint8 for Atari frames).
         frame_batches: push ``FrameBatch``es (each frame once, with keys) instead of
             ``TransitionBatch``es; needs [S, H, W] frame-stack observations.
+        behaviour: give the transitions the behaviour fields ``learner.actor_correction``
+            needs (``TransitionBatch``).
     """
 
     def __init__(
@@ -92,6 +75,7 @@ class Actor:
         seed: int,
         obs_dtype: str = "float32",
         frame_batches: bool = False,
+        behaviour: bool = False,
     ) -> None:
         self.index = actor_index
         self.epsilon = float(
@@ -123,6 +107,7 @@ class Actor:
             gamma=algo.gamma,
             obs_shape=obs_shape,
             obs_dtype=np.dtype(obs_dtype),
+            behaviour=behaviour,
         )
         self._episode_return_N = np.zeros(n, dtype=np.float64)
         self._episode_length_N = np.zeros(n, dtype=np.int64)
@@ -151,17 +136,22 @@ class Actor:
     def _q_values(self, obs: np.ndarray) -> np.ndarray:
         return self._net.q_values(obs)
 
-    def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch | FrameBatch], ActorReport]:
-        """Step all envs ``num_steps`` times; return the full push batches and a report.
+    def run_steps(
+        self, num_steps: int, report: ActorReport | None = None
+    ) -> tuple[list[TransitionBatch | FrameBatch], ActorReport]:
+        """Step all envs ``num_steps`` times; return the full push batches and the report.
 
-        Transitions beyond the last full batch stay buffered for the next call.
+        The steps, episodes, transitions and env errors are added to ``report`` (a new one if
+        None), and its ``weights_version`` set: the actor worker passes the report of its whole
+        call. Transitions beyond the last full batch stay buffered for the next call.
         """
-        report = ActorReport()
+        report = ActorReport() if report is None else report
         for _ in range(num_steps):
             self._step_once(report)
-        report.env_steps = num_steps * len(self._obs_N)
+        steps = num_steps * len(self._obs_N)
+        report.env_steps += steps
         report.weights_version = self.weights_version
-        self.env_steps += report.env_steps
+        self.env_steps += steps
         return self._take_full_batches(), report
 
     def _step_once(self, report: ActorReport) -> None:
@@ -380,9 +370,11 @@ class PipelinedActor:
             lane.set_weights(weights, version)
         self.weights_version = int(version)
 
-    def run_steps(self, num_steps: int) -> tuple[list[TransitionBatch | FrameBatch], ActorReport]:
+    def run_steps(
+        self, num_steps: int, report: ActorReport | None = None
+    ) -> tuple[list[TransitionBatch | FrameBatch], ActorReport]:
         """Step all envs of both lanes ``num_steps`` times; as ``Actor.run_steps``."""
-        report = ActorReport()
+        report = ActorReport() if report is None else report
         previous: tuple[Actor, _Step] | None = None
         for _ in range(num_steps):
             for lane in self.lanes:
@@ -395,9 +387,10 @@ class PipelinedActor:
                 previous = (lane, step) if step is not None else None
         if previous is not None:
             previous[0]._end_step(previous[1])
-        report.env_steps = num_steps * sum(len(lane._obs_N) for lane in self.lanes)
+        steps = num_steps * sum(len(lane._obs_N) for lane in self.lanes)
+        report.env_steps += steps
         report.weights_version = self.weights_version
-        self.env_steps += report.env_steps
+        self.env_steps += steps
         batches: list[TransitionBatch | FrameBatch] = []
         for lane in self.lanes:
             batches += lane._take_full_batches()
@@ -408,8 +401,3 @@ class PipelinedActor:
         self._pool.shutdown()
         for lane in self.lanes:
             lane.close()
-
-
-def make_actor(**kwargs: Any) -> Actor | PipelinedActor:
-    """An ``Actor``, or a ``PipelinedActor`` with ``actors.pipeline``."""
-    return PipelinedActor(**kwargs) if kwargs["actors"].pipeline else Actor(**kwargs)

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
-from apex_dqn.algo.learner import Learner, LearnerMetrics, StagedBatch
+from apex_dqn.algo.learner import Learner, StagedBatch, StepResult
 
 
 class LearnerGroup:
@@ -36,30 +35,22 @@ class LearnerGroup:
         ]:
             dist.broadcast(tensor, src=src, group=self.group)
 
-    def step_staged(self, staged: StagedBatch) -> tuple[LearnerMetrics, np.ndarray]:
-        """One update in which every learner of the group brings a batch."""
-        world = dist.get_world_size(self.group)
-        metrics, priorities_B = self.learner.update(staged, lambda: self._average(world))
-        assert metrics is not None and priorities_B is not None
-        return metrics, priorities_B
-
-    def round(
-        self, staged: StagedBatch | None, stop: bool
-    ) -> tuple[LearnerMetrics | None, np.ndarray | None, bool]:
+    def round(self, staged: StagedBatch | None, stop: bool) -> tuple[StepResult | None, bool]:
         """One collective round; every learner of the group calls it.
 
         The learners first agree (one small all-reduce) on how many of them bring a batch and
-        whether any wants to stop. If any brings one, all take the same update. Returns this
-        learner's metrics and priorities (None without a batch) and whether any learner asked
-        to stop after this round, so that all end a call at the same round.
+        whether any wants to stop. If any brings one, all take the same update
+        (``Learner.step`` with the gradients averaged over the batches brought). Returns this
+        learner's result (None when it brought no batch) and whether any learner asked to stop
+        after this round, so that all end a call at the same round.
         """
         vote = torch.tensor([float(staged is not None), float(stop)], device=self.learner.device)
         dist.all_reduce(vote, group=self.group)
         contributors, stops = (int(x) for x in vote.tolist())
         if contributors == 0:
-            return None, None, stops > 0
-        metrics, priorities_B = self.learner.update(staged, lambda: self._average(contributors))
-        return metrics, priorities_B, stops > 0
+            return None, stops > 0
+        result = self.learner.step(staged, lambda: self._average(contributors))
+        return result, stops > 0
 
     def _average(self, contributors: int) -> None:
         """Sum the gradients over the group with one all-reduce of all of them flattened (a

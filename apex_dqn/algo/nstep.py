@@ -56,6 +56,7 @@ class NStepBuilder:
         gamma: float,
         obs_shape: tuple[int, ...],
         obs_dtype: np.dtype | type = np.float32,
+        behaviour: bool = False,
     ) -> None:
         """Allocates the ring arrays.
 
@@ -66,6 +67,8 @@ class NStepBuilder:
             gamma: discount factor per step, in [0, 1].
             obs_shape: shape of one observation.
             obs_dtype: dtype observations are stored and returned in (uint8 for Atari frames).
+            behaviour: give each transition the behaviour fields (greedy, epsilon, steps, later
+                greedy actions) that ``learner.actor_correction`` needs; None otherwise.
 
         Raises:
             ValueError: if an argument is out of range.
@@ -79,6 +82,7 @@ class NStepBuilder:
         self._gamma = float(gamma)
         self._obs_shape = tuple(obs_shape)
         self._obs_dtype = np.dtype(obs_dtype)
+        self._behaviour = bool(behaviour)
         # gamma^k for k < n, the weights of an n-step return.
         self._powers_K = self._gamma ** np.arange(n, dtype=np.float64)
         self._obs_NK = np.zeros((num_envs, n, *self._obs_shape), dtype=self._obs_dtype)
@@ -169,7 +173,8 @@ class NStepBuilder:
         for env in np.flatnonzero(ended_N):
             parts.append(self._flush(int(env), next_obs_N[env], bool(terminated_N[env])))
         batch = TransitionBatch.concatenate([b for b, _ in parts])
-        batch.epsilon_B[:] = epsilon
+        if batch.epsilon_B is not None:
+            batch.epsilon_B[:] = epsilon
         rows = Rows(
             env_B=np.concatenate([r.env_B for _, r in parts]),
             value_B=np.concatenate([r.value_B for _, r in parts]),
@@ -245,9 +250,9 @@ class NStepBuilder:
         ), rows
 
     def _batch(self, **arrays: np.ndarray) -> TransitionBatch:
-        """A TransitionBatch with the project's dtypes; priority and epsilon set to zero."""
+        """A TransitionBatch with the project's dtypes; priority (and epsilon) set to zero."""
         num = arrays["action_B"].shape[0]
-        return TransitionBatch(
+        batch = TransitionBatch(
             obs_B=arrays["obs_B"].astype(self._obs_dtype, copy=False),
             action_B=arrays["action_B"].astype(np.int64, copy=False),
             return_B=arrays["return_B"].astype(np.float32),
@@ -255,8 +260,10 @@ class NStepBuilder:
             next_obs_B=arrays["next_obs_B"].astype(self._obs_dtype, copy=False),
             done_B=arrays["done_B"].astype(bool, copy=False),
             priority_B=np.zeros(num, dtype=np.float32),
-            greedy_B=arrays["greedy_B"].astype(bool, copy=False),
-            epsilon_B=np.zeros(num, dtype=np.float32),
-            steps_B=arrays["steps_B"].astype(np.uint8),
-            later_greedy_B=arrays["later_greedy_B"].astype(np.uint8),
         )
+        if self._behaviour:
+            batch.greedy_B = arrays["greedy_B"].astype(bool, copy=False)
+            batch.epsilon_B = np.zeros(num, dtype=np.float32)
+            batch.steps_B = arrays["steps_B"].astype(np.uint8)
+            batch.later_greedy_B = arrays["later_greedy_B"].astype(np.uint8)
+        return batch

@@ -3,10 +3,12 @@
 ``run_reference`` is Ape-X (Horgan et al. 2018) as one sequential loop. Actors act
 epsilon-greedily, each with its own epsilon and the weights it pulled last, turn their steps
 into n-step transitions with initial priorities |TD error| and push them into a prioritized
-replay; the learner samples prioritized batches, updates, writes the new priorities back and
-publishes its weights. The pieces are the project's own (``NStepBuilder``, ``PrioritizedReplay``,
-``Learner``, ``epsilon_greedy``, the env helpers, the seed tree); what is written out here is
-the control flow that ``actor.Actor`` and the Ray hosts spread over processes.
+replay; the learner samples prioritized batches, makes the double-DQN update that
+``reference_update`` writes out in torch, writes the new priorities back and publishes its
+weights. The other pieces are the project's own (``NStepBuilder``, ``PrioritizedReplay``,
+``build_q_network``, ``epsilon_greedy``, the env helpers, the seed tree); what is written out
+here is the update and the control flow that ``actor.Actor`` and the Ray hosts spread over
+processes.
 
 One process and one thread, no Ray, tracker or checkpoints. It differs from the runtimes thus:
 
@@ -20,30 +22,40 @@ One process and one thread, no Ray, tracker or checkpoints. It differs from the 
 - The parameter server is a variable, set every ``learner.publish_every`` updates; an actor
   copies it every ``actors.sync_every`` of its env steps, counted across rounds as the Ray
   actor host counts them.
+- One learner, in float32 on ``learner.device``: ``learner.num_learners``, ``amp``,
+  ``compile``, ``pin_memory`` and ``actor_correction`` (with the transitions' behaviour
+  fields) are ignored, and an update with a non-finite loss is made where ``Learner`` skips it.
 - Envs are gymnasium's sync vector envs whatever ``actors.vector_mode``, and
   ``actors.pipeline`` (two lanes with seeds of their own) is ignored; an env that raises ends
   the run; one greedy evaluation at the end.
 
 Each actor has a vector env of its own, rather than being one sub-env of a shared one, and
 keeps what a real actor keeps (seeds, exploration RNG, weights, n-step state): so its
-transitions are exactly those of ``actor.Actor`` and of the roles the runtimes run
-(tests/unit/test_reference.py checks both). Its learning differs from the runtimes' in one
-way only: they keep sample requests in flight, so a batch may be drawn before the previous
-one's priorities are back.
+transitions are exactly those of ``actor.Actor`` and of the roles the runtimes run. The
+learner starts from ``Learner``'s weights, and ``reference_update`` is ``Learner.step`` bit for
+bit on the CPU (tests/unit/test_reference.py checks all three). Beyond the list above, its
+learning differs from the runtimes' in one way: they keep sample requests in flight, so a batch
+may be drawn before the previous one's priorities are back.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from apex_dqn.algo.acting_q import abs_td, build_acting_q
 from apex_dqn.algo.evaluator import Evaluator
 from apex_dqn.algo.exploration import actor_epsilons, epsilon_greedy
-from apex_dqn.algo.learner import Learner, LearnerMetrics
+from apex_dqn.algo.networks import build_q_network, get_weights
 from apex_dqn.algo.nstep import NStepBuilder
+from apex_dqn.algo.torch_compat import resolve_device
 from apex_dqn.config import Config
 from apex_dqn.core import seeding
 from apex_dqn.core.rules import ReplayRatioGate
@@ -69,7 +81,8 @@ class ReferenceResult:
         learner_steps: updates made.
         transitions: n-step transitions pushed into the replay.
         episode_returns: undiscounted returns of the training episodes that ended, in order.
-        metrics: every update's ``LearnerMetrics``, in order.
+        losses: every update's loss, in order.
+        mean_q: every update's mean online Q(s, a) over its batch and all actions, in order.
         eval_returns: the final greedy evaluation's returns (empty when ``eval.enabled`` is off).
         weights: the learner's final online weights (numpy state dict).
         replay: the replay; ``replay.state_dict()["storage"]`` holds the stored transitions.
@@ -79,7 +92,8 @@ class ReferenceResult:
     learner_steps: int
     transitions: int
     episode_returns: list[float]
-    metrics: list[LearnerMetrics]
+    losses: list[float]
+    mean_q: list[float]
     eval_returns: list[float]
     weights: dict[str, np.ndarray]
     replay: PrioritizedReplay
@@ -130,6 +144,56 @@ def _start_actor(cfg: Config, info: EnvInfo, index: int, epsilon: float) -> _Act
     )
 
 
+def reference_update(
+    online: nn.Module,
+    target: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: TransitionBatch,
+    weights_B: np.ndarray,
+    cfg: Config,
+    step: int,
+) -> tuple[float, float, np.ndarray]:
+    """One double-DQN update of ``online`` (Adam: ``optimizer``), then of ``target``, on a
+    prioritized ``batch`` with its importance weights; ``step`` updates came before it. Returns
+    the loss, the mean Q(s, .) and the new priorities |TD error| ([B], float32)."""
+    as_tensor = partial(torch.as_tensor, device=next(online.parameters()).device)
+    obs_B, next_obs_B = as_tensor(batch.obs_B), as_tensor(batch.next_obs_B)  # [B, *obs_shape]
+    action_B = as_tensor(batch.action_B, dtype=torch.int64)
+    return_B, discount_B, done_B, w_B = (
+        as_tensor(x, dtype=torch.float32)
+        for x in (batch.return_B, batch.discount_B, batch.done_B, weights_B)
+    )
+    learner = cfg.learner
+    # Q_online(s, .) and Q_online(s', .) in one forward pass.
+    q_BA, next_q_online_BA = online(torch.cat([obs_B, next_obs_B])).split(len(batch))
+    with torch.no_grad():
+        next_q_target_BA = target(next_obs_B)
+        # Double Q: the online network picks a* = argmax_a Q_online(s', a), the target network
+        # values it (without double_q the target network picks too: max_a Q_target(s', a)).
+        picker_BA = next_q_online_BA if cfg.algo.double_q else next_q_target_BA
+        next_v_B = next_q_target_BA.gather(1, picker_BA.argmax(dim=1, keepdim=True)).squeeze(1)
+        # The n-step target, bootstrapped unless the episode terminated within the m steps.
+        y_B = return_B + (1 - done_B) * discount_B * next_v_B
+    q_B = q_BA.gather(1, action_B.unsqueeze(1)).squeeze(1)  # Q_online(s, a)
+    # Importance-weighted Huber loss: mean_i w_i * huber(y_i - Q(s_i, a_i)).
+    loss = (w_B * F.huber_loss(q_B, y_B, reduction="none", delta=learner.huber_delta)).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    if learner.grad_clip > 0:  # rescale the gradient to a global norm of at most grad_clip
+        nn.utils.clip_grad_norm_(online.parameters(), learner.grad_clip)
+    optimizer.step()
+    # Target network: Polyak averaging target <- target + tau * (online - target) after every
+    # update, else a copy of the online network after every target_update_period-th update.
+    with torch.no_grad():
+        if learner.target_update_tau > 0:
+            for target_p, online_p in zip(target.parameters(), online.parameters(), strict=True):
+                target_p.lerp_(online_p, learner.target_update_tau)
+        elif (step + 1) % learner.target_update_period == 0:
+            target.load_state_dict(online.state_dict())
+    # The new priorities: |TD error| = |y - Q(s, a)|.
+    return loss.item(), q_BA.mean().item(), (y_B - q_B).detach().abs().cpu().numpy()
+
+
 def run_reference(cfg: Config, *, total_steps: int | None = None) -> ReferenceResult:
     """Train with ``cfg`` for ``total_steps`` env steps (rounded up to whole rounds;
     ``train.max_env_steps`` when None), then evaluate greedily; see the module docstring."""
@@ -140,15 +204,15 @@ def run_reference(cfg: Config, *, total_steps: int | None = None) -> ReferenceRe
     epsilons = actor_epsilons(
         cfg.actors.num_actors, eps=cfg.actors.eps_base, alpha=cfg.actors.eps_alpha
     )
-    learner = Learner(
-        obs_shape=info.obs_shape,
-        num_actions=info.num_actions,
-        network=cfg.network,
-        algo=cfg.algo,
-        learner=cfg.learner,
-        replay=cfg.replay,
-        actor_epsilons=epsilons,
-        seed=cfg.seed,
+    with torch.random.fork_rng(devices=[]):  # Learner's initial weights; global RNG untouched
+        torch.manual_seed(cfg.seed)
+        online = build_q_network(
+            cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions
+        )
+    online.to(resolve_device(cfg.learner.device))
+    target = copy.deepcopy(online).requires_grad_(False)
+    optimizer = torch.optim.Adam(
+        online.parameters(), lr=cfg.learner.lr, eps=cfg.learner.adam_eps, fused=True
     )
     replay = PrioritizedReplay(
         capacity=cfg.replay.capacity,
@@ -158,7 +222,7 @@ def run_reference(cfg: Config, *, total_steps: int | None = None) -> ReferenceRe
         priority_eps=cfg.replay.priority_eps,
         seed=seeding.shard_seed(cfg.seed, 0),
     )
-    published = learner.get_weights()  # what the parameter server holds
+    published = get_weights(online)  # what the parameter server holds
     actors = [_start_actor(cfg, info, i, float(eps)) for i, eps in enumerate(epsilons)]
     for actor in actors:
         actor.net.set_weights(published)  # the first pull, before the first step
@@ -166,9 +230,10 @@ def run_reference(cfg: Config, *, total_steps: int | None = None) -> ReferenceRe
     life_loss = cfg.env.atari is not None and cfg.env.atari.terminal_on_life_loss
     batch_size, push_every = cfg.learner.batch_size, cfg.actors.push_every
     gate = ReplayRatioGate(cfg.learner.max_replay_ratio, samples_per_update=batch_size)
-    env_steps = transitions = 0
+    env_steps = transitions = updates = 0
     episode_returns: list[float] = []
-    metrics: list[LearnerMetrics] = []
+    losses: list[float] = []
+    mean_q: list[float] = []
     while env_steps < total_steps:
         # Acting: each actor in turn, for one call's worth of vector steps.
         for actor in actors:
@@ -224,15 +289,23 @@ def run_reference(cfg: Config, *, total_steps: int | None = None) -> ReferenceRe
             transitions += full
 
         # Learning: as many updates as the replay ratio allows.
-        while len(replay) >= cfg.replay.min_size_to_learn and gate.allows(
-            learner.learner_steps + 1, transitions
-        ):
-            sample = replay.sample(batch_size, learner.beta())
-            step_metrics, priorities_B = learner.step(sample.batch, sample.weights_B)
-            replay.update_priorities(sample.ids_B, priorities_B)
-            metrics.append(step_metrics)
-            if learner.learner_steps % cfg.learner.publish_every == 0:
-                published = learner.get_weights()
+        while len(replay) >= cfg.replay.min_size_to_learn and gate.allows(updates + 1, transitions):
+            # beta, the importance-sampling exponent, goes linearly from beta_start to beta_end.
+            frac = min(1.0, updates / cfg.replay.beta_anneal_steps)
+            beta = cfg.replay.beta_start + frac * (cfg.replay.beta_end - cfg.replay.beta_start)
+            # Draws item i with P(i) = p_i^alpha / sum_k p_k^alpha and gives it the importance
+            # weight w_i = (N * P(i))^-beta / max_j w_j (j in the batch; N items stored): at
+            # beta = 1 the weights undo the bias of sampling by priority.
+            sample = replay.sample(batch_size, beta)
+            loss, batch_q, priorities_B = reference_update(
+                online, target, optimizer, sample.batch, sample.weights_B, cfg, updates
+            )
+            replay.update_priorities(sample.ids_B, priorities_B)  # p_i = max(|TD|, eps)
+            updates += 1
+            losses.append(loss)
+            mean_q.append(batch_q)
+            if updates % cfg.learner.publish_every == 0:
+                published = get_weights(online)
     for actor in actors:
         actor.envs.close()
 
@@ -247,15 +320,16 @@ def run_reference(cfg: Config, *, total_steps: int | None = None) -> ReferenceRe
             seed=seeding.evaluator_seed(cfg.seed),
             epsilon=cfg.eval.epsilon,
         )
-        eval_returns = evaluator.evaluate(learner.get_weights(), learner.learner_steps).returns
+        eval_returns = evaluator.evaluate(get_weights(online), updates).returns
         evaluator.close()
     return ReferenceResult(
         env_steps=env_steps,
-        learner_steps=learner.learner_steps,
+        learner_steps=updates,
         transitions=transitions,
         episode_returns=episode_returns,
-        metrics=metrics,
+        losses=losses,
+        mean_q=mean_q,
         eval_returns=eval_returns,
-        weights=learner.get_weights(),
+        weights=get_weights(online),
         replay=replay,
     )

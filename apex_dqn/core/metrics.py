@@ -1,9 +1,8 @@
-"""Metric names, the run's bookkeeping, the status line, ``metrics.jsonl`` and ``summary.json``.
+"""Metric names and their helpers: the catalogue, the status line and the ``metrics.jsonl`` writer.
 
 Metric keys are the constants below, grouped by prefix (``charts/``, ``eval/``, ``losses/``,
-``replay/``, ``actors/``, ``learner/``, ``perf/``). ``RunTracker`` is the driver's view of a run:
-the Ray runtime and the single-process loop both feed it the same events, and it alone decides
-when the run is solved and what the summary says.
+``replay/``, ``actors/``, ``learner/``, ``perf/``, ``timers/``). The run's bookkeeping, which
+fills them, is ``apex_dqn.run.state.RunTracker``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ string keys out of a dict. Plain data only, so that Ray can ship them between pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from apex_dqn.core.types import ReplayTotals
 
 
 @dataclass
@@ -41,8 +42,10 @@ class EvalResult:
 
 
 @dataclass
-class ActorCall:
-    """What one actor did in one ``run`` call.
+class ActorReport:
+    """What one actor did: in one ``run`` call of its worker, or in ``Actor.run_steps`` (which
+    fills the steps, episodes, transitions, env errors and weights version; the worker adds
+    the rest).
 
     Attributes:
         env_steps: environment steps (summed over its envs).
@@ -77,7 +80,7 @@ class ActorCall:
 
 
 @dataclass
-class LearnerCall:
+class LearnerReport:
     """A learner's counters after one ``run_for`` call (or a ``status`` query).
 
     Attributes:
@@ -86,8 +89,8 @@ class LearnerCall:
         learner_steps: updates of the network so far (a group's updates, counted once).
         weights_version: the version it last published.
         skipped_updates: updates skipped for a non-finite loss or gradient.
-        replay: the shards' totals (``ShardBook.totals``) with ``added`` across shard
-            restarts and ``sampled`` by all learners.
+        replay: the shards' totals (``ShardBook.totals``), ``added`` across shard restarts
+            and ``sampled`` by all learners.
         metrics: keyed scalars of the latest update (``metrics`` catalogue).
         shard_failures, shard_restarts: shard events this learner process saw.
         shards_down: shards that did not answer its latest call.
@@ -100,7 +103,7 @@ class LearnerCall:
     learner_steps: int
     weights_version: int
     skipped_updates: int
-    replay: dict[str, Any]
+    replay: ReplayTotals
     metrics: dict[str, float]
     shard_failures: int
     shard_restarts: int

@@ -6,7 +6,7 @@ transition), so that Ray can ship the arrays zero-copy through its object store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import numpy as np
@@ -25,12 +25,16 @@ class TransitionBatch:
         done_B: True when the episode terminated within the m steps (no bootstrap), shape [B].
             A truncation (time limit) is not a termination: it still bootstraps.
         priority_B: the actor's initial priority |TD error| (float32), shape [B].
+
+    The behaviour fields (``BEHAVIOUR_FIELDS``) are what the off-policy correction between
+    actors needs (``learner.actor_correction``, ``exploration.BehaviourMixture``); they are
+    None, and travel nowhere, unless that option is on:
+
         greedy_B: whether a_t was the actor's greedy action (bool), shape [B].
         epsilon_B: the exploration epsilon of the actor that produced it (float32), shape [B].
         steps_B: m, the number of rewards summed (uint8, 1 <= m <= n), shape [B].
         later_greedy_B: how many of the later actions a_{t+1} .. a_{t+m-1} were their actor's
-            greedy action (uint8, <= m - 1), shape [B]; with ``steps_B`` and ``epsilon_B`` what
-            the off-policy correction between actors needs (``exploration.BehaviourMixture``).
+            greedy action (uint8, <= m - 1), shape [B].
     """
 
     obs_B: np.ndarray
@@ -40,17 +44,23 @@ class TransitionBatch:
     next_obs_B: np.ndarray
     done_B: np.ndarray
     priority_B: np.ndarray
-    greedy_B: np.ndarray
-    epsilon_B: np.ndarray
-    steps_B: np.ndarray
-    later_greedy_B: np.ndarray
+    greedy_B: np.ndarray | None = None
+    epsilon_B: np.ndarray | None = None
+    steps_B: np.ndarray | None = None
+    later_greedy_B: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.action_B.shape[0])
 
+    @property
+    def has_behaviour(self) -> bool:
+        """Whether the behaviour fields are there (``learner.actor_correction``)."""
+        return self.epsilon_B is not None
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """The fields by name, in declaration order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The fields that are there, by name, in declaration order."""
+        found = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: array for name, array in found.items() if array is not None}
 
     def index(self, idx: np.ndarray | slice) -> TransitionBatch:
         """Rows ``idx`` of every field (a copy for fancy indices, a view for slices)."""
@@ -59,17 +69,17 @@ class TransitionBatch:
     @staticmethod
     def concatenate(batches: list[TransitionBatch]) -> TransitionBatch:
         """One batch holding the rows of ``batches`` in order."""
-        names = [f.name for f in fields(TransitionBatch)]
+        names = batches[0].arrays().keys()
         return TransitionBatch(
-            **{n: np.concatenate([getattr(b, n) for b in batches]) for n in names}
+            **{n: np.concatenate([b.arrays()[n] for b in batches]) for n in names}
         )
 
     @staticmethod
     def empty(
-        obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32
+        obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32, behaviour: bool = False
     ) -> TransitionBatch:
-        """A batch with zero rows and the right dtypes."""
-        return TransitionBatch(
+        """A batch with zero rows and the right dtypes (with the behaviour fields or not)."""
+        batch = TransitionBatch(
             obs_B=np.zeros((0, *obs_shape), dtype=obs_dtype),
             action_B=np.zeros(0, dtype=np.int64),
             return_B=np.zeros(0, dtype=np.float32),
@@ -77,11 +87,16 @@ class TransitionBatch:
             next_obs_B=np.zeros((0, *obs_shape), dtype=obs_dtype),
             done_B=np.zeros(0, dtype=bool),
             priority_B=np.zeros(0, dtype=np.float32),
-            greedy_B=np.zeros(0, dtype=bool),
-            epsilon_B=np.zeros(0, dtype=np.float32),
-            steps_B=np.zeros(0, dtype=np.uint8),
-            later_greedy_B=np.zeros(0, dtype=np.uint8),
         )
+        if behaviour:
+            batch.greedy_B = np.zeros(0, dtype=bool)
+            batch.epsilon_B = np.zeros(0, dtype=np.float32)
+            batch.steps_B = np.zeros(0, dtype=np.uint8)
+            batch.later_greedy_B = np.zeros(0, dtype=np.uint8)
+        return batch
+
+
+BEHAVIOUR_FIELDS = ("greedy_B", "epsilon_B", "steps_B", "later_greedy_B")
 
 
 @dataclass
@@ -108,6 +123,41 @@ class ReplayStats:
     sampled: int
     bytes: int
     instance: int = 0
+
+
+@dataclass
+class ShardSize:
+    """One shard's size, capacity and bytes, as the run's metrics show them."""
+
+    size: int
+    capacity: int
+    bytes: int
+
+
+@dataclass
+class ReplayTotals:
+    """The replay as a learner sees it, summed over the shards that answered its latest call.
+
+    Attributes:
+        size, capacity, bytes: summed over the shards that reported.
+        added: transitions ever inserted, across shard restarts.
+        sampled: transitions the learners drew.
+        shards: how many shards reported.
+        per_shard: each shard's ``ShardSize`` (None while it is down).
+    """
+
+    size: int = 0
+    capacity: int = 0
+    added: int = 0
+    sampled: int = 0
+    bytes: int = 0
+    shards: int = 0
+    per_shard: list[ShardSize | None] = field(default_factory=list)
+
+    @property
+    def replay_ratio(self) -> float:
+        """Samples drawn per transition inserted (0 before the first insert)."""
+        return self.sampled / self.added if self.added else 0.0
 
 
 @dataclass
@@ -147,8 +197,9 @@ class FrameBatch:
         stream: the id of the actor process that made them (keys are only unique within it).
         obs_idx_BS: rows of ``frames_F`` stacked into s_t, oldest frame first (int64, [B, S]).
         next_idx_BS: rows of ``frames_F`` stacked into s_{t+m} (int64, [B, S]).
-        action_B, return_B, discount_B, done_B, priority_B, greedy_B, epsilon_B, steps_B,
-            later_greedy_B: as in ``TransitionBatch``.
+        action_B, return_B, discount_B, done_B, priority_B, and the behaviour fields
+            greedy_B, epsilon_B, steps_B, later_greedy_B (None unless
+            ``learner.actor_correction``): as in ``TransitionBatch``.
     """
 
     frames_F: np.ndarray
@@ -161,10 +212,10 @@ class FrameBatch:
     discount_B: np.ndarray
     done_B: np.ndarray
     priority_B: np.ndarray
-    greedy_B: np.ndarray
-    epsilon_B: np.ndarray
-    steps_B: np.ndarray
-    later_greedy_B: np.ndarray
+    greedy_B: np.ndarray | None = None
+    epsilon_B: np.ndarray | None = None
+    steps_B: np.ndarray | None = None
+    later_greedy_B: np.ndarray | None = None
 
     SCALARS: ClassVar[tuple[str, ...]] = (
         "action_B",

@@ -44,6 +44,7 @@ class FramePrioritizedReplay(PrioritizedReplay):
         priority_eps: float = 1e-6,
         seed: int = 0,
         frame_capacity: int | None = None,
+        behaviour: bool = False,
     ) -> None:
         """Preallocates the transition fields, the frame ring and the sum tree.
 
@@ -56,6 +57,7 @@ class FramePrioritizedReplay(PrioritizedReplay):
             seed: seed of the sampling RNG.
             frame_capacity: frames held, >= capacity (default: capacity + capacity / 32 + 1024,
                 room for the extra frame per episode end and some unshared push borders).
+            behaviour: store the behaviour fields (``PrioritizedReplay``).
 
         Raises:
             ValueError: for a non-3-D shape, a dtype other than uint8 or a small frame ring.
@@ -70,6 +72,7 @@ class FramePrioritizedReplay(PrioritizedReplay):
             alpha=alpha,
             priority_eps=priority_eps,
             seed=seed,
+            behaviour=behaviour,
         )
         default = self._capacity + self._capacity // 32 + 1024
         self._frame_capacity = int(frame_capacity or default)
@@ -83,7 +86,7 @@ class FramePrioritizedReplay(PrioritizedReplay):
         self.frames_reused = 0
 
     def _allocate(self) -> dict[str, np.ndarray]:
-        template = TransitionBatch.empty((0,), np.uint8)
+        template = TransitionBatch.empty((0,), np.uint8, self._behaviour)
         storage = {
             name: np.zeros((self._capacity, *empty.shape[1:]), dtype=empty.dtype)
             for name, empty in template.arrays().items()
@@ -118,7 +121,8 @@ class FramePrioritizedReplay(PrioritizedReplay):
             ):
                 raise ValueError(f"{name} must be [{num}, {self._stack}] rows of frames_F")
         fid_F = self._store_frames(batch)
-        arrays = {name: getattr(batch, name) for name in FrameBatch.SCALARS}
+        found = {name: getattr(batch, name) for name in FrameBatch.SCALARS}
+        arrays = {name: array for name, array in found.items() if array is not None}
         arrays["obs_fid_BS"] = fid_F[batch.obs_idx_BS]
         arrays["next_fid_BS"] = fid_F[batch.next_idx_BS]
         self._insert(arrays, num)
@@ -186,7 +190,7 @@ class FramePrioritizedReplay(PrioritizedReplay):
         return TransitionBatch(
             obs_B=self._frames[self._storage["obs_fid_BS"][slot_B] % ring],
             next_obs_B=self._frames[self._storage["next_fid_BS"][slot_B] % ring],
-            **{name: self._storage[name][slot_B] for name in FrameBatch.SCALARS},
+            **{n: self._storage[n][slot_B] for n in FrameBatch.SCALARS if n in self._storage},
         )
 
     def _extra_bytes(self) -> int:

@@ -16,11 +16,8 @@ import os
 
 import numpy as np
 
-from apex_dqn.core.types import ReplayStats, Sample, TransitionBatch
+from apex_dqn.core.types import BEHAVIOUR_FIELDS, ReplayStats, Sample, TransitionBatch
 from apex_dqn.replay.sum_tree import SumTree
-
-# Stored fields that older snapshots lack; ``load_state_dict`` fills them with zeros.
-_ADDED_LATER = ("steps_B", "later_greedy_B")
 
 
 def importance_weights(priorities_B: np.ndarray, *, beta: float) -> np.ndarray:
@@ -70,6 +67,7 @@ class PrioritizedReplay:
         alpha: float = 0.6,
         priority_eps: float = 1e-6,
         seed: int = 0,
+        behaviour: bool = False,
     ) -> None:
         """Preallocates the storage arrays and the sum tree.
 
@@ -81,6 +79,8 @@ class PrioritizedReplay:
             priority_eps: floor on |p_i| before the exponent, > 0, so no item becomes
                 unsampleable.
             seed: seed of this replay's own random generator.
+            behaviour: store the behaviour fields (``TransitionBatch.has_behaviour``) that
+                ``learner.actor_correction`` needs; batches must then carry them, else not.
 
         Raises:
             ValueError: if an argument is out of range.
@@ -95,6 +95,7 @@ class PrioritizedReplay:
         self._alpha = float(alpha)
         self._priority_eps = float(priority_eps)
         self._rng = np.random.default_rng(seed)
+        self._behaviour = bool(behaviour)
         self._storage = self._allocate()
         # The id of the item in each slot (-1: never written); ids are global insertion counts.
         self._ids = np.full(self._capacity, -1, dtype=np.int64)
@@ -105,7 +106,7 @@ class PrioritizedReplay:
 
     def _allocate(self) -> dict[str, np.ndarray]:
         """One preallocated array per stored field, ``capacity`` rows each."""
-        template = TransitionBatch.empty(self._obs_shape, self._obs_dtype)
+        template = TransitionBatch.empty(self._obs_shape, self._obs_dtype, self._behaviour)
         return {
             name: np.zeros((self._capacity, *empty.shape[1:]), dtype=empty.dtype)
             for name, empty in template.arrays().items()
@@ -137,6 +138,11 @@ class PrioritizedReplay:
 
     def _insert(self, arrays: dict[str, np.ndarray], num: int) -> None:
         """Checks the rows of every stored field and writes them, oldest items first out."""
+        if arrays.keys() != self._storage.keys():
+            raise ValueError(
+                f"a batch with fields {sorted(arrays)} for a replay that stores "
+                f"{sorted(self._storage)} (behaviour fields: learner.actor_correction)"
+            )
         for name, array in arrays.items():
             want = self._storage[name].shape[1:]
             if array.shape[0] != num or array.shape[1:] != want:
@@ -287,7 +293,9 @@ class PrioritizedReplay:
     def load_state_dict(self, state: dict) -> None:
         """Restores a ``state_dict``; array values may also be anything ``np.asarray`` accepts.
 
-        Fields added since a snapshot was written (``steps_B``, ``later_greedy_B``) are zeros.
+        Behaviour fields the snapshot lacks are zeros (``steps_B`` = 0 gives the actor-mixture
+        correction weight 1: no correction for those rows); those this replay does not store
+        are dropped.
 
         Raises:
             ValueError: if the saved replay's capacity, observations, alpha or eps differ.
@@ -308,9 +316,7 @@ class PrioritizedReplay:
         added = int(state["added"])
         size = min(added, self._capacity)
         for name in self._storage:
-            if name in _ADDED_LATER and name not in state["storage"]:
-                # A snapshot from before the field existed: zeros (steps_B = 0 gives the
-                # actor-mixture correction weight 1, i.e. no correction for those rows).
+            if name in BEHAVIOUR_FIELDS and name not in state["storage"]:
                 self._storage[name][:size] = 0
                 continue
             self._storage[name][:size] = np.asarray(state["storage"][name])

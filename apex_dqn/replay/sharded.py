@@ -10,11 +10,10 @@ numpy: the learner's shard book (``roles.shard_book``) uses it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from apex_dqn.core.types import ReplayStats
+from apex_dqn.core.types import ReplayStats, ReplayTotals, ShardSize
 
 
 def pick_shard(
@@ -35,19 +34,19 @@ def total_size(stats: Sequence[ReplayStats | None]) -> int:
     return sum(s.size for s in stats if s is not None)
 
 
-def totals(stats: Sequence[ReplayStats | None]) -> dict[str, Any]:
+def totals(stats: Sequence[ReplayStats | None]) -> ReplayTotals:
     """Size, capacity, added, sampled and bytes summed over the shards that reported, how many
-    did, and ``per_shard``: size, capacity and bytes of each shard (None while it is down)."""
+    did, and each shard's size, capacity and bytes (None while it is down)."""
     known = [s for s in stats if s is not None]
-    return {
-        "size": sum(s.size for s in known),
-        "capacity": sum(s.capacity for s in known),
-        "added": sum(s.added for s in known),
-        "sampled": sum(s.sampled for s in known),
-        "bytes": sum(s.bytes for s in known),
-        "shards": len(known),
-        "per_shard": [
-            None if s is None else {"size": s.size, "capacity": s.capacity, "bytes": s.bytes}
+    return ReplayTotals(
+        size=sum(s.size for s in known),
+        capacity=sum(s.capacity for s in known),
+        added=sum(s.added for s in known),
+        sampled=sum(s.sampled for s in known),
+        bytes=sum(s.bytes for s in known),
+        shards=len(known),
+        per_shard=[
+            None if s is None else ShardSize(size=s.size, capacity=s.capacity, bytes=s.bytes)
             for s in stats
         ],
-    }
+    )

@@ -16,9 +16,9 @@ from typing import Any
 
 from apex_dqn.config import ActorsConfig
 from apex_dqn.core.metrics import ACTOR_PHASES
-from apex_dqn.core.reports import ActorCall
+from apex_dqn.core.reports import ActorReport
 from apex_dqn.core.rules import ActorThrottle, PhaseTimer
-from apex_dqn.roles.ports import ReplayPort, ShardDown, WeightStore
+from apex_dqn.roles.ports import ActorComponent, ReplayPort, ShardDown, WeightStore
 
 PUSHES_PER_SHARD = 8
 # A throttled actor polls the weight store this often: the learner's progress (its weights
@@ -46,7 +46,7 @@ class ActorWorker:
 
     def __init__(
         self,
-        actor: Any,
+        actor: ActorComponent,
         *,
         cfg: ActorsConfig,
         index: int,
@@ -112,9 +112,9 @@ class ActorWorker:
                 self.lost += n
         self._pending = still
 
-    def run(self) -> ActorCall:
+    def run(self) -> ActorReport:
         """Act for ``actors.steps_per_call`` vector steps (fewer when it has to wait)."""
-        report = ActorCall()
+        report = ActorReport()
         pushed_before, lost_before = self.pushed, self.lost
         self._timer.reset()
         done, waited = 0, 0.0
@@ -133,16 +133,11 @@ class ActorWorker:
                     break  # still ahead: return, so the driver hears from it
             chunk = min(self._sync_steps - self._since_sync, self._cfg.steps_per_call - done)
             with self._timer.phase("acting"):
-                batches, steps = self.actor.run_steps(chunk)
+                batches, _ = self.actor.run_steps(chunk, report)
             with self._timer.phase("pushing"):
                 self._push(batches)
             done += chunk
             self._since_sync += chunk
-            report.env_steps += steps.env_steps
-            report.episode_returns += steps.episode_returns
-            report.episode_lengths += steps.episode_lengths
-            report.transitions += steps.transitions
-            report.env_errors += steps.env_errors
         report.weights_version = self.actor.weights_version
         report.pid = os.getpid()
         report.pushed = self.pushed - pushed_before

@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
 
 from apex_dqn.core.reports import EvalFailed, Evaluated, NothingNew
 from apex_dqn.core.rules import ErrorStreak
+from apex_dqn.roles.build import EvaluatorSpec
 from apex_dqn.roles.ports import WeightStore
 
 
@@ -21,7 +21,7 @@ class EvaluatorWorker:
     """Runs an ``Evaluator`` on new weights (see module docstring).
 
     Args:
-        evaluator_kwargs: arguments of ``Evaluator``.
+        spec: what the ``Evaluator`` is built from.
         weights: the weight store.
         interval_s: seconds between the starts of two evaluations.
         max_env_errors: failed evaluations in a row that stop the run.
@@ -32,18 +32,16 @@ class EvaluatorWorker:
 
     def __init__(
         self,
+        spec: EvaluatorSpec,
         *,
-        evaluator_kwargs: dict[str, Any],
         weights: WeightStore,
         interval_s: float,
         max_env_errors: int = 10,
         block: bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from apex_dqn.algo.evaluator import Evaluator
-
-        self._kwargs = evaluator_kwargs
-        self.evaluator = Evaluator(**evaluator_kwargs)
+        self._spec = spec
+        self.evaluator = spec.build()
         self._weights = weights
         self._interval_s = interval_s
         self._errors = ErrorStreak(max_env_errors)
@@ -56,7 +54,6 @@ class EvaluatorWorker:
         """Evaluate weights newer than the last evaluated ones. ``confirm``: repeat an
         evaluation that reaches the target (``Evaluator``)."""
         from apex_dqn.algo.actor import EnvFailure
-        from apex_dqn.algo.evaluator import Evaluator
 
         wait = self._last_start + self._interval_s - time.monotonic()
         if wait > 0:
@@ -75,7 +72,7 @@ class EvaluatorWorker:
         except Exception as exc:  # user environment code
             if self._errors.failed():
                 raise EnvFailure(
-                    f"env.id={self._kwargs['env'].id!r} raised in {self._errors.count} "
+                    f"env.id={self._spec.env.id!r} raised in {self._errors.count} "
                     f"evaluations in a row (actors.max_env_errors={self._errors.limit}); "
                     f"last error: {type(exc).__name__}: {exc}"
                 ) from exc
@@ -83,7 +80,7 @@ class EvaluatorWorker:
                 self.evaluator.close()
             # The new evaluator goes on with the next episodes' seeds, not the first ones again.
             done = self.evaluator.evaluations
-            self.evaluator = Evaluator(**self._kwargs, evaluations_done=done)
+            self.evaluator = self._spec.build(evaluations_done=done)
             return EvalFailed()
         self._errors.succeeded()
         return Evaluated(result)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,16 +24,18 @@ from apex_dqn.core.metrics import (
     PRIORITY_MEAN,
     learner_metric_dict,
 )
-from apex_dqn.core.reports import LearnerCall, Restored
+from apex_dqn.core.reports import LearnerReport, Restored
 from apex_dqn.core.rules import PhaseTimer
-from apex_dqn.roles.feeder import SampleFeeder, Staged
-from apex_dqn.roles.ports import ReplayPort, WeightStore
+from apex_dqn.roles.feeder import FedBatch, SampleFeeder
+from apex_dqn.roles.ports import LearnerComponent, ReplayPort, WeightStore
+
+if TYPE_CHECKING:
+    from apex_dqn.algo.learner import StepResult
 
 # How long a learner of a group waits in a collective for the others before failing. Rounds
 # normally follow each other within milliseconds; a checkpoint or restore on one learner holds
 # the others for seconds. A dead learner is handled by the driver long before this.
 GROUP_TIMEOUT_S = 600.0
-IDLE_SLEEP_S = 0.005
 
 
 class LearnerWorker:
@@ -52,7 +54,7 @@ class LearnerWorker:
 
     def __init__(
         self,
-        learner: Any,
+        learner: LearnerComponent,
         *,
         replay_cfg: ReplayConfig,
         replay: ReplayPort,
@@ -105,22 +107,23 @@ class LearnerWorker:
         if self.learner.learner_steps % self.cfg.publish_every == 0:
             self.publish()
 
-    def _learned(self, item: Staged, metrics: Any, priorities_B: np.ndarray) -> None:
+    def _learned(self, item: FedBatch, result: StepResult) -> None:
         """After an update on ``item``: its priorities, a publish when due, the metrics."""
         if self.first_update_at is None:
             self.first_update_at = time.time()
         self.batches_learned += 1
+        priorities_B = result.priorities_B
         self.feeder.learned(item, priorities_B)
         self._publish_if_due()
         self._last_metrics = {
-            **learner_metric_dict(metrics),
+            **learner_metric_dict(result.metrics),
             PRIORITY_MEAN: float(priorities_B.mean()),
             PRIORITY_MAX: float(priorities_B.max()),
             IS_WEIGHT_MEAN: float(item.weights_B.mean()),
             IS_WEIGHT_MIN: float(item.weights_B.min()),
         }
 
-    def run_for(self, seconds: float, until_idle: bool = False) -> LearnerCall:
+    def run_for(self, seconds: float, until_idle: bool = False) -> LearnerReport:
         """Train for about ``seconds``; ``until_idle``: return early when no batch can be had
         (one process, where the actors act only between learner calls).
 
@@ -136,59 +139,24 @@ class LearnerWorker:
         return self._report(self.learner.learner_steps - start_steps)
 
     def _run_alone(self, seconds: float, until_idle: bool) -> None:
-        feeder = self.feeder
-        deadline = time.monotonic() + seconds
-        k = self.cfg.batches_per_request
-        while time.monotonic() < deadline:
-            feeder.fill()
-            if feeder.staged:
-                # Stage the next request's batches while this one's are stepped through.
-                if len(feeder.staged) <= k:
-                    feeder.poll()
-                item = feeder.staged.popleft()
-                with self.timer.phase("learning"):
-                    metrics, priorities_B = self.learner.step_staged(item.future.result())
-                self._learned(item, metrics, priorities_B)
-                continue
-            if not feeder.inflight:
-                feeder.refresh_stats()
-                if not feeder.request():
-                    if until_idle:
-                        return
-                    time.sleep(IDLE_SLEEP_S)
-                continue
-            ticket = feeder.wait_ready(max(0.0, deadline - time.monotonic()))
-            if ticket is None:
-                return
-            feeder.receive(ticket)
+        """One update per batch the feeder has staged, until ``seconds`` have passed."""
+        for item in self.feeder.batches(time.monotonic() + seconds, until_idle=until_idle):
+            with self.timer.phase("learning"):
+                result = self.learner.step(item.staged)
+            self._learned(item, result)
 
     def _run_group(self, seconds: float) -> None:
         """Every iteration is one collective round, to which this learner brings its oldest
         staged batch if it has one (else nothing)."""
-        feeder = self.feeder
         deadline = time.monotonic() + seconds
-        k = self.cfg.batches_per_request
-        while True:
-            feeder.fill()
-            if feeder.inflight and len(feeder.staged) <= k:
-                # Short waits only: the other learners wait in the round for this one.
-                ticket = feeder.wait_ready(0.0 if feeder.staged else 0.002)
-                if ticket is not None:
-                    feeder.receive(ticket)
-            elif not feeder.inflight and not feeder.staged:
-                feeder.refresh_stats()
-                if not feeder.request():
-                    time.sleep(IDLE_SLEEP_S)
-            item = feeder.staged.popleft() if feeder.staged else None
+        for item in self.feeder.rounds():
             stepped_before = self.learner.learner_steps
             with self.timer.phase("learning"):
-                staged = item.future.result() if item is not None else None
-                metrics, priorities_B, stop = self.group.round(
-                    staged, stop=time.monotonic() >= deadline
-                )
+                staged = item.staged if item is not None else None
+                result, stop = self.group.round(staged, stop=time.monotonic() >= deadline)
             if item is not None:
-                assert priorities_B is not None  # a learner that brought a batch gets them
-                self._learned(item, metrics, priorities_B)
+                assert result is not None  # a learner that brought a batch gets its result
+                self._learned(item, result)
             elif self.learner.learner_steps != stepped_before:
                 self._publish_if_due()
             if stop:
@@ -198,13 +166,13 @@ class LearnerWorker:
         """Release the feeder's staging threads; the worker is not used afterwards."""
         self.feeder.close()
 
-    def status(self) -> LearnerCall:
+    def status(self) -> LearnerReport:
         """Counters and replay totals now, without training (what ``run_for`` returns)."""
         return self._report(0)
 
-    def _report(self, updates: int) -> LearnerCall:
+    def _report(self, updates: int) -> LearnerReport:
         book = self.feeder.book
-        return LearnerCall(
+        return LearnerReport(
             updates=updates,
             batches_learned=self.batches_learned,
             learner_steps=self.learner.learner_steps,
@@ -296,8 +264,10 @@ class LearnerWorker:
             timeout=timedelta(seconds=GROUP_TIMEOUT_S),
             device_id=device_id,
         )
+        from apex_dqn.algo.learner import Learner
         from apex_dqn.algo.learner_group import LearnerGroup
 
+        assert isinstance(self.learner, Learner), "a group averages a Learner's gradients"
         self.group = LearnerGroup(self.learner, dist.group.WORLD)
         self.group.broadcast_from(0)
         return os.getpid()

@@ -1,6 +1,6 @@
 """The ParameterServer: the latest weights and their version number.
 
-The learner publishes; actors and the evaluator ask ``get_if_newer(version)`` and receive the
+The learner publishes; actors and the evaluator ask ``pull_if_newer(version)`` and receive the
 weights only when their own copy is out of date, so an unchanged version costs one tiny message.
 The weights object is opaque here: under Ray it is a reference to one object in the object store
 per version (put once by the learner), in a single process it is the numpy state dict itself.
@@ -18,14 +18,14 @@ class ParameterServer:
         self._weights: Any = None
         self._version = -1
 
-    def set_weights(self, weights: Any, version: int, force: bool = False) -> None:
+    def publish(self, weights: Any, version: int, force: bool = False) -> None:
         """Publish ``weights`` as ``version``; an older version than the current one is ignored
         unless ``force`` (a learner restored from an older checkpoint)."""
         if force or version >= self._version:
             self._weights = weights
             self._version = int(version)
 
-    def get_if_newer(self, version: int) -> tuple[Any, int]:
+    def pull_if_newer(self, version: int) -> tuple[Any, int]:
         """(weights, latest version) if newer than ``version``, else (None, ``version``)."""
         # "Differs", not "is greater": after a forced (older) publish, holders of newer
         # weights must take the restored ones too.

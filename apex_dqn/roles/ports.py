@@ -1,4 +1,5 @@
-"""The ports through which roles reach the replay shards and the weight store.
+"""The ports through which roles reach the replay shards and the weight store, and the
+components they host, as ``Protocol``s that mypy checks.
 
 A role never holds a Ray handle: it is given ports. The Ray runtime binds them to actor handles
 and object refs; the local runtime calls the objects in this process directly, and every ticket
@@ -10,11 +11,16 @@ answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from apex_dqn.core.types import ReplayStats, Sample
+from apex_dqn.config import LearnerConfig
+from apex_dqn.core.reports import ActorReport
+from apex_dqn.core.types import ReplayStats, Sample, TransitionBatch
+
+if TYPE_CHECKING:  # torch stays out of the Ray driver
+    from apex_dqn.algo.learner import StagedBatch, StepResult
 
 
 class ShardDown(RuntimeError):
@@ -66,6 +72,67 @@ class WeightStore(Protocol):
     def pull_if_newer(self, version: int) -> tuple[dict[str, np.ndarray] | None, int]:
         """(weights, their version) when the store's version differs from ``version``, else
         (None, ``version``)."""
+        ...
+
+
+class ActorComponent(Protocol):
+    """What the actor role needs of the actor it hosts (``Actor``, ``PipelinedActor``)."""
+
+    weights_version: int
+    epsilon: float
+
+    def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
+        """Act with ``weights`` from now on, as ``version``."""
+        ...
+
+    def run_steps(self, num_steps: int, report: ActorReport) -> tuple[list[Any], ActorReport]:
+        """Step the envs ``num_steps`` times, adding to ``report``; the full push batches."""
+        ...
+
+    def close(self) -> None:
+        """Close the envs."""
+        ...
+
+
+class LearnerComponent(Protocol):
+    """What the learner role and its feeder need of the learner they host (``Learner``)."""
+
+    cfg: LearnerConfig
+    learner_steps: int
+    skipped_updates: int
+
+    @property
+    def device(self) -> Any:
+        """The torch device it updates on."""
+        ...
+
+    @property
+    def stages_async(self) -> bool:
+        """Whether ``stage`` copies to a device, so that staging in threads pays."""
+        ...
+
+    def beta(self) -> float:
+        """The importance-sampling exponent now."""
+        ...
+
+    def stage(self, batch: TransitionBatch, weights_B: np.ndarray) -> StagedBatch:
+        """``batch`` and its importance weights on the device."""
+        ...
+
+    def step(self, staged: StagedBatch) -> StepResult:
+        """One update; the metrics and new priorities."""
+        ...
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """The online network's weights (what actors load)."""
+        ...
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue learning."""
+        ...
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict``."""
         ...
 
 

@@ -8,12 +8,12 @@ shards): exact prioritized replay across shards (``replay.sharded``).
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import numpy as np
 
 from apex_dqn.core.rules import IdentityWatch
-from apex_dqn.core.types import ReplayStats
+from apex_dqn.core.types import ReplayStats, ReplayTotals
 from apex_dqn.replay import sharded
 
 
@@ -72,7 +72,9 @@ class ShardBook:
         """A shard to sample from, proportionally to priority sums (None: none can serve)."""
         return sharded.pick_shard(self.stats, batch_size, rng)
 
-    def totals(self, sampled: int) -> dict[str, Any]:
+    def totals(self, sampled: int) -> ReplayTotals:
         """The replay totals of a report: ``sharded.totals`` with ``added`` across restarts and
         ``sampled`` as given (the learners' draws)."""
-        return {**sharded.totals(self.stats), "added": self.total_added(), "sampled": sampled}
+        return dataclasses.replace(
+            sharded.totals(self.stats), added=self.total_added(), sampled=sampled
+        )

@@ -15,14 +15,15 @@ from typing import Any
 import numpy as np
 
 from apex_dqn.core.types import ReplayStats, Sample
+from apex_dqn.roles.build import ShardSpec
 
 
 class ShardWorker:
     """One replay shard (see module docstring).
 
     Args:
-        replay_kwargs: arguments of ``make_replay``.
-        snapshot_path: where its snapshot lives (None: snapshots off).
+        spec: what the shard's replay is built from, and where its snapshot lives (None:
+            snapshots off).
         snapshot_every_s: seconds between snapshots written as batches come (0: only on
             request).
         load_snapshot: reload the snapshot at start (a resumed run, or a restarted shard). A
@@ -32,15 +33,13 @@ class ShardWorker:
 
     def __init__(
         self,
+        spec: ShardSpec,
         *,
-        replay_kwargs: dict[str, Any],
-        snapshot_path: str | None = None,
         snapshot_every_s: float = 0.0,
         load_snapshot: bool = False,
     ) -> None:
-        from apex_dqn.replay import make_replay
-
-        self.replay = make_replay(**replay_kwargs)
+        self.replay = spec.build()
+        snapshot_path = spec.snapshot_path
         self._snapshot_path = snapshot_path
         self._snapshot_every_s = snapshot_every_s
         self._last_snapshot = time.monotonic()

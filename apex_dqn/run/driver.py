@@ -16,11 +16,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from apex_dqn.config import Config
-from apex_dqn.core.reports import ActorCall, LearnerCall, Restored
+from apex_dqn.core.reports import (
+    ActorReport,
+    EvalFailed,
+    Evaluated,
+    LearnerReport,
+    NothingNew,
+    Restored,
+)
 from apex_dqn.envs.factory import EnvInfo
 from apex_dqn.roles.build import target_return
 from apex_dqn.run.outputs import Resume, RunOutputs, checkpoint_extra
@@ -28,6 +36,33 @@ from apex_dqn.run.signals import StopSignals
 from apex_dqn.run.state import RunTracker
 
 LEARNER_CALL_S = 0.25
+
+
+@dataclass(frozen=True)
+class ActorRun:
+    """An actor's ``run`` call in flight."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class LearnerRun:
+    """A learner's ``run_for`` call in flight (every rank of a group is called together)."""
+
+    rank: int
+
+
+@dataclass(frozen=True)
+class CheckpointRun:
+    """Rank 0's ``checkpoint_bytes`` call in flight."""
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """The evaluator's ``evaluate_latest`` call in flight."""
+
+
+Pending = ActorRun | LearnerRun | CheckpointRun | EvalRun
 
 
 class WorkerGone(RuntimeError):
@@ -98,7 +133,7 @@ class Runtime(Protocol):
         """Stop the actors and the evaluator for good."""
         ...
 
-    def learner_status(self) -> LearnerCall | None:
+    def learner_status(self) -> LearnerReport | None:
         """Rank 0's counters now (None if it does not answer)."""
         ...
 
@@ -114,6 +149,19 @@ class Runtime(Protocol):
     def object_store_used(self) -> int | None:
         """Bytes in the object store (None where there is none)."""
         ...
+
+
+def _describe(call: Pending) -> str:
+    """How a failure names the role: "actor 3", "learner 0", "checkpoint 0", "eval 0"."""
+    match call:
+        case ActorRun(index):
+            return f"actor {index}"
+        case LearnerRun(rank):
+            return f"learner {rank}"
+        case CheckpointRun():
+            return "checkpoint 0"
+        case _:
+            return "eval 0"
 
 
 def stop_reason(
@@ -158,33 +206,39 @@ class Driver:
         self.out = outputs
         self.signals = signals
         self.tracker = outputs.tracker
-        self.inflight: dict[Any, tuple[str, int]] = {}
+        self.inflight: dict[Any, Pending] = {}
         self.target_reached = False
         self.failure: str | None = None
         self.latest_checkpoint: bytes | None = None
         self.evaluator_started = False
         # Answers of the learners' current round of run_for calls, by rank.
-        self.learner_round: dict[int, LearnerCall] = {}
+        self.learner_round: dict[int, LearnerReport] = {}
         every = cfg.checkpoint.every_s
         self.next_checkpoint = time.time() + every if every > 0 else math.inf
 
     def _extra(self) -> dict[str, Any]:
         return checkpoint_extra(self.cfg, self.info, self.tracker)
 
-    def _submit(self, kind: str, index: int = 0) -> None:
-        if kind == "actor":
-            self.inflight[self.rt.call_actor(index)] = ("actor", index)
-        elif kind == "learner":
-            # All learners of a group are called together: their calls end at the same round.
-            self.learner_round = {}
-            for rank, ticket in enumerate(self.rt.call_learners(LEARNER_CALL_S)):
-                self.inflight[ticket] = ("learner", rank)
-        elif kind == "checkpoint":
-            self.inflight[self.rt.call_checkpoint(self._extra())] = ("checkpoint", 0)
-        else:
-            # Once solved, evaluations need no confirmation (train.stop_on_target=false).
-            confirm = self.tracker.time_to_solve_s is None
-            self.inflight[self.rt.call_eval(confirm)] = ("eval", 0)
+    def _submit(self, call: Pending) -> None:
+        """Make ``call`` again (a learner's: every rank's)."""
+        match call:
+            case ActorRun(index):
+                self.inflight[self.rt.call_actor(index)] = call
+            case LearnerRun():
+                # All learners of a group are called together: their calls end at one round.
+                self.learner_round = {}
+                for rank, ticket in enumerate(self.rt.call_learners(LEARNER_CALL_S)):
+                    self.inflight[ticket] = LearnerRun(rank)
+            case CheckpointRun():
+                self.inflight[self.rt.call_checkpoint(self._extra())] = call
+            case EvalRun():
+                # Once solved, evaluations need no confirmation (train.stop_on_target=false).
+                confirm = self.tracker.time_to_solve_s is None
+                self.inflight[self.rt.call_eval(confirm)] = call
+
+    def _pending(self, kind: type) -> list[Any]:
+        """The tickets of the calls in flight of one kind (``ActorRun``, ``LearnerRun``...)."""
+        return [ticket for ticket, call in self.inflight.items() if isinstance(call, kind)]
 
     def restore_learner(self, data: bytes | None) -> Restored:
         """Send ``data`` (a checkpoint, or None for fresh weights) to every learner."""
@@ -195,9 +249,8 @@ class Driver:
         others are stuck in a collective with the dead one: all restart and form the group anew,
         and all restore the same checkpoint."""
         self.tracker.learner_restarted()
-        for ticket, (kind, _) in list(self.inflight.items()):
-            if kind in ("checkpoint", "learner"):
-                del self.inflight[ticket]
+        for ticket in self._pending(CheckpointRun) + self._pending(LearnerRun):
+            del self.inflight[ticket]
         if self.rt.num_learners > 1:
             self.rt.restart_learner_group()
         restored = self.restore_learner(self.latest_checkpoint)
@@ -207,46 +260,52 @@ class Driver:
         )
 
     def _handle(self, ticket: Any) -> None:
-        kind, index = self.inflight.pop(ticket)
+        call = self.inflight.pop(ticket)
         try:
-            result = self.rt.result(ticket)
+            report = self.rt.result(ticket)
         except WorkerGone:
-            if kind == "learner":
+            if isinstance(call, LearnerRun):
                 self._learner_died()
-            if kind != "checkpoint":
-                self._submit(kind, index)
+            if not isinstance(call, CheckpointRun):
+                self._submit(call)
             return
         except WorkerFailed as exc:
-            if kind == "learner" and self.rt.num_learners > 1 and self.rt.learner_group_broken():
+            group = isinstance(call, LearnerRun) and self.rt.num_learners > 1
+            if group and self.rt.learner_group_broken():
                 # Another learner of the group died mid-round: restart the group.
                 self._learner_died()
-                self._submit(kind, index)
+                self._submit(call)
                 return
-            self.failure = f"{kind} {index}: {exc}"
+            self.failure = f"{_describe(call)}: {exc}"
             return
         t = self.tracker
-        if kind == "actor":
-            t.ingest_actor(index, result)
-            if result.ended_at > 0:
-                t.driver_latency(time.time() - result.ended_at)
-        elif kind == "learner":
-            self.learner_round[index] = result
-            if len(self.learner_round) < self.rt.num_learners:
-                return  # the round goes on until every learner has answered
-            t.ingest_learner(self.learner_round[0])
-            if self.cfg.eval.enabled and not self.evaluator_started and t.learner_steps > 0:
-                # Started only now: at start-up its process would compete with the actors and
-                # the learner for the CPU, only to evaluate the untrained network.
-                self.rt.start_evaluator()
-                self.evaluator_started = True
-                self._submit("eval")
-        elif kind == "checkpoint":
-            self.latest_checkpoint = result
-            self.out.save_checkpoint(result)
-            return
-        else:
-            self.target_reached = t.ingest_eval(result) or self.target_reached
-        self._submit(kind, index)
+        match report:
+            case ActorReport():
+                assert isinstance(call, ActorRun)
+                t.ingest_actor(call.index, report)
+                if report.ended_at > 0:
+                    t.driver_latency(time.time() - report.ended_at)
+            case LearnerReport():
+                assert isinstance(call, LearnerRun)
+                self.learner_round[call.rank] = report
+                if len(self.learner_round) < self.rt.num_learners:
+                    return  # the round goes on until every learner has answered
+                t.ingest_learner(self.learner_round[0])
+                if self.cfg.eval.enabled and not self.evaluator_started and t.learner_steps > 0:
+                    # Started only now: at start-up its process would compete with the actors
+                    # and the learner for the CPU, only to evaluate the untrained network.
+                    self.rt.start_evaluator()
+                    self.evaluator_started = True
+                    self._submit(EvalRun())
+            case bytes():
+                self.latest_checkpoint = report
+                self.out.save_checkpoint(report)
+                return
+            case Evaluated() | EvalFailed() | NothingNew():
+                self.target_reached = t.ingest_eval(report) or self.target_reached
+            case _:
+                raise TypeError(f"{_describe(call)} answered with {type(report).__name__}")
+        self._submit(call)
 
     def _should_stop(self, deadline: float) -> str | None:
         return stop_reason(
@@ -261,15 +320,15 @@ class Driver:
     def loop(self) -> str:
         """Run until a stop condition holds; return the reason."""
         for i in range(self.rt.num_actors):
-            self._submit("actor", i)
-        self._submit("learner")
+            self._submit(ActorRun(i))
+        self._submit(LearnerRun(0))
         deadline = time.time() + self.cfg.train.max_seconds
         next_report = time.time() + self.cfg.train.report_interval_s
         while (reason := self._should_stop(deadline)) is None:
             now = time.time()
             if now >= self.next_checkpoint:
-                if "checkpoint" not in {k for k, _ in self.inflight.values()}:
-                    self._submit("checkpoint")
+                if not self._pending(CheckpointRun):
+                    self._submit(CheckpointRun())
                 self.next_checkpoint = now + self.cfg.checkpoint.every_s
             timeout = max(0.0, min(next_report, deadline, self.next_checkpoint) - now)
             for ticket in self.rt.wait(list(self.inflight), min(timeout, 0.5)):
@@ -284,14 +343,14 @@ class Driver:
 
     def drain_actors(self, timeout_s: float = 1.0) -> None:
         """Let the actors' calls in flight finish (a few ms each) so their pushes are counted."""
-        tickets = [t for t, (kind, _) in self.inflight.items() if kind == "actor"]
+        tickets = self._pending(ActorRun)
         deadline = time.monotonic() + timeout_s
         while tickets and time.monotonic() < deadline:
             for ticket in self.rt.wait(tickets, max(0.0, deadline - time.monotonic())):
                 tickets.remove(ticket)
                 del self.inflight[ticket]
                 try:
-                    call: ActorCall = self.rt.result(ticket)
+                    call: ActorReport = self.rt.result(ticket)
                 except Exception:  # a call lost at shutdown only goes uncounted
                     continue
                 self.tracker.count_actor_work(call)
@@ -299,7 +358,7 @@ class Driver:
     def finish_learners(self, timeout_s: float = 30.0) -> None:
         """Wait for the learners' calls in flight; then stop all but rank 0, which alone is
         needed for the last counters and checkpoint."""
-        tickets = [t for t, (kind, _) in self.inflight.items() if kind == "learner"]
+        tickets = self._pending(LearnerRun)
         deadline = time.monotonic() + timeout_s
         pending = list(tickets)
         while pending and time.monotonic() < deadline:

@@ -66,8 +66,9 @@ from apex_dqn.core.metrics import (
     shard_key,
     spread,
 )
-from apex_dqn.core.reports import ActorCall, EvalFailed, Evaluated, LearnerCall, NothingNew
+from apex_dqn.core.reports import ActorReport, EvalFailed, Evaluated, LearnerReport, NothingNew
 from apex_dqn.core.rules import IdentityWatch
+from apex_dqn.core.types import ReplayTotals
 
 
 def process_start_time() -> float:
@@ -129,7 +130,7 @@ class RunTracker:
     stop_reason: str | None = None
     interrupted_by: int | None = None
     resumed_from: dict[str, Any] | None = None
-    replay: Mapping[str, Any] = field(default_factory=dict)
+    replay: ReplayTotals = field(default_factory=ReplayTotals)
     actor_versions: dict[int, int] = field(default_factory=dict)
     learner_metrics: dict[str, float] = field(default_factory=dict)
     recent_episode_returns: list[float] = field(default_factory=list)
@@ -180,7 +181,7 @@ class RunTracker:
         marks = {"train_called": self.train_start, **self.milestones}
         return {k: round(v - self.process_start, 3) for k, v in marks.items()}
 
-    def ingest_actor(self, index: int, call: ActorCall) -> None:
+    def ingest_actor(self, index: int, call: ActorReport) -> None:
         """One actor call: its work, its episodes and phase times, and a restart if its
         process id changed (the driver may see several failed calls for one restart)."""
         if self._actor_pids.restarted(index, call.pid):
@@ -211,14 +212,14 @@ class RunTracker:
     def _sample(self, template: str, value: float) -> None:
         self._samples.setdefault(template, []).append(float(value))
 
-    def count_actor_work(self, call: ActorCall) -> None:
+    def count_actor_work(self, call: ActorReport) -> None:
         """Add one actor call's env steps, env errors and pushed and lost transitions."""
         self.env_steps += call.env_steps
         self.env_errors += call.env_errors
         self.transitions_pushed += call.pushed
         self.transitions_lost += call.lost
 
-    def ingest_learner(self, call: LearnerCall) -> None:
+    def ingest_learner(self, call: LearnerReport) -> None:
         """A learner call's counters, replay totals, latest metrics and phase times (shard
         events continue the run's totals across learner restarts)."""
         self.ingest_status(call)
@@ -230,7 +231,7 @@ class RunTracker:
         self.shard_failures = self._shard_base[0] + call.shard_failures
         self.shard_restarts = self._shard_base[1] + call.shard_restarts
 
-    def ingest_status(self, call: LearnerCall) -> None:
+    def ingest_status(self, call: LearnerReport) -> None:
         """The learner's counters and replay totals (its answer after the last call)."""
         if call.first_update_at is not None:  # a restarted learner's own comes later
             self.mark("first_update", at=call.first_update_at)
@@ -286,19 +287,19 @@ class RunTracker:
         prev_t, prev_env, prev_learn = self._last_report or (self.train_start, 0, 0)
         dt = max(now - prev_t, 1e-9)
         self._last_report = (now, self.env_steps, self.learner_steps)
-        added = self.replay.get("added", 0.0)
+        added = self.replay.added
         rec: dict[str, Any] = {
             ENV_STEPS: self.env_steps,
             LEARNER_STEPS: self.learner_steps,
             WALL_S: round(self.wall_s(now), 3),
             ENV_STEPS_PER_S: (self.env_steps - prev_env) / dt,
             LEARNER_UPDATES_PER_S: (self.learner_steps - prev_learn) / dt,
-            REPLAY_SIZE: self.replay.get("size", 0),
-            REPLAY_CAPACITY: self.replay.get("capacity", 0),
-            REPLAY_BYTES: self.replay.get("bytes", 0),
-            REPLAY_SHARDS: self.replay.get("shards", 0),
+            REPLAY_SIZE: self.replay.size,
+            REPLAY_CAPACITY: self.replay.capacity,
+            REPLAY_BYTES: self.replay.bytes,
+            REPLAY_SHARDS: self.replay.shards,
             REPLAY_ADDED: added,
-            REPLAY_RATIO: self.replay.get("sampled", 0.0) / added if added else 0.0,
+            REPLAY_RATIO: self.replay.replay_ratio,
             POLICY_LAG: self.policy_lag(),
             DRIVER_CPU: self._driver_cpu(now),
             WEIGHTS_VERSION: self.weights_version,
@@ -311,9 +312,9 @@ class RunTracker:
             LEARNER_RESTARTS: self.learner_restarts,
             SKIPPED_UPDATES: self.skipped_updates,
         }
-        for i, shard in enumerate(self.replay.get("per_shard") or []):
+        for i, shard in enumerate(self.replay.per_shard):
             for what in ("size", "capacity", "bytes"):
-                rec[shard_key(i, what)] = None if shard is None else shard[what]
+                rec[shard_key(i, what)] = None if shard is None else getattr(shard, what)
         rec[LEARNER_SAMPLES_PER_S] = rec[LEARNER_UPDATES_PER_S] * self.batch_size
         rec[INSERTS_PER_S] = self._rate("added", float(added), dt)
         if self.object_store_used is not None:

@@ -21,6 +21,7 @@ import ray
 
 from apex_dqn.core.rules import ActorThrottle
 from apex_dqn.roles.actor_worker import ActorWorker
+from apex_dqn.roles.build import ActorSpec, EvaluatorSpec, LearnerSpec, ShardSpec
 from apex_dqn.roles.evaluator_worker import EvaluatorWorker
 from apex_dqn.roles.learner_worker import LearnerWorker
 from apex_dqn.roles.ports import ShardDown
@@ -133,10 +134,10 @@ class RayWeightStore:
         self._ps = ps
 
     def publish(self, weights: dict[str, np.ndarray], version: int, force: bool = False) -> None:
-        self._ps.set_weights.remote([ray.put(weights)], version, force)
+        self._ps.publish.remote([ray.put(weights)], version, force)
 
     def pull_if_newer(self, version: int) -> tuple[dict[str, np.ndarray] | None, int]:
-        ref_box, latest = ray.get(self._ps.get_if_newer.remote(version))
+        ref_box, latest = ray.get(self._ps.pull_if_newer.remote(version))
         if ref_box is None:
             return None, version
         try:
@@ -152,18 +153,16 @@ class ActorHost(ActorWorker):
     def __init__(
         self,
         *,
-        actor_kwargs: dict[str, Any],
+        spec: ActorSpec,
         peers: Peers,
         num_cpus: float,
         batch_size: int,
         min_size_to_learn: int,
         throttle_stall_s: float = THROTTLE_STALL_S,
     ) -> None:
-        from apex_dqn.algo.actor import make_actor
-
-        cfg = actor_kwargs["actors"]
+        cfg = spec.actors
         _lower_priority(actor_niceness(cfg.nice, cfg.num_actors))
-        actor = make_actor(**actor_kwargs)
+        actor = spec.build()
         _limit_torch_threads(num_cpus, only_if_loaded=True)
         weights, replay = peers.connect()
         throttle = ActorThrottle(
@@ -177,7 +176,7 @@ class ActorHost(ActorWorker):
         super().__init__(
             actor,
             cfg=cfg,
-            index=actor_kwargs["actor_index"],
+            index=spec.index,
             replay=replay,
             weights=weights,
             throttle=throttle,
@@ -198,14 +197,12 @@ class ReplayShardHost(ShardWorker):
     def __init__(
         self,
         *,
-        replay_kwargs: dict[str, Any],
-        snapshot_path: str | None = None,
+        spec: ShardSpec,
         snapshot_every_s: float = 0.0,
         load_snapshot: bool = False,
     ) -> None:
         super().__init__(
-            replay_kwargs=replay_kwargs,
-            snapshot_path=snapshot_path,
+            spec,
             snapshot_every_s=snapshot_every_s,
             load_snapshot=load_snapshot or _was_restarted(),
         )
@@ -225,21 +222,19 @@ class LearnerHost(LearnerWorker):
     def __init__(
         self,
         *,
-        learner_kwargs: dict[str, Any],
+        spec: LearnerSpec,
         peers: Peers,
         seed: int,
         rank: int = 0,
     ) -> None:
-        _limit_torch_threads(learner_kwargs["learner"].num_cpus)
+        _limit_torch_threads(spec.learner.num_cpus)
         _warn_if_niced()
         # Samples arrive as read-only zero-copy arrays; the learner never writes to them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        from apex_dqn.algo.learner import Learner
-
         weights, replay = peers.connect()
         super().__init__(
-            Learner(**learner_kwargs),
-            replay_cfg=learner_kwargs["replay"],
+            spec.build(),
+            replay_cfg=spec.replay,
             replay=replay,
             weights=weights,
             seed=seed,
@@ -271,7 +266,7 @@ class EvaluatorHost(EvaluatorWorker):
     def __init__(
         self,
         *,
-        evaluator_kwargs: dict[str, Any],
+        spec: EvaluatorSpec,
         peers: Peers,
         interval_s: float,
         num_cpus: float,
@@ -279,7 +274,7 @@ class EvaluatorHost(EvaluatorWorker):
     ) -> None:
         weights, _ = peers.connect()
         super().__init__(
-            evaluator_kwargs=evaluator_kwargs,
+            spec,
             weights=weights,
             interval_s=interval_s,
             max_env_errors=max_env_errors,

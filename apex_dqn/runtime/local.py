@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from apex_dqn.config import Config
-from apex_dqn.core.reports import ActorCall, LearnerCall, NothingNew, Restored
+from apex_dqn.core.reports import ActorReport, LearnerReport, NothingNew, Restored
 from apex_dqn.core.rules import ActorThrottle
 from apex_dqn.envs.factory import EnvInfo
 from apex_dqn.roles import build
@@ -39,9 +39,9 @@ IDLE_SLEEP_S = 0.002
 
 def _did_work(value: Any) -> bool:
     """Whether a call's answer shows work done (env steps, updates, an evaluation)."""
-    if isinstance(value, ActorCall):
+    if isinstance(value, ActorReport):
         return value.env_steps > 0
-    if isinstance(value, LearnerCall):
+    if isinstance(value, LearnerReport):
         return value.updates > 0
     return not isinstance(value, NothingNew)
 
@@ -100,10 +100,10 @@ class LocalWeightStore:
         self._ps = ps
 
     def publish(self, weights: dict[str, np.ndarray], version: int, force: bool = False) -> None:
-        self._ps.set_weights(weights, version, force)
+        self._ps.publish(weights, version, force)
 
     def pull_if_newer(self, version: int) -> tuple[dict[str, np.ndarray] | None, int]:
-        weights, latest = self._ps.get_if_newer(version)
+        weights, latest = self._ps.pull_if_newer(version)
         return weights, latest
 
 
@@ -114,8 +114,7 @@ class LocalRuntime:
         self._cfg, self._info, self._resumes = cfg, info, resumes
         self.shards = [
             ShardWorker(
-                replay_kwargs=build.replay_kwargs(cfg, info, s),
-                snapshot_path=build.snapshot_path(cfg, out_dir, s),
+                build.shard_spec(cfg, info, s, out_dir),
                 snapshot_every_s=cfg.replay.snapshot_every_s,
                 load_snapshot=resumes > 0,
             )
@@ -123,10 +122,8 @@ class LocalRuntime:
         ]
         self.replay = LocalReplayPort(self.shards)
         self.weights = LocalWeightStore(ParameterServer())
-        from apex_dqn.algo.learner import Learner
-
         self.learner = LearnerWorker(
-            Learner(**build.learner_kwargs(cfg, info)),
+            build.learner_spec(cfg, info).build(),
             replay_cfg=cfg.replay,
             replay=self.replay,
             weights=self.weights,
@@ -139,10 +136,8 @@ class LocalRuntime:
         self._stopped = False
 
     def _actor(self, index: int) -> ActorWorker:
-        from apex_dqn.algo.actor import make_actor
-
         cfg = self._cfg
-        kwargs = build.actor_kwargs(cfg, self._info, index, generation=self._resumes)
+        spec = build.actor_spec(cfg, self._info, index, generation=self._resumes)
         throttle = ActorThrottle(
             min_replay_ratio=cfg.actors.min_replay_ratio,
             samples_per_update=cfg.learner.batch_size,
@@ -151,7 +146,7 @@ class LocalRuntime:
         )
         # The learner cannot move while an actor waits here: an actor ahead returns at once.
         return ActorWorker(
-            make_actor(**kwargs),
+            spec.build(),
             cfg=cfg.actors,
             index=index,
             replay=self.replay,
@@ -177,7 +172,7 @@ class LocalRuntime:
     def start_evaluator(self) -> None:
         cfg = self._cfg
         self.evaluator = EvaluatorWorker(
-            evaluator_kwargs=build.evaluator_kwargs(cfg, self._info, generation=self._resumes),
+            build.evaluator_spec(cfg, self._info, generation=self._resumes),
             weights=self.weights,
             interval_s=cfg.eval.interval_s,
             max_env_errors=cfg.actors.max_env_errors,
@@ -221,7 +216,7 @@ class LocalRuntime:
             with contextlib.suppress(Exception):
                 self.evaluator.evaluator.close()
 
-    def learner_status(self) -> LearnerCall | None:
+    def learner_status(self) -> LearnerReport | None:
         return self.learner.status()
 
     def replay_restored(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import ray
 
 from apex_dqn.config import Config
-from apex_dqn.core.reports import LearnerCall, Restored
+from apex_dqn.core.reports import LearnerReport, Restored
 from apex_dqn.envs.factory import EnvInfo
 from apex_dqn.roles import build
 from apex_dqn.roles.parameter_server import ParameterServer
@@ -81,8 +81,7 @@ class _Components:
             shard_cls.options(
                 name=name, namespace=NAMESPACE, scheduling_strategy=shard_place(s)
             ).remote(
-                replay_kwargs=build.replay_kwargs(cfg, info, s),
-                snapshot_path=build.snapshot_path(cfg, out_dir, s),
+                spec=build.shard_spec(cfg, info, s, out_dir),
                 snapshot_every_s=cfg.replay.snapshot_every_s,
                 load_snapshot=resumes > 0,
             )
@@ -94,7 +93,7 @@ class _Components:
                 namespace=NAMESPACE,
                 scheduling_strategy=learner_place(rank),
             ).remote(
-                learner_kwargs=build.learner_kwargs(cfg, info),
+                spec=build.learner_spec(cfg, info),
                 peers=peers,
                 seed=cfg.seed,
                 rank=rank,
@@ -108,7 +107,7 @@ class _Components:
                 namespace=NAMESPACE,
                 scheduling_strategy=actor_place,
             ).remote(
-                actor_kwargs=build.actor_kwargs(cfg, info, i, generation=resumes),
+                spec=build.actor_spec(cfg, info, i, generation=resumes),
                 peers=peers,
                 num_cpus=cfg.actors.num_cpus,
                 batch_size=cfg.learner.batch_size * cfg.learner.num_learners,
@@ -158,7 +157,7 @@ class _Components:
         cfg, info, peers = self._eval_args
         eval_cls = ray.remote(num_cpus=cfg.eval.num_cpus, max_restarts=-1)(EvaluatorHost)
         self.evaluator = eval_cls.remote(
-            evaluator_kwargs=build.evaluator_kwargs(cfg, info, generation=self._resumes),
+            spec=build.evaluator_spec(cfg, info, generation=self._resumes),
             peers=peers,
             interval_s=cfg.eval.interval_s,
             num_cpus=cfg.eval.num_cpus,
@@ -284,9 +283,9 @@ class RayRuntime:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
 
-    def learner_status(self) -> LearnerCall | None:
+    def learner_status(self) -> LearnerReport | None:
         try:
-            status: LearnerCall = ray.get(self.parts.learner.status.remote(), timeout=30)
+            status: LearnerReport = ray.get(self.parts.learner.status.remote(), timeout=30)
         except ray.exceptions.RayError:
             return None
         return status

@@ -46,13 +46,13 @@ def hosts(request):
     shard = (
         ray.remote(num_cpus=0.1)(ReplayShardHost)
         .options(name="shard0")
-        .remote(replay_kwargs=build.replay_kwargs(cfg, info, 0))
+        .remote(spec=build.shard_spec(cfg, info, 0))
     )
     actor = (
         ray.remote(num_cpus=0.1)(ActorHost)
         .options(name="actor0")
         .remote(
-            actor_kwargs=build.actor_kwargs(cfg, info, 0),
+            spec=build.actor_spec(cfg, info, 0),
             peers=peers,
             num_cpus=0.1,
             batch_size=BATCH,
@@ -64,7 +64,7 @@ def hosts(request):
     weights = get_weights(net)
 
     def publish(version: int, force: bool = False) -> None:
-        ray.get(ps.set_weights.remote([ray.put(weights)], version, force))
+        ray.get(ps.publish.remote([ray.put(weights)], version, force))
 
     try:
         yield actor, shard, publish

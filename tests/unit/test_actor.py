@@ -8,8 +8,8 @@ import torch
 
 from apex_dqn.algo.actor import Actor
 from apex_dqn.algo.networks import build_q_network, get_weights
-from apex_dqn.config import ActorsConfig, Config, EnvConfig
-from apex_dqn.core.types import TransitionBatch
+from apex_dqn.config import ActorsConfig, Config, EnvConfig, LearnerConfig
+from apex_dqn.core.types import BEHAVIOUR_FIELDS, TransitionBatch
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.roles import build
 
@@ -24,7 +24,9 @@ def _actor(
         ),
     )
     info = inspect_env(cfg.env)
-    return Actor(**build.actor_kwargs(cfg, info, index)), cfg
+    actor = build.actor_spec(cfg, info, index).build()
+    assert isinstance(actor, Actor)
+    return actor, cfg
 
 
 @pytest.mark.parametrize(("index", "expected"), [(0, 0.4), (3, 0.4**8)])
@@ -47,7 +49,27 @@ def test_run_steps_pushes_full_batches_and_counts_steps():
     for b in batches:
         assert b.obs_B.shape == (32, 4) and b.action_B.dtype == np.int64
         assert np.all(b.priority_B >= 0) and np.all(np.isfinite(b.priority_B))
+        # learner.actor_correction is off: the fields it would need do not travel.
+        assert not b.has_behaviour and set(b.arrays()).isdisjoint(BEHAVIOUR_FIELDS)
+
+
+def test_with_the_actor_correction_on_pushes_carry_the_behaviour_fields():
+    cfg = Config(
+        actors=ActorsConfig(num_actors=4, envs_per_actor=4, push_every=32),
+        learner=LearnerConfig(actor_correction=True),
+    )
+    info = inspect_env(cfg.env)
+    actor = build.actor_spec(cfg, info, 1).build()
+    batches, _ = actor.run_steps(50)
+    replay = build.shard_spec(cfg, info, 0).build()
+    plain = build.shard_spec(Config(), info, 0).build()
+    for b in batches:
+        assert set(b.arrays()) >= set(BEHAVIOUR_FIELDS)
         assert np.all(b.epsilon_B == np.float32(actor.epsilon))
+        replay.add(b)
+        with pytest.raises(ValueError, match="actor_correction"):
+            plain.add(b)  # a shard built without the option refuses them, loses nothing
+    assert set(replay.sample(8, beta=0.4).batch.arrays()) >= set(BEHAVIOUR_FIELDS)
 
 
 @pytest.mark.parametrize("max_episode_steps", [None, 7])
@@ -88,7 +110,7 @@ def test_pipelined_actor_equals_its_two_lanes_stepped_one_after_the_other(torso)
     episodes equal those of a plain Actor with the lane's envs and seed."""
     import dataclasses
 
-    from apex_dqn.algo.actor import PipelinedActor, make_actor
+    from apex_dqn.algo.actor import PipelinedActor
     from apex_dqn.config import AtariConfig, NetworkConfig
 
     env = EnvConfig(id="ALE/Breakout-v5", atari=AtariConfig()) if torso == "nature" else EnvConfig()
@@ -98,21 +120,16 @@ def test_pipelined_actor_equals_its_two_lanes_stepped_one_after_the_other(torso)
         actors=ActorsConfig(num_actors=2, envs_per_actor=5, push_every=16, pipeline=True),
     )
     info = inspect_env(cfg.env)
-    kwargs = build.actor_kwargs(cfg, info, 1)
-    piped = make_actor(**kwargs)
+    spec = build.actor_spec(cfg, info, 1)
+    piped = spec.build()
     assert isinstance(piped, PipelinedActor)
     net = build_q_network(cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions)
     piped.set_weights(get_weights(net), version=3)
     lanes = []
     for lane, size in zip(piped.lanes, (3, 2), strict=True):
         assert len(lane._obs_N) == size
-        plain = Actor(
-            **{
-                **kwargs,
-                "actors": dataclasses.replace(cfg.actors, envs_per_actor=size),
-                "seed": lane._seed,
-            }
-        )
+        lane_actors = dataclasses.replace(cfg.actors, envs_per_actor=size, pipeline=False)
+        plain = dataclasses.replace(spec, actors=lane_actors, seed=lane._seed).build()
         plain.set_weights(get_weights(net), version=3)
         lanes.append(plain)
     steps = 40 if torso == "mlp" else 12

@@ -15,7 +15,7 @@ def test_adam_scale_reads_the_optimizer_state_of_a_checkpoint(tmp_path):
     learner = _learner(adam_eps=1e-3)
     weights = torch.ones(64).numpy()
     for _ in range(3):
-        learner.step(_batch(), weights)
+        learner.step(learner.stage(_batch(), weights))
     path = tmp_path / "checkpoint.pt"
     torch.save({"learner": learner.state_dict()}, path)
     figures = adam_scale(path)

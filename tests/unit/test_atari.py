@@ -217,10 +217,10 @@ def test_the_evaluator_plays_the_env_the_actors_train_on(compose_config, mode, k
 
     cfg = compose_config("experiment=pong", f"actors.vector_mode={mode}")
     info = inspect_env(cfg.env)
-    kwargs = build.evaluator_kwargs(cfg, info)
-    assert kwargs["vector_mode"] == mode and kwargs["epsilon"] == 0.01
+    spec = build.evaluator_spec(cfg, info)
+    assert spec.vector_mode == mode and spec.epsilon == 0.01
     short = dataclasses.replace(cfg.env, max_episode_steps=30)
-    evaluator = Evaluator(**{**kwargs, "env": short, "episodes": 2})
+    evaluator = dataclasses.replace(spec, env=short, episodes=2).build()
     try:
         assert type(evaluator._envs).__name__ == kind
         net = build_q_network(cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions)

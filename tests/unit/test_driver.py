@@ -134,11 +134,7 @@ def test_a_stopped_run_snapshots_every_transition_its_shards_hold(tmp_path):
     assert summary["replay_saved"] == sum(held) and min(held) > 0
     info = inspect_env(cfg.env)
     for s, size in enumerate(held):
-        reloaded = ShardWorker(
-            replay_kwargs=build.replay_kwargs(cfg, info, s),
-            snapshot_path=build.snapshot_path(cfg, tmp_path, s),
-            load_snapshot=True,
-        )
+        reloaded = ShardWorker(build.shard_spec(cfg, info, s, tmp_path), load_snapshot=True)
         assert reloaded.restored_size() == size
 
 

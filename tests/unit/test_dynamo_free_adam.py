@@ -1,5 +1,5 @@
-"""The learner's Adam without TorchDynamo's import (apex_dqn.algo.learner.dynamo_free_adam): the
-same steps as torch's, and a learner that never loads torch._dynamo (1.5-2 s of start-up)."""
+"""The learner's Adam without TorchDynamo's import (apex_dqn.algo.torch_compat.dynamo_free_adam):
+the same steps as torch's, and a learner that never loads torch._dynamo (1.5-2 s of start-up)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 SAME_STEPS = """
 import sys, torch
-from apex_dqn.algo.learner import dynamo_free_adam
+from apex_dqn.algo.torch_compat import dynamo_free_adam
 
 def net():
     torch.manual_seed(0)

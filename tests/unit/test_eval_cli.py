@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apex_dqn.algo.learner import Learner
 from apex_dqn.config import Config, EnvConfig, EvalConfig
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.files.atomic import write_bytes_atomic
@@ -22,7 +21,7 @@ from apex_dqn.run.state import RunTracker
 
 def _write_checkpoint(cfg: Config, path: Path) -> Path:
     info = inspect_env(cfg.env)
-    learner = Learner(**build.learner_kwargs(cfg, info))
+    learner = build.learner_spec(cfg, info).build()
     tracker = RunTracker(env_id=cfg.env.id, seed=0, target_return=None)
     state = {**outputs.checkpoint_extra(cfg, info, tracker), "learner": learner.state_dict()}
     write_bytes_atomic(path, state_to_bytes(state))

@@ -111,10 +111,6 @@ def _batch(n: int, start: int) -> TransitionBatch:
         next_obs_B=rng.normal(size=(n, 4)).astype(np.float32),
         done_B=np.zeros(n, bool),
         priority_B=rng.uniform(0.1, 2.0, n).astype(np.float32),
-        greedy_B=np.ones(n, bool),
-        epsilon_B=np.full(n, 0.1, np.float32),
-        steps_B=np.ones(n, np.uint8),
-        later_greedy_B=np.zeros(n, np.uint8),
     )
 
 
@@ -164,7 +160,7 @@ def test_learner_state_round_trip_restores_identical_weights_and_steps():
     learner = Learner(**kwargs)
     batch, w = _batch(64, 0), np.ones(64, np.float32)
     for _ in range(3):
-        learner.step(batch, w)
+        learner.step(learner.stage(batch, w))
     data = ckpt.state_to_bytes({"format": ckpt.FORMAT, "learner": learner.state_dict()})
     other = Learner(**{**kwargs, "seed": 1})
     assert weights_digest(other.get_weights()) != weights_digest(learner.get_weights())
@@ -172,8 +168,8 @@ def test_learner_state_round_trip_restores_identical_weights_and_steps():
     assert weights_digest(other.get_weights()) == weights_digest(learner.get_weights())
     assert other.learner_steps == 3
     # Optimizer state came along too: the next update is the same in both.
-    m1, _ = learner.step(batch, w)
-    m2, _ = other.step(batch, w)
+    m1, _ = learner.step(learner.stage(batch, w))
+    m2, _ = other.step(other.stage(batch, w))
     assert m1.loss == pytest.approx(m2.loss) and m1.grad_norm == pytest.approx(m2.grad_norm)
     assert weights_digest(other.get_weights()) == weights_digest(learner.get_weights())
 
@@ -212,12 +208,12 @@ def test_an_env_that_keeps_raising_stops_with_a_clear_error():
 
 def test_parameter_server_forced_publish_reaches_holders_of_newer_weights():
     ps = ParameterServer()
-    ps.set_weights("v100", 100)
-    ps.set_weights("v40-restored", 40)  # a stale publish is ignored
-    assert ps.get_if_newer(-1) == ("v100", 100)
-    ps.set_weights("v40-restored", 40, force=True)  # a restore is not
-    assert ps.get_if_newer(100) == ("v40-restored", 40)
-    assert ps.get_if_newer(40) == (None, 40)
+    ps.publish("v100", 100)
+    ps.publish("v40-restored", 40)  # a stale publish is ignored
+    assert ps.pull_if_newer(-1) == ("v100", 100)
+    ps.publish("v40-restored", 40, force=True)  # a restore is not
+    assert ps.pull_if_newer(100) == ("v40-restored", 40)
+    assert ps.pull_if_newer(40) == (None, 40)
 
 
 def test_stop_signals_turn_sigterm_into_a_request_and_restore_handlers():

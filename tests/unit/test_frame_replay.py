@@ -31,6 +31,7 @@ def _actor(frames: bool, *, seed: int = 0, envs: int = 3, vector_mode: str = "sy
         obs_dtype="uint8",
         seed=seed,
         frame_batches=frames,
+        behaviour=True,  # the whole path, the actor correction's fields included
     )
 
 
@@ -52,7 +53,7 @@ def pushes() -> tuple[list[TransitionBatch], list[FrameBatch]]:
 
 
 def test_frame_batch_scalars_are_all_the_non_stack_fields():
-    names = set(TransitionBatch.empty((4, 84, 84), np.uint8).arrays())
+    names = set(TransitionBatch.empty((4, 84, 84), np.uint8, behaviour=True).arrays())
     assert set(FrameBatch.SCALARS) == names - {"obs_B", "next_obs_B"}
 
 
@@ -87,7 +88,7 @@ def test_frame_replay_returns_steps_and_later_greedy_as_stored():
         steps_B=(1 + np.arange(num) % 3).astype(np.uint8),
         later_greedy_B=(np.arange(num) % 3 // 2).astype(np.uint8),
     )
-    replay = FramePrioritizedReplay(capacity=32, obs_shape=(stack, 84, 84), seed=0)
+    replay = FramePrioritizedReplay(behaviour=True, capacity=32, obs_shape=(stack, 84, 84), seed=0)
     replay.add(batch)
     got = replay.sample(48, beta=0.4).batch
     row_B = got.action_B
@@ -114,6 +115,7 @@ def test_frame_batches_rebuild_the_env_stacks_exactly(pushes):
 
 def _pair(capacity: int, frame_capacity: int) -> tuple[PrioritizedReplay, FramePrioritizedReplay]:
     kw = {"capacity": capacity, "obs_shape": (4, 84, 84), "obs_dtype": np.uint8, "seed": 5}
+    kw["behaviour"] = True
     return PrioritizedReplay(**kw), FramePrioritizedReplay(**kw, frame_capacity=frame_capacity)
 
 
@@ -137,7 +139,7 @@ def test_samples_equal_a_plain_replay_through_wrap_around(pushes):
 
 def test_each_frame_is_stored_once_across_pushes(pushes):
     _, frames = pushes
-    replay = FramePrioritizedReplay(capacity=10_000, obs_shape=(4, 84, 84), seed=0)
+    replay = FramePrioritizedReplay(behaviour=True, capacity=10_000, obs_shape=(4, 84, 84), seed=0)
     for f in frames:
         replay.add(f)
     transitions = sum(len(f) for f in frames)
@@ -171,11 +173,11 @@ def test_stacks_whose_frames_were_overwritten_are_never_returned(pushes):
 
 def test_state_round_trip_gives_the_same_samples(pushes):
     _, frames = pushes
-    replay = FramePrioritizedReplay(capacity=256, obs_shape=(4, 84, 84), seed=1)
+    replay = FramePrioritizedReplay(behaviour=True, capacity=256, obs_shape=(4, 84, 84), seed=1)
     for f in frames[:-2]:
         replay.add(f)
     state = replay.state_dict()
-    other = FramePrioritizedReplay(capacity=256, obs_shape=(4, 84, 84), seed=99)
+    other = FramePrioritizedReplay(behaviour=True, capacity=256, obs_shape=(4, 84, 84), seed=99)
     other.load_state_dict(state)
     for f in frames[-2:]:  # deduplication continues from the restored stream tails
         replay.add(f)
@@ -189,7 +191,7 @@ def test_state_round_trip_gives_the_same_samples(pushes):
 
 def test_frame_replay_rejects_stacks_and_bad_indices(pushes):
     stacks, frames = pushes
-    replay = FramePrioritizedReplay(capacity=64, obs_shape=(4, 84, 84))
+    replay = FramePrioritizedReplay(behaviour=True, capacity=64, obs_shape=(4, 84, 84))
     with pytest.raises(TypeError, match="FrameBatch"):
         replay.add(stacks[0])
     bad = frames[0]
@@ -197,18 +199,18 @@ def test_frame_replay_rejects_stacks_and_bad_indices(pushes):
     with pytest.raises(ValueError, match="obs_idx_BS"):
         replay.add(broken)
     with pytest.raises(ValueError, match="uint8"):
-        FramePrioritizedReplay(capacity=8, obs_shape=(4,))
+        FramePrioritizedReplay(behaviour=True, capacity=8, obs_shape=(4,))
 
 
 def test_snapshot_file_round_trip(pushes, tmp_path):
     from apex_dqn.replay.snapshot import load_snapshot, save_snapshot
 
     _, frames = pushes
-    replay = FramePrioritizedReplay(capacity=128, obs_shape=(4, 84, 84), seed=3)
+    replay = FramePrioritizedReplay(behaviour=True, capacity=128, obs_shape=(4, 84, 84), seed=3)
     for f in frames:
         replay.add(f)
     path = save_snapshot(tmp_path / "shard0.npz", replay.state_dict())
-    other = FramePrioritizedReplay(capacity=128, obs_shape=(4, 84, 84), seed=3)
+    other = FramePrioritizedReplay(behaviour=True, capacity=128, obs_shape=(4, 84, 84), seed=3)
     other.load_state_dict(load_snapshot(path))
     assert len(other) == len(replay) and other.stats().bytes == replay.stats().bytes
     a, b = replay.sample(16, 0.4), other.sample(16, 0.4)

@@ -56,8 +56,8 @@ def test_cuda_updates_match_the_cpu_learner():
     w = np.linspace(0.2, 1.0, 32).astype(np.float32)
     for k in range(5):
         batch = _batch(seed=k)
-        m_cpu, p_cpu = cpu.step_staged(cpu.stage(batch, w))
-        m_gpu, p_gpu = gpu.step_staged(gpu.stage(batch, w))
+        m_cpu, p_cpu = cpu.step(cpu.stage(batch, w))
+        m_gpu, p_gpu = gpu.step(gpu.stage(batch, w))
         assert p_gpu.dtype == np.float32 and p_gpu.shape == (32,)
         assert m_gpu.loss == pytest.approx(m_cpu.loss, rel=2e-2)
         np.testing.assert_allclose(p_gpu, p_cpu, rtol=5e-2, atol=1e-3)
@@ -71,8 +71,8 @@ def test_staging_ahead_does_not_change_the_update():
     batches = [_batch(seed=k) for k in range(2)]
     staged = [a.stage(x, w) for x in batches]
     for x, s in zip(batches, staged, strict=True):
-        m_a, p_a = a.step_staged(s)
-        m_b, p_b = b.step_staged(b.stage(x, w))
+        m_a, p_a = a.step(s)
+        m_b, p_b = b.step(b.stage(x, w))
         # cuDNN may pick non-deterministic kernels: equal up to float rounding.
         assert m_a.loss == pytest.approx(m_b.loss, rel=1e-5)
         np.testing.assert_allclose(p_a, p_b, rtol=1e-5, atol=1e-6)
@@ -83,7 +83,7 @@ def test_bf16_autocast_on_cuda_tracks_float32():
     assert amp.amp and not ref.amp
     w = np.ones(32, np.float32)
     for k in range(3):
-        m_ref, _ = ref.step_staged(ref.stage(_batch(seed=k), w))
-        m_amp, p_amp = amp.step_staged(amp.stage(_batch(seed=k), w))
+        m_ref, _ = ref.step(ref.stage(_batch(seed=k), w))
+        m_amp, p_amp = amp.step(amp.stage(_batch(seed=k), w))
         assert np.isfinite(p_amp).all()
         assert m_amp.loss == pytest.approx(m_ref.loss, rel=0.1)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from apex_dqn.algo.learner import Learner, resolve_device
+from apex_dqn.algo.learner import Learner, StepResult
+from apex_dqn.algo.torch_compat import resolve_amp, resolve_device
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.core.types import TransitionBatch
 
 
-def _batch(n: int = 64, seed: int = 0) -> TransitionBatch:
+def _batch(n: int = 64, seed: int = 0, *, behaviour: bool = False) -> TransitionBatch:
+    """A random batch of ``n`` CartPole-shaped transitions; with ``behaviour``, also the fields
+    that ``learner.actor_correction`` needs."""
     rng = np.random.default_rng(seed)
-    return TransitionBatch(
+    batch = TransitionBatch(
         obs_B=rng.normal(size=(n, 4)).astype(np.float32),
         action_B=rng.integers(0, 2, n).astype(np.int64),
         return_B=rng.normal(size=n).astype(np.float32),
@@ -21,11 +26,13 @@ def _batch(n: int = 64, seed: int = 0) -> TransitionBatch:
         next_obs_B=rng.normal(size=(n, 4)).astype(np.float32),
         done_B=np.ones(n, bool),  # terminal: the target is the return itself
         priority_B=np.ones(n, np.float32),
-        greedy_B=rng.random(n) < 0.5,
-        epsilon_B=np.full(n, 0.4, np.float32),
-        steps_B=np.full(n, 3, np.uint8),
-        later_greedy_B=rng.integers(0, 3, n).astype(np.uint8),
     )
+    if behaviour:
+        batch.greedy_B = rng.random(n) < 0.5
+        batch.epsilon_B = np.full(n, 0.4, np.float32)
+        batch.steps_B = np.full(n, 3, np.uint8)
+        batch.later_greedy_B = rng.integers(0, 3, n).astype(np.uint8)
+    return batch
 
 
 def _learner(**learner_overrides) -> Learner:
@@ -44,9 +51,9 @@ def _learner(**learner_overrides) -> Learner:
 def test_updates_fit_terminal_targets_and_priorities_shrink():
     learner = _learner(lr=1e-2)
     batch = _batch()
-    _, first = learner.step(batch, np.ones(len(batch), np.float32))
+    _, first = learner.step(learner.stage(batch, np.ones(len(batch), np.float32)))
     for _ in range(300):
-        _, last = learner.step(batch, np.ones(len(batch), np.float32))
+        _, last = learner.step(learner.stage(batch, np.ones(len(batch), np.float32)))
     assert last.shape == (64,)
     assert last.mean() < 0.3 * first.mean()
     assert learner.learner_steps == 301
@@ -57,10 +64,10 @@ def test_target_network_copied_every_period():
     batch = _batch()
     w = np.ones(len(batch), np.float32)
     for _ in range(4):
-        learner.step(batch, w)
+        learner.step(learner.stage(batch, w))
     online, target = learner.online.state_dict(), learner.target.state_dict()
     assert any(not torch.equal(online[k], target[k]) for k in online)
-    learner.step(batch, w)
+    learner.step(learner.stage(batch, w))
     online, target = learner.online.state_dict(), learner.target.state_dict()
     assert all(torch.equal(online[k], target[k]) for k in online)
 
@@ -70,7 +77,7 @@ def test_non_finite_loss_skips_the_update():
     before = {k: v.clone() for k, v in learner.online.state_dict().items()}
     batch = _batch()
     batch.return_B[0] = np.nan
-    metrics, _ = learner.step(batch, np.ones(len(batch), np.float32))
+    metrics, _ = learner.step(learner.stage(batch, np.ones(len(batch), np.float32)))
     assert metrics.skipped and learner.skipped_updates == 1
     after = learner.online.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -81,17 +88,17 @@ def test_beta_anneals_linearly_to_one():
     assert learner.beta() == pytest.approx(0.4)
     batch, w = _batch(), np.ones(64, np.float32)
     for _ in range(50):
-        learner.step(batch, w)
+        learner.step(learner.stage(batch, w))
     assert learner.beta() == pytest.approx(0.7)
     for _ in range(100):
-        learner.step(batch, w)
+        learner.step(learner.stage(batch, w))
     assert learner.beta() == pytest.approx(1.0)
 
 
 def _gradient(batch: TransitionBatch, weights_B: np.ndarray) -> torch.Tensor:
     """The gradient of one update from the same initial network (clipping off), flattened."""
     learner = _learner(grad_clip=0.0)
-    learner.step(batch, weights_B.astype(np.float32))
+    learner.step(learner.stage(batch, weights_B.astype(np.float32)))
     return torch.cat([p.grad.flatten() for p in learner.online.parameters()])
 
 
@@ -118,12 +125,12 @@ def test_state_round_trip_continues_identically():
     a = _learner()
     batch, w = _batch(), np.ones(64, np.float32)
     for _ in range(10):
-        a.step(batch, w)
+        a.step(a.stage(batch, w))
     b = _learner()
     b.load_state_dict(a.state_dict())
     assert b.learner_steps == 10
-    _, pa = a.step(batch, w)
-    _, pb = b.step(batch, w)
+    _, pa = a.step(a.stage(batch, w))
+    _, pb = b.step(b.stage(batch, w))
     np.testing.assert_allclose(pa, pb, rtol=1e-6)
 
 
@@ -136,13 +143,20 @@ def test_device_resolution_falls_back_to_cpu():
 
 
 def test_actor_correction_multiplies_weights():
-    batch = _batch()
+    batch = _batch(behaviour=True)
     batch.done_B[:] = True
     batch.epsilon_B[::2] = 0.1  # both actors' data: the mixture differs from each actor
     plain, corrected = _learner(), _learner(actor_correction=True)
-    mp, _ = plain.step(batch, np.ones(64, np.float32))
-    mc, _ = corrected.step(batch, np.ones(64, np.float32))
+    mp, _ = plain.step(plain.stage(batch, np.ones(64, np.float32)))
+    mc, _ = corrected.step(corrected.stage(batch, np.ones(64, np.float32)))
     assert mp.loss != pytest.approx(mc.loss)
+
+
+def test_actor_correction_needs_the_behaviour_fields():
+    batch = dataclasses.replace(_batch(behaviour=True), epsilon_B=None)
+    with pytest.raises(ValueError, match="behaviour fields"):
+        _learner(actor_correction=True).stage(batch, np.ones(64, np.float32))
+    _learner().stage(batch, np.ones(64, np.float32))  # without the correction it needs none
 
 
 def test_seed_fixes_the_initial_network():
@@ -163,16 +177,59 @@ def test_seed_fixes_the_initial_network():
     )
 
 
-def test_staged_step_equals_plain_step():
+def test_staging_ahead_does_not_change_the_updates():
+    """Three batches staged before any update (as the feeder stages ahead) give the updates
+    that staging each right before its own update gives."""
     a, b = _learner(), _learner()
-    batch = _batch()
-    w = np.linspace(0.2, 1.0, len(batch)).astype(np.float32)
-    for _ in range(3):
-        ma, pa = a.step(batch, w)
-        mb, pb = b.step_staged(b.stage(batch, w))
-        assert ma == mb
-        np.testing.assert_array_equal(pa, pb)
+    batches = [_batch(seed=k) for k in range(3)]
+    w = np.linspace(0.2, 1.0, 64).astype(np.float32)
+    staged = [a.stage(x, w) for x in batches]
+    for x, s in zip(batches, staged, strict=True):
+        result = a.step(s)
+        assert isinstance(result, StepResult) and result.priorities_B.dtype == np.float32
+        mb, pb = b.step(b.stage(x, w))
+        assert result.metrics == mb
+        np.testing.assert_array_equal(result.priorities_B, pb)
     assert not a.stages_async  # CPU: staging only wraps arrays
+
+
+def test_a_step_without_a_batch_takes_the_gradient_the_hook_gives():
+    """A learner of a group that brings no batch: ``step(None, reduce_gradients)`` takes the
+    step of the gradient the hook leaves (there, the group's average) and returns None."""
+    a, b = _learner(lr=1e-2), _learner(lr=1e-2)
+    w = np.ones(64, np.float32)
+    for k in range(3):
+        grads: list[torch.Tensor] = []
+
+        def keep(grads: list[torch.Tensor] = grads) -> None:
+            grads.extend(p.grad.clone() for p in a.online.parameters())
+
+        def give(grads: list[torch.Tensor] = grads) -> None:
+            for p, g in zip(b.online.parameters(), grads, strict=True):
+                p.grad = g.clone()
+
+        assert a.step(a.stage(_batch(seed=k), w), keep) is not None
+        assert b.step(None, give) is None
+    assert b.learner_steps == a.learner_steps == 3
+    for key, value in a.online.state_dict().items():
+        assert torch.equal(value, b.online.state_dict()[key]), key
+    for key, value in a.target.state_dict().items():
+        assert torch.equal(value, b.target.state_dict()[key]), key
+
+
+def test_reduce_gradients_runs_before_the_finite_check():
+    """The hook runs between the backward pass and the clipping: a non-finite gradient it
+    leaves (another learner's, in a group) skips the update."""
+    learner = _learner()
+    before = {k: v.clone() for k, v in learner.online.state_dict().items()}
+
+    def poison() -> None:
+        for p in learner.online.parameters():
+            p.grad = torch.full_like(p, float("nan"))
+
+    metrics, _ = learner.step(learner.stage(_batch(), np.ones(64, np.float32)), poison)
+    assert metrics.skipped and learner.skipped_updates == 1 and np.isfinite(metrics.loss)
+    assert all(torch.equal(before[k], v) for k, v in learner.online.state_dict().items())
 
 
 def test_amp_updates_track_float32():
@@ -182,8 +239,8 @@ def test_amp_updates_track_float32():
     batch = _batch()
     w = np.ones(len(batch), np.float32)
     for _ in range(50):
-        m_ref, p_ref = ref.step(batch, w)
-        m, priorities = learner.step(batch, w)
+        m_ref, p_ref = ref.step(ref.stage(batch, w))
+        m, priorities = learner.step(learner.stage(batch, w))
     assert priorities.dtype == np.float32 and np.isfinite(m.loss)
     assert not np.array_equal(priorities, p_ref)  # the forward passes did run in bf16
     assert m.loss == pytest.approx(m_ref.loss, rel=0.1)
@@ -195,8 +252,8 @@ def test_compiled_network_learns_like_eager():
     batch = _batch()
     w = np.ones(len(batch), np.float32)
     for _ in range(5):
-        m_eager, p_eager = eager.step(batch, w)
-        m_comp, p_comp = compiled.step(batch, w)
+        m_eager, p_eager = eager.step(eager.stage(batch, w))
+        m_comp, p_comp = compiled.step(compiled.stage(batch, w))
     assert m_comp.loss == pytest.approx(m_eager.loss, rel=1e-4)
     np.testing.assert_allclose(p_comp, p_eager, rtol=1e-3, atol=1e-5)
     # The compiled callable shares the parameters: a state round trip reaches it.
@@ -225,7 +282,7 @@ def test_bootstrapped_target_uses_online_argmax_and_target_value():
     want = (ret + disc * next_v - q_sa).abs().numpy()
     swapped = (ret + disc * swapped_v - q_sa).abs().numpy()
     assert np.abs(want - swapped).max() > 1e-2  # the test can tell the two apart
-    _, priorities = learner.step(batch, np.ones(len(batch), np.float32))
+    _, priorities = learner.step(learner.stage(batch, np.ones(len(batch), np.float32)))
     np.testing.assert_allclose(priorities, want, rtol=1e-4, atol=1e-5)
 
 
@@ -233,7 +290,7 @@ def test_polyak_target_moves_by_tau_after_every_update():
     learner = _learner(target_update_tau=0.25, target_update_period=1_000_000, lr=1e-2)
     batch, w = _batch(), np.ones(64, np.float32)
     before = {k: v.clone() for k, v in learner.target.state_dict().items()}
-    learner.step(batch, w)
+    learner.step(learner.stage(batch, w))
     online, target = learner.online.state_dict(), learner.target.state_dict()
     for key, old in before.items():
         torch.testing.assert_close(target[key], 0.75 * old + 0.25 * online[key])
@@ -244,7 +301,7 @@ def test_update_ratio_is_the_relative_size_of_adams_step():
     learner = _learner(lr=1e-3)
     batch, w = _batch(), np.ones(64, np.float32)
     before = torch.cat([p.detach().reshape(-1).clone() for p in learner.online.parameters()])
-    metrics, _ = learner.step(batch, w)  # update 0 is measured
+    metrics, _ = learner.step(learner.stage(batch, w))  # update 0 is measured
     after = torch.cat([p.detach().reshape(-1) for p in learner.online.parameters()])
     want = float((after - before).norm() / before.norm())
     assert metrics.update_ratio == pytest.approx(want, rel=1e-4)
@@ -253,8 +310,6 @@ def test_update_ratio_is_the_relative_size_of_adams_step():
 
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_amp_auto_follows_the_cpu(monkeypatch, native_bf16):
-    from apex_dqn.algo.learner import resolve_amp
-
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
     cpu = torch.device("cpu")
     assert resolve_amp("auto", cpu) == native_bf16
@@ -263,8 +318,6 @@ def test_amp_auto_follows_the_cpu(monkeypatch, native_bf16):
 
 
 def test_amp_auto_is_off_when_the_probe_is_missing(monkeypatch):
-    from apex_dqn.algo.learner import resolve_amp
-
     def missing() -> bool:
         raise RuntimeError("no such op")
 

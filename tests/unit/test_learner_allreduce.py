@@ -59,7 +59,8 @@ def _rank_main(rank: int, world: int, store: str, out: str) -> None:
         batch = _batch(seed=rank)  # every learner samples its own batch
         weights = np.linspace(0.5, 1.0, len(batch)).astype(np.float32)
         for _ in range(STEPS):
-            group.step_staged(learner.stage(batch, weights))
+            result, stop = group.round(learner.stage(batch, weights), stop=False)
+            assert result is not None and not stop
         torch.save(
             {
                 "digest": weights_digest(learner.get_weights()),
@@ -81,13 +82,13 @@ def test_two_learners_stay_identical_and_act_as_one_with_twice_the_batch(tmp_pat
     both = TransitionBatch.concatenate([_batch(seed=0), _batch(seed=1)])
     weights = np.tile(np.linspace(0.5, 1.0, len(both) // 2).astype(np.float32), 2)
     for _ in range(STEPS):
-        single.step(both, weights)
+        single.step(single.stage(both, weights))
     for key, value in single.online.state_dict().items():
         torch.testing.assert_close(ranks[0]["online"][key], value, rtol=1e-4, atol=1e-5)
     # And not the same as a single learner on one batch alone.
     alone = _learner(lr=1e-2)
     for _ in range(STEPS):
-        alone.step(_batch(seed=0), weights[: len(both) // 2])
+        alone.step(alone.stage(_batch(seed=0), weights[: len(both) // 2]))
     diffs = [
         (ranks[0]["online"][k] - v).abs().max().item() for k, v in alone.online.state_dict().items()
     ]
@@ -113,9 +114,9 @@ def _group_main(rank: int, world: int, store: str, out: str) -> None:
         for step in range(12):
             brings = not (rank == 1 and step % 3 == 0)
             staged = learner.stage(batch, weights) if brings else None
-            metrics, prio, stop = group.round(staged, stop=rank == 0 and step == 9)
+            result, stop = group.round(staged, stop=rank == 0 and step == 9)
             stops.append(stop)
-            priorities.append(prio is not None and metrics is not None)
+            priorities.append(result is not None)
         torch.save(
             {
                 "online": learner.online.state_dict(),
@@ -145,8 +146,8 @@ def test_group_rounds_average_over_the_learners_that_bring_a_batch(tmp_path):
     both = TransitionBatch.concatenate([_batch(seed=0), _batch(seed=1)])
     for step in range(12):
         if step % 3 == 0:
-            single.step(_batch(seed=0), weights)
+            single.step(single.stage(_batch(seed=0), weights))
         else:
-            single.step(both, np.tile(weights, 2))
+            single.step(single.stage(both, np.tile(weights, 2)))
     for key, value in single.online.state_dict().items():
         torch.testing.assert_close(ranks[0]["online"][key], value, rtol=1e-4, atol=1e-5)

@@ -40,7 +40,7 @@ def _step(
 
 
 def test_golden_three_step_returns() -> None:
-    builder = NStepBuilder(num_envs=1, n=3, gamma=GAMMA, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=1, n=3, gamma=GAMMA, obs_shape=(1,))
     rewards = [1.0, 2.0, 3.0, 4.0]
     out = [_step(builder, t, rewards=[r]) for t, r in enumerate(rewards)]
     assert [len(b) for b in out] == [0, 0, 1, 1]
@@ -64,7 +64,7 @@ def test_golden_three_step_returns() -> None:
 
 @pytest.mark.parametrize(("terminated", "done"), [(True, True), (False, False)])
 def test_episode_end_flushes_shorter_transitions(terminated: bool, done: bool) -> None:
-    builder = NStepBuilder(num_envs=1, n=3, gamma=GAMMA, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=1, n=3, gamma=GAMMA, obs_shape=(1,))
     _step(builder, 0, rewards=[1.0])
     end = _step(
         builder,
@@ -85,7 +85,7 @@ def test_episode_end_flushes_shorter_transitions(terminated: bool, done: bool) -
 
 
 def test_episode_end_with_full_window_flushes_all_n() -> None:
-    builder = NStepBuilder(num_envs=1, n=2, gamma=GAMMA, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=1, n=2, gamma=GAMMA, obs_shape=(1,))
     assert len(_step(builder, 0, rewards=[1.0])) == 0
     end = _step(builder, 1, rewards=[2.0], terminated=[True])
     # The full window still does not bootstrap: its episode terminated within n steps.
@@ -95,7 +95,7 @@ def test_episode_end_with_full_window_flushes_all_n() -> None:
 
 
 def test_three_envs_ending_at_different_steps_never_mix() -> None:
-    builder = NStepBuilder(num_envs=3, n=3, gamma=GAMMA, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=3, n=3, gamma=GAMMA, obs_shape=(1,))
     # Env e gets reward 10 * e + t; env 0 terminates at t=1, env 1 truncates at t=3, env 2 runs.
     term = {1: [True, False, False]}
     trunc = {3: [False, True, False]}
@@ -135,7 +135,7 @@ def test_three_envs_ending_at_different_steps_never_mix() -> None:
 
 def test_steps_and_later_greedy_counts() -> None:
     """m and the greedy actions among a_{t+1} .. a_{t+m-1} (never a_t itself), 2 envs, n = 3."""
-    builder = NStepBuilder(num_envs=2, n=3, gamma=GAMMA, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=2, n=3, gamma=GAMMA, obs_shape=(1,))
     # Whether a_t was greedy, [env 0, env 1] per step t.
     greedy = {0: [True, False], 1: [False, True], 2: [True, True], 3: [True, False]}
     out = [_step(builder, t, rewards=[1.0, 1.0], greedy=greedy[t]) for t in range(3)]
@@ -157,7 +157,7 @@ def test_steps_and_later_greedy_counts() -> None:
 
 
 def test_one_step_and_reset() -> None:
-    builder = NStepBuilder(num_envs=2, n=1, gamma=GAMMA, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=2, n=1, gamma=GAMMA, obs_shape=(1,))
     out = _step(builder, 0, rewards=[1.0, 2.0], terminated=[False, True])
     np.testing.assert_allclose(out.return_B, [1.0, 2.0])
     np.testing.assert_allclose(out.discount_B, [0.9, 0.9])
@@ -165,7 +165,7 @@ def test_one_step_and_reset() -> None:
     np.testing.assert_array_equal(out.steps_B, [1, 1])
     np.testing.assert_array_equal(out.later_greedy_B, [0, 0])
     assert builder.pending() == 0
-    builder = NStepBuilder(num_envs=2, n=3, gamma=GAMMA, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=2, n=3, gamma=GAMMA, obs_shape=(1,))
     _step(builder, 0, rewards=[1.0, 2.0])
     assert builder.pending() == 2
     builder.reset()
@@ -174,7 +174,9 @@ def test_one_step_and_reset() -> None:
 
 
 def test_image_observations_keep_dtype_and_shape() -> None:
-    builder = NStepBuilder(num_envs=2, n=2, gamma=0.99, obs_shape=(4, 84, 84), obs_dtype=np.uint8)
+    builder = NStepBuilder(
+        behaviour=True, num_envs=2, n=2, gamma=0.99, obs_shape=(4, 84, 84), obs_dtype=np.uint8
+    )
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(3, 2, 4, 84, 84), dtype=np.uint8)
     kwargs = {
@@ -195,12 +197,14 @@ def test_image_observations_keep_dtype_and_shape() -> None:
 
 def test_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="gamma"):
-        NStepBuilder(num_envs=1, n=3, gamma=1.5, obs_shape=(1,))
+        NStepBuilder(behaviour=True, num_envs=1, n=3, gamma=1.5, obs_shape=(1,))
     with pytest.raises(ValueError, match="n="):
-        NStepBuilder(num_envs=1, n=0, gamma=0.9, obs_shape=(1,))
+        NStepBuilder(behaviour=True, num_envs=1, n=0, gamma=0.9, obs_shape=(1,))
     with pytest.raises(ValueError, match="n="):
-        NStepBuilder(num_envs=1, n=256, gamma=0.9, obs_shape=(1,))  # steps_B is uint8
-    builder = NStepBuilder(num_envs=2, n=3, gamma=0.9, obs_shape=(1,))
+        NStepBuilder(
+            behaviour=True, num_envs=1, n=256, gamma=0.9, obs_shape=(1,)
+        )  # steps_B is uint8
+    builder = NStepBuilder(behaviour=True, num_envs=2, n=3, gamma=0.9, obs_shape=(1,))
     with pytest.raises(ValueError, match="obs_N"):
         _step(builder, 0, rewards=[1.0, 2.0, 3.0])
 
@@ -231,7 +235,7 @@ def _reference_rows(
 def test_matches_naive_reference_on_random_episodes() -> None:
     rng = np.random.default_rng(0)
     num_envs, n, gamma = 4, 3, 0.97
-    builder = NStepBuilder(num_envs=num_envs, n=n, gamma=gamma, obs_shape=(1,))
+    builder = NStepBuilder(behaviour=True, num_envs=num_envs, n=n, gamma=gamma, obs_shape=(1,))
     steps, out = [], []
     for t in range(200):
         s = {
@@ -274,3 +278,19 @@ def test_matches_naive_reference_on_random_episodes() -> None:
     mine = mine[np.argsort(mine[:, 0], kind="stable")]
     assert mine.shape == ref.shape
     np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_without_the_actor_correction_the_behaviour_fields_are_none() -> None:
+    builder = NStepBuilder(num_envs=1, n=1, gamma=GAMMA, obs_shape=(1,))
+    batch = builder.step(
+        obs_N=np.zeros((1, 1), np.float32),
+        action_N=np.zeros(1, np.int64),
+        reward_N=np.ones(1),
+        next_obs_N=np.ones((1, 1), np.float32),
+        terminated_N=np.zeros(1, bool),
+        truncated_N=np.zeros(1, bool),
+        greedy_N=np.ones(1, bool),
+        epsilon=0.4,
+    )
+    assert len(batch) == 1 and not batch.has_behaviour
+    assert batch.greedy_B is None and batch.steps_B is None and batch.later_greedy_B is None

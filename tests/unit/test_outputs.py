@@ -19,7 +19,8 @@ from apex_dqn.core.metrics import (
     JsonlWriter,
     status_line,
 )
-from apex_dqn.core.reports import ActorCall, LearnerCall
+from apex_dqn.core.reports import ActorReport, LearnerReport
+from apex_dqn.core.types import ReplayTotals, ShardSize
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.files.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from apex_dqn.files.plotting import plot_learning_curve
@@ -54,19 +55,19 @@ def test_record_rates_and_status_line():
     t = RunTracker(env_id="X", seed=0, target_return=1.0)
     t.train_start -= 2.0
     t.env_steps, t.learner_steps = 2000, 100
-    t.replay = {
-        "size": 2000,
-        "capacity": 10000,
-        "added": 2000,
-        "sampled": 6400,
-        "bytes": 3 * 2**20,
-        "shards": 2,
-        "per_shard": [
-            {"size": 1500, "capacity": 5000, "bytes": 2 * 2**20},
-            {"size": 500, "capacity": 5000, "bytes": 2**20},
+    t.replay = ReplayTotals(
+        size=2000,
+        capacity=10000,
+        added=2000,
+        sampled=6400,
+        bytes=3 * 2**20,
+        shards=2,
+        per_shard=[
+            ShardSize(size=1500, capacity=5000, bytes=2 * 2**20),
+            ShardSize(size=500, capacity=5000, bytes=2**20),
             None,
         ],
-    }
+    )
     t.weights_version, t.actor_versions = 100, {0: 90, 1: 80}
     rec = t.record()
     assert rec[ENV_STEPS] == 2000 and 800 < rec["perf/env_steps_per_s"] < 1100
@@ -174,7 +175,7 @@ def test_record_has_per_actor_epsilon_bucket_timer_and_eval_metrics():
     for index, eps in ((0, 0.4), (1, 0.004)):
         t.ingest_actor(
             index,
-            ActorCall(
+            ActorReport(
                 env_steps=1000 * (index + 1),
                 episode_returns=[10.0 * (index + 1)],
                 episode_lengths=[20 * (index + 1)],
@@ -186,13 +187,13 @@ def test_record_has_per_actor_epsilon_bucket_timer_and_eval_metrics():
         )
     t.add_eval(5.0, {"std_return": 1.5, "min_return": 3.0, "max_return": 7.0, "mean_length": 9})
     t.ingest_learner(
-        LearnerCall(
+        LearnerReport(
             updates=100,
             batches_learned=100,
             learner_steps=100,
             weights_version=100,
             skipped_updates=0,
-            replay={"added": 3000, "sampled": 6400},
+            replay=ReplayTotals(added=3000, sampled=6400),
             metrics={},
             shard_failures=0,
             shard_restarts=0,
@@ -271,10 +272,10 @@ def test_record_spreads_policy_lag_weights_age_and_driver_latency_over_the_inter
     # 20 calls acting with versions 1000 - 0, 1000 - 10, ..., 1000 - 190.
     for i in range(20):
         t.ingest_actor(
-            i % 4, ActorCall(pid=1 + i % 4, weights_version=1000 - 10 * i, weights_age_s=0.1 * i)
+            i % 4, ActorReport(pid=1 + i % 4, weights_version=1000 - 10 * i, weights_age_s=0.1 * i)
         )
         t.driver_latency(0.001 * i)
-    t.ingest_actor(0, ActorCall(pid=1, weights_version=-1))  # no weights yet: no lag sample
+    t.ingest_actor(0, ActorReport(pid=1, weights_version=-1))  # no weights yet: no lag sample
     rec = t.record()
     assert rec["actors/policy_lag_p50"] == 90  # nearest rank: the 10th of 20
     assert rec["actors/policy_lag_p95"] == 180 and rec["actors/policy_lag_max"] == 190

@@ -46,7 +46,8 @@ def _batch(start: int, priority_B: np.ndarray | list[float]) -> TransitionBatch:
 
 
 def _replay(capacity: int, **kwargs: float) -> PrioritizedReplay:
-    return PrioritizedReplay(capacity=capacity, obs_shape=OBS_SHAPE, **kwargs)
+    """A replay of ``_batch``es, which carry the behaviour fields."""
+    return PrioritizedReplay(capacity=capacity, obs_shape=OBS_SHAPE, behaviour=True, **kwargs)
 
 
 def test_importance_weights_hand_computed() -> None:

@@ -24,7 +24,8 @@ def test_the_clock_starts_at_apex_dqn_not_at_the_shell_that_exec_d_into_it():
 
 
 def test_start_up_milestones_count_from_the_process_start_and_keep_the_first_time():
-    from apex_dqn.core.reports import ActorCall, LearnerCall
+    from apex_dqn.core.reports import ActorReport, LearnerReport
+    from apex_dqn.core.types import ReplayTotals
     from apex_dqn.run.state import RunTracker
 
     t = RunTracker(
@@ -37,17 +38,17 @@ def test_start_up_milestones_count_from_the_process_start_and_keep_the_first_tim
     )
     t.mark("runtime_ready", at=103.5)
     t.mark("runtime_ready", at=105.0)  # a later mark of the same milestone changes nothing
-    t.ingest_actor(0, ActorCall(env_steps=0, pid=1))  # an actor that only waited: no steps
+    t.ingest_actor(0, ActorReport(env_steps=0, pid=1))  # an actor that only waited: no steps
     assert "first_actor_call" not in t.milestones
 
-    def learner_call(first: float | None) -> LearnerCall:
-        return LearnerCall(
+    def learner_call(first: float | None) -> LearnerReport:
+        return LearnerReport(
             updates=1,
             batches_learned=1,
             learner_steps=1,
             weights_version=0,
             skipped_updates=0,
-            replay={"added": 1, "sampled": 1},
+            replay=ReplayTotals(added=1, sampled=1),
             metrics={},
             shard_failures=0,
             shard_restarts=0,

@@ -1,16 +1,18 @@
 """The reference loop as an oracle: its transitions are the real actors' and the local
-runtime's, its updates stop at the replay-ratio cap, and it learns CartPole."""
+runtime's, its update is the learner's, its updates stop at the replay-ratio cap, and it learns
+CartPole."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from apex_dqn.algo.actor import make_actor
-from apex_dqn.algo.learner import Learner
-from apex_dqn.algo.reference import run_reference
+from apex_dqn.algo.networks import build_q_network, get_weights, set_weights
+from apex_dqn.algo.reference import reference_update, run_reference
 from apex_dqn.config import (
     ActorsConfig,
     AlgoConfig,
@@ -99,8 +101,8 @@ def test_transitions_and_priorities_equal_the_actors(env, torso, envs, steps):
     assert result.learner_steps == 0 and result.env_steps == total
 
     info = inspect_env(cfg.env)
-    weights = Learner(**build.learner_kwargs(cfg, info)).get_weights()
-    real = [make_actor(**build.actor_kwargs(cfg, info, i)) for i in range(2)]
+    weights = build.learner_spec(cfg, info).build().get_weights()
+    real = [build.actor_spec(cfg, info, i).build() for i in range(2)]
     pushed, returns = [], []
     for actor in real:
         actor.set_weights(weights, version=0)
@@ -117,14 +119,17 @@ def test_transitions_and_priorities_equal_the_actors(env, torso, envs, steps):
     assert result.episode_returns == returns
     if torso == "nature":
         assert want.done_B.any()  # lives lost: games end only by the 60-step truncation
-    if torso == "mlp":  # the config exercises both episode ends, and both epsilons
-        assert want.done_B.any() and (~want.done_B & (want.steps_B < 3)).any()
-        assert len(np.unique(want.epsilon_B)) == 2
-        # Independent of both sides (they share NStepBuilder): CartPole pays 1 per step, so
-        # an m-step return is sum_{k<m} gamma^k, and the bootstrap discount gamma^m.
-        gamma, m = cfg.algo.gamma, want.steps_B.astype(np.float64)
-        np.testing.assert_allclose(want.return_B, (1 - gamma**m) / (1 - gamma), rtol=1e-6)
-        np.testing.assert_allclose(want.discount_B, gamma**m, rtol=1e-6)
+    if torso == "mlp":
+        # Independent of both sides (they share NStepBuilder): CartPole pays 1 per step, so an
+        # m-step return is sum_{k<m} gamma^k = (1 - gamma^m) / (1 - gamma), with the bootstrap
+        # discount gamma^m, 1 <= m <= 3.
+        gamma = cfg.algo.gamma
+        m_B = np.rint(np.log(want.discount_B.astype(np.float64)) / np.log(gamma))
+        assert set(m_B) == {1, 2, 3}
+        np.testing.assert_allclose(want.discount_B, gamma**m_B, rtol=1e-6)
+        np.testing.assert_allclose(want.return_B, (1 - gamma**m_B) / (1 - gamma), rtol=1e-6)
+        # Both episode ends: terminations, and truncations (m < 3 with no termination).
+        assert want.done_B.any() and (~want.done_B & (m_B < 3)).any()
 
 
 def test_the_local_runtime_s_roles_store_what_the_reference_stores():
@@ -153,6 +158,60 @@ def test_the_local_runtime_s_roles_store_what_the_reference_stores():
     assert (~TransitionBatch(**stored["storage"]).done_B).any()
 
 
+@pytest.mark.parametrize(
+    ("algo", "learner"),
+    [
+        # Double Q, hard target copies after updates 2 and 4, a gradient clipped to norm 0.05.
+        (AlgoConfig(), {"grad_clip": 0.05, "target_update_period": 2}),
+        # max_a Q_target, Polyak averaging, no clipping, other Huber and Adam settings.
+        (
+            AlgoConfig(double_q=False, gamma=0.9),
+            {"grad_clip": 0, "target_update_tau": 0.3, "huber_delta": 0.5, "adam_eps": 1e-4},
+        ),
+    ],
+    ids=["double-q-hard-copy", "max-q-polyak"],
+)
+def test_the_reference_update_is_the_learner_s(algo, learner):
+    """The reference starts from the learner's initial weights, and from there, on the same
+    prioritized batches with the same (unequal) importance weights, ``reference_update`` and
+    ``Learner.step`` give the same loss, mean Q, new priorities, online and target weights, bit
+    for bit, update after update. Both run torch's fused Adam on the CPU; the learner's is
+    ``dynamo_free_adam``'s step unless TorchDynamo was loaded before it was built (the
+    reference's ``torch.optim.Adam`` loads it), as when this test runs alone."""
+    never = ReplayConfig(capacity=2000, min_size_to_learn=2000)  # learning never starts
+    learner = LearnerConfig(device="cpu", batch_size=32, **learner)
+    cfg = _config(env=EnvConfig(max_episode_steps=12), algo=algo, learner=learner, replay=never)
+    info = inspect_env(cfg.env)
+    real = build.learner_spec(cfg, info).build()
+    result = run_reference(cfg, total_steps=512)  # terminations and truncations
+    assert result.learner_steps == 0
+    for name, array in real.get_weights().items():
+        np.testing.assert_array_equal(result.weights[name], array, err_msg=name)
+    online = build_q_network(cfg.network, obs_shape=info.obs_shape, num_actions=info.num_actions)
+    set_weights(online, result.weights)
+    target = copy.deepcopy(online).requires_grad_(False)
+    optimizer = torch.optim.Adam(
+        online.parameters(), lr=learner.lr, eps=learner.adam_eps, fused=True
+    )
+    replay = result.replay
+    initial = get_weights(target)
+    for step in range(5):
+        sample = replay.sample(32, beta=0.5 + 0.1 * step)
+        assert len(np.unique(sample.weights_B)) > 8 and sample.batch.done_B.any()
+        loss, mean_q, priorities_B = reference_update(
+            online, target, optimizer, sample.batch, sample.weights_B, cfg, step
+        )
+        metrics, want_B = real.step(real.stage(sample.batch, sample.weights_B))
+        assert (loss, mean_q) == (metrics.loss, metrics.mean_q)
+        np.testing.assert_array_equal(priorities_B, want_B)
+        for mine, theirs in [(online, real.online), (target, real.target)]:
+            want = get_weights(theirs)
+            for name, array in get_weights(mine).items():
+                np.testing.assert_array_equal(array, want[name], err_msg=f"update {step}: {name}")
+        replay.update_priorities(sample.ids_B, priorities_B)
+    assert all(not np.array_equal(initial[k], v) for k, v in get_weights(target).items())
+
+
 @pytest.mark.parametrize("ratio", [0.5, 2.0])
 def test_updates_stop_at_the_replay_ratio(ratio):
     """The learner draws as many batches as the cap allows and no more (the last round's
@@ -165,7 +224,7 @@ def test_updates_stop_at_the_replay_ratio(ratio):
     assert drawn <= ratio * result.transitions < drawn + 32
     stats = result.replay.stats()
     assert (stats.sampled, stats.added) == (drawn, result.transitions)
-    assert len(result.metrics) == result.learner_steps
+    assert len(result.losses) == len(result.mean_q) == result.learner_steps
 
 
 def test_needs_a_replay_ratio():
@@ -189,5 +248,5 @@ def test_learns_cartpole():
     assert np.mean(result.eval_returns) >= 40
     early, late = result.episode_returns[:20], result.episode_returns[-20:]
     assert np.mean(late) > 2 * np.mean(early)
-    mean_q = [m.mean_q for m in result.metrics]
+    mean_q = result.mean_q
     assert np.mean(mean_q[-50:]) > 3 * np.mean(mean_q[:50]) > 0

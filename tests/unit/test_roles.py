@@ -3,14 +3,16 @@ gate, priority routing and group rounds, bound to in-process ports."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
 
-from apex_dqn.algo.actor import ActorReport
-from apex_dqn.algo.learner import Learner
+from apex_dqn.algo.learner import Learner, StepResult
 from apex_dqn.config import ActorsConfig, Config, LearnerConfig, NetworkConfig, ReplayConfig
+from apex_dqn.core.reports import ActorReport
 from apex_dqn.core.rules import ActorThrottle
 from apex_dqn.core.types import ReplayStats
 from apex_dqn.envs.factory import inspect_env
@@ -54,7 +56,7 @@ def test_shard_book_counts_a_down_period_once_and_inserts_across_restarts():
     book.answered(1, _stats(5, instance=8, size=5))
     assert book.restarts == 1 and not book.down
     assert book.total_added() == 100 + 50 + 5
-    assert book.totals(sampled=640)["added"] == 155 and book.totals(sampled=640)["sampled"] == 640
+    assert book.totals(sampled=640).added == 155 and book.totals(sampled=640).sampled == 640
 
 
 class _Batch:
@@ -75,8 +77,10 @@ class _FakeActor:
     def set_weights(self, weights, version: int) -> None:
         self.weights_version = version
 
-    def run_steps(self, num_steps: int):
-        return [_Batch(32)], ActorReport(env_steps=4 * num_steps, transitions=32)
+    def run_steps(self, num_steps: int, report: ActorReport):
+        report.env_steps += 4 * num_steps
+        report.transitions += 32
+        return [_Batch(32)], report
 
 
 class _Port:
@@ -170,16 +174,21 @@ def _learner_worker(
         replay=ReplayConfig(capacity=4096, min_size_to_learn=64, num_shards=shards),
     )
     info = inspect_env(cfg.env)
-    workers = [ShardWorker(replay_kwargs=build.replay_kwargs(cfg, info, s)) for s in range(shards)]
+    workers = [ShardWorker(build.shard_spec(cfg, info, s)) for s in range(shards)]
     store = LocalWeightStore(ParameterServer())
     worker = LearnerWorker(
-        learner_cls(**build.learner_kwargs(cfg, info)),
+        learner_cls(**_arguments(build.learner_spec(cfg, info))),
         replay_cfg=cfg.replay,
         replay=LocalReplayPort(workers),
         weights=store,
         seed=0,
     )
     return worker, workers
+
+
+def _arguments(spec: Any) -> dict[str, Any]:
+    """A spec's fields as the keyword arguments of the class it builds (a subclass here)."""
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
 
 
 class _ThreadStagingLearner(Learner):
@@ -210,7 +219,7 @@ def test_learner_waits_for_the_fill_then_keeps_to_the_replay_ratio():
     report = worker.run_for(5.0, until_idle=True)
     # 96 inserts allow 192 samples: 12 updates of 16, drawn in requests of 2 batches.
     assert report.updates == 12 and report.learner_steps == 12
-    assert report.replay["added"] == 96 and report.replay["sampled"] == 192
+    assert report.replay.added == 96 and report.replay.sampled == 192
     assert report.weights_version == 10  # published every learner.publish_every=10 updates
     shard.add(_batch(8, seed=2))
     assert worker.run_for(5.0, until_idle=True).updates == 0  # 1 more update needs 8 more
@@ -276,20 +285,20 @@ def test_learner_leaves_a_down_shard_out_and_counts_its_return_as_a_restart():
     worker.feeder.replay = port
     for s, shard in enumerate(shards):
         shard.add(_batch(64, seed=s))
-    assert worker.run_for(0.1).replay["shards"] == 2
+    assert worker.run_for(0.1).replay.shards == 2
     port.down = 1
     report = worker.run_for(0.3)
     assert report.updates > 0 and report.shard_failures == 1 and report.shards_down == 1
-    assert report.replay["shards"] == 1 and report.shard_restarts == 0
+    assert report.replay.shards == 1 and report.shard_restarts == 0
     # Shard 1 comes back as a new replay holding 5 transitions: a restart, and its first
     # life's 64 inserts still count.
     cfg = Config(replay=ReplayConfig(capacity=4096, num_shards=2))
-    port._shards[1] = ShardWorker(replay_kwargs=build.replay_kwargs(cfg, inspect_env(cfg.env), 1))
+    port._shards[1] = ShardWorker(build.shard_spec(cfg, inspect_env(cfg.env), 1))
     port._shards[1].add(_batch(5, seed=9))
     port.down = None
     report = worker.run_for(0.1)
     assert report.shards_down == 0 and report.shard_failures == 1 and report.shard_restarts == 1
-    assert report.replay["shards"] == 2 and report.replay["added"] == 64 + 64 + 5
+    assert report.replay.shards == 2 and report.replay.added == 64 + 64 + 5
 
 
 class _Round:
@@ -339,13 +348,13 @@ class _GroupLearner:
         if contributors:
             self.learner_steps += 1
         if staged is None:
-            return None, None, stops > 0
+            return None, stops > 0
         self.brought += 1
         metrics = type("M", (), {})()
         for name in ("loss", "mean_abs_td", "mean_q", "max_q", "grad_norm", "update_ratio"):
             setattr(metrics, name, 0.0)
         metrics.beta = 0.4
-        return metrics, np.ones(staged, np.float32), stops > 0
+        return StepResult(metrics, np.ones(staged, np.float32)), stops > 0
 
 
 def test_learners_of_a_group_end_every_call_at_the_same_update():
@@ -381,5 +390,5 @@ def test_learner_worker_ratio_holds_for_other_ratios(ratio):
     worker, (shard,) = _learner_worker(max_replay_ratio=ratio)
     shard.add(_batch(256))
     report = worker.run_for(5.0, until_idle=True)
-    assert report.replay["sampled"] <= ratio * 256
-    assert report.replay["sampled"] > ratio * 256 - 2 * 16 * 2  # within one request of it
+    assert report.replay.sampled <= ratio * 256
+    assert report.replay.sampled > ratio * 256 - 2 * 16 * 2  # within one request of it

@@ -25,7 +25,7 @@ def test_neighbouring_actors_do_not_share_environment_seeds():
     of actor 1's env 0; the tree's seeds of any two actors are disjoint."""
     cfg = Config()
     info = EnvInfo(obs_shape=(4,), obs_dtype="float32", num_actions=2, reward_threshold=None)
-    a0, a1 = (build.actor_kwargs(cfg, info, i)["seed"] for i in range(2))
+    a0, a1 = (build.actor_spec(cfg, info, i).seed for i in range(2))
     assert not set(seeding.env_seeds(a0, 8)) & set(seeding.env_seeds(a1, 8))
 
 
@@ -48,7 +48,8 @@ def test_two_actors_environments_draw_different_random_streams():
     info = inspect_env(cfg.env)
     draws = []
     for index in range(2):
-        actor = Actor(**build.actor_kwargs(cfg, info, index))
+        actor = build.actor_spec(cfg, info, index).build()
+        assert isinstance(actor, Actor)
         draws += [int(env.unwrapped.game.random.randint(2**31)) for env in actor._envs.envs]
         actor.close()
     assert len(set(draws)) == 8

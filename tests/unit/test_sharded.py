@@ -19,10 +19,6 @@ def _batch(values: np.ndarray, priorities: np.ndarray) -> TransitionBatch:
         next_obs_B=values.reshape(n, 1).astype(np.float32),
         done_B=np.zeros(n, bool),
         priority_B=priorities.astype(np.float32),
-        greedy_B=np.ones(n, bool),
-        epsilon_B=np.zeros(n, np.float32),
-        steps_B=np.ones(n, np.uint8),
-        later_greedy_B=np.zeros(n, np.uint8),
     )
 
 
@@ -91,4 +87,4 @@ def test_totals():
     shards, _ = _shards()
     stats = [s.stats() for s in shards]
     assert sharded.total_size(stats) == 40
-    assert sharded.totals(stats)["capacity"] == 128
+    assert sharded.totals(stats).capacity == 128

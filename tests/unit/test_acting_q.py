@@ -1,4 +1,6 @@
-"""The numpy forward pass used by actors and the evaluator equals the torch network's."""
+"""The Q-functions actors and the evaluator act with (apex_dqn.algo.acting_q): the numpy MLP
+equals the torch network, and convolutional torsos act with the eager module, new weights
+included."""
 
 from __future__ import annotations
 
@@ -102,11 +104,11 @@ def test_a_nature_torso_acts_through_torch_with_the_same_interface():
     obs = np.random.default_rng(0).integers(0, 255, (5, 4, 84, 84), dtype=np.uint8)
     with torch.no_grad():
         expected = net(torch.from_numpy(obs)).numpy()
-    # Acting runs a traced copy: traced on 2 observations, it serves any batch size.
+    # Any batch size, one module.
     np.testing.assert_allclose(q.q_values(obs[:2]), expected[:2], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(q.q_values(obs[3:4]), expected[3:4], rtol=1e-5, atol=1e-6)
-    # New weights reach the trace.
+    # New weights reach what acting runs.
     torch.manual_seed(2)
     other = build_q_network(cfg, obs_shape=(4, 84, 84), num_actions=3)
     q.set_weights(get_weights(other))
@@ -130,30 +132,70 @@ def test_bf16_acting_tracks_float32_for_the_nature_cnn():
     np.testing.assert_allclose(q16, q32, atol=0.02 * np.abs(q32).max() + 1e-3)
 
 
+def _minatar(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_q_network(NetworkConfig(torso="minatar"), obs_shape=(4, 10, 10), num_actions=3)
+
+
 @pytest.mark.parametrize("bf16", [False, True])
-def test_new_weights_reuse_the_one_trace(monkeypatch, bf16):
-    """Actors get new weights every few seconds; re-tracing on each (as a frozen trace must)
-    cost about 30 ms and leaked memory, so the network is traced once and shares parameters.
-    Under bf16 too: a bf16 weight copy cached while tracing would freeze the first weights."""
+def test_each_weight_change_reaches_acting(bf16):
+    """Actors get new weights every few seconds, copied into the acting module in place: no
+    copy made earlier (a trace, a compiled graph, a cached bf16 weight) may keep old ones."""
     from apex_dqn.algo.acting_q import TorchQ
 
-    traces = []
-    real_trace = torch.jit.trace
-
-    def counting_trace(*args, **kwargs):
-        traces.append(1)
-        return real_trace(*args, **kwargs)
-
-    monkeypatch.setattr(torch.jit, "trace", counting_trace)
     cfg = NetworkConfig(torso="minatar")
     q = TorchQ(cfg, obs_shape=(4, 10, 10), num_actions=3, seed=0, bf16=bf16)
     obs = np.random.default_rng(0).integers(0, 2, (8, 4, 10, 10), dtype=np.uint8)
-    for seed in range(4):
-        torch.manual_seed(seed)
-        net = build_q_network(cfg, obs_shape=(4, 10, 10), num_actions=3)
+    previous = q.q_values(obs)
+    for seed in range(1, 4):
+        net = _minatar(seed).eval()
         q.set_weights(get_weights(net))
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             expected = net(torch.from_numpy(obs)).float().numpy()
+        got = q.q_values(obs)
+        assert not np.allclose(got, previous), f"weights of seed {seed} did not reach acting"
         tol = 0.02 * np.abs(expected).max() + 1e-3 if bf16 else 1e-6
-        np.testing.assert_allclose(q.q_values(obs), expected, rtol=1e-5, atol=tol)
-    assert len(traces) == 1
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=tol)
+        previous = got
+
+
+def test_acting_returns_the_eager_modules_q_values_from_the_seeded_init():
+    from apex_dqn.algo.acting_q import TorchQ
+
+    cfg = NetworkConfig(torso="minatar")
+    state = torch.random.get_rng_state()
+    q = TorchQ(cfg, obs_shape=(4, 10, 10), num_actions=3, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state), "the global RNG was used"
+    obs = np.random.default_rng(1).integers(0, 2, (16, 4, 10, 10), dtype=np.uint8)
+    with torch.no_grad():
+        expected = _minatar(5)(torch.from_numpy(obs)).numpy()
+    got = q.q_values(obs)
+    assert got.dtype == np.float32 and got.shape == (16, 3)
+    np.testing.assert_array_equal(got, expected)
+    other = TorchQ(cfg, obs_shape=(4, 10, 10), num_actions=3, seed=6)
+    assert not np.allclose(other.q_values(obs), got)
+
+
+def test_acting_loads_neither_torchscript_nor_dynamo():
+    """TorchScript is deprecated; torch.compile would cost its import of torch._dynamo (1.5-2 s
+    of CPU) in every actor process, and was no faster (benchmarks/acting_bench.py)."""
+    code = """
+import sys
+import numpy as np
+import torch
+from apex_dqn.algo.acting_q import build_acting_q
+from apex_dqn.algo.networks import get_weights
+from apex_dqn.config import NetworkConfig
+
+def refuse(*args, **kwargs):
+    raise AssertionError("TorchScript used")
+
+torch.jit.trace = torch.jit.script = torch.jit.trace_module = refuse
+q = build_acting_q(NetworkConfig(torso="minatar"), obs_shape=(4, 10, 10), num_actions=3, seed=0)
+q.set_weights(get_weights(q._net))
+q.q_values(np.zeros((4, 4, 10, 10), np.uint8))
+print("torch._dynamo" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", "acting imported torch._dynamo"
