@@ -3,12 +3,18 @@
 The composed config is converted once with ``OmegaConf.to_object``, which runs every dataclass's
 validation, and the environment is checked, all before Ray is imported or started: a bad override
 fails in milliseconds with one line naming the key and the allowed values.
+
+``train_config`` is that path from a validated config to a finished run, shared with the Python
+API (``apex_dqn.api``): the CLI prints a ConfigError as one line and exits with code 2, the API
+raises it. ``compose_config`` composes a list of overrides with the same ``conf/`` (Hydra's
+compose API), and ``default_run_dir`` gives a run the directory the Hydra app would.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -60,18 +66,80 @@ def _task_overrides() -> list[str]:
         return []
 
 
-def resumed_config(saved: dict, overrides: list[str]) -> Config:
-    """The saved run's config with the command line's overrides on top, validated."""
-    base = OmegaConf.merge(OmegaConf.structured(Config), saved)
+def compose_config(overrides: Sequence[str] = ()) -> Config:
+    """The validated config that ``apex-dqn <overrides>`` runs, composed from ``CONF_DIR``.
+
+    Args:
+        overrides: Hydra overrides as on the command line (``env=minatar``,
+            ``actors.num_actors=2``); checked first as the command line is (``cli.args``).
+
+    Raises:
+        ConfigError: an unknown key or group option, a value of the wrong type or out of range,
+            or an override Hydra cannot apply (a sweep, ``seed=0,1``, among them).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from apex_dqn.cli.args import check_overrides, config_groups
+
+    overrides = list(overrides)
+    check_overrides(overrides, config_groups(CONF_DIR))
+    try:
+        # Hydra's global state is restored on exit: this works inside another Hydra app too.
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except HydraException as exc:
+        text = str(exc).strip()
+        raise ConfigError(text.splitlines()[0] if text else type(exc).__name__) from None
+    return to_config(cfg)
+
+
+def merged_config(base: Mapping[str, Any], overrides: Sequence[str], what: str) -> Config:
+    """``base`` (a config as a dict) with ``key=value`` overrides on top, validated.
+
+    Args:
+        base: a whole or partial config, as ``dataclasses.asdict`` or a checkpoint holds it.
+        overrides: ``key=value`` strings; a leading ``+`` is dropped, ``~key`` ones skipped.
+        what: what ``base`` is, for the message of a ConfigError.
+    """
+    merged_base = OmegaConf.merge(OmegaConf.structured(Config), dict(base))
     dotlist = [o.lstrip("+") for o in overrides if not o.startswith("~")]
     try:
-        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(dotlist))
+        merged = OmegaConf.merge(merged_base, OmegaConf.from_dotlist(dotlist))
     except Exception as exc:
-        raise ConfigError(f"cannot apply {dotlist} to the resumed run's config: {exc}") from None
+        raise ConfigError(f"cannot apply {dotlist} to {what}: {exc}") from None
     return to_config(merged)  # type: ignore[arg-type]
 
 
-def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
+def resumed_config(saved: dict, overrides: Sequence[str]) -> Config:
+    """The saved run's config with the command line's overrides on top, validated."""
+    return merged_config(saved, overrides, "the resumed run's config")
+
+
+def default_run_dir(config: Config) -> Path:
+    """The run directory the Hydra app would give ``config``, for runs started from Python.
+
+    ``hydra.run.dir`` of ``conf/config.yaml`` (``outputs/<date>/<time>-<env>-seed<N>``, relative
+    to the working directory), with ``-2``, ``-3``, ... appended while the name is taken (two
+    runs started in the same second).
+    """
+    from hydra.core.utils import setup_globals
+
+    setup_globals()  # Hydra's ${now:...} resolver
+    conf = OmegaConf.load(Path(CONF_DIR) / "config.yaml")
+    hydra_run = OmegaConf.to_container(conf.hydra.run, resolve=False)  # the pattern, unresolved
+    assert isinstance(hydra_run, dict)
+    node = OmegaConf.create(
+        {"env": {"id": config.env.id}, "seed": config.seed, "dir": hydra_run["dir"]}
+    )
+    path = Path(str(node.dir))
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate, n = path.with_name(f"{path.name}-{n}"), n + 1
+    return candidate
+
+
+def load_resume(config: Config, overrides: Sequence[str]) -> tuple[Config, Any]:
     """Read the run to resume; return its config (with overrides) and what train() needs."""
     from apex_dqn.envs.factory import inspect_env
     from apex_dqn.files import checkpoint as ckpt
@@ -104,7 +172,7 @@ def load_resume(config: Config, overrides: list[str]) -> tuple[Config, Any]:
     return resumed, Resume(run_dir=run_dir, data=data, state=state)
 
 
-def _sized_to_machine(config: Config, overrides: list[str]) -> Config:
+def _sized_to_machine(config: Config, overrides: Sequence[str]) -> Config:
     """With a local Ray instance (no ``ray.address``), the CPU shares the command line does not
     set are sized to its CPUs (``apex_dqn.runtime.shares``); the run's first line says so."""
     import os
@@ -121,30 +189,66 @@ def _sized_to_machine(config: Config, overrides: list[str]) -> Config:
     return config
 
 
-def run(cfg: DictConfig) -> dict:
-    """Validate ``cfg``, check the environment, train; return the run's summary."""
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """A finished run of ``train_config``.
+
+    Attributes:
+        config: the config it ran with (resumed and sized to the machine).
+        run_dir: its directory.
+        summary: the content of its summary.json.
+    """
+
+    config: Config
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def failure(self) -> str | None:
+        """Why the run failed for good (a component that kept failing), None if it did not."""
+        reason = str(self.summary.get("stop_reason") or "")
+        return reason if reason.startswith("failed") else None
+
+
+def train_config(
+    config: Config,
+    overrides: Sequence[str],
+    run_dir: Callable[[Config], Path],
+    started_at: float | None = None,
+) -> Trained:
+    """Check and train ``config``: the one path of the CLI and the Python API.
+
+    A run to resume is read (its config with ``overrides`` on top), the environment and the
+    metric sinks are checked, the CPU shares ``overrides`` do not set are sized to a local Ray
+    instance, and the run trains on ``config.runtime``; the last line says how it went.
+
+    Args:
+        config: the validated config.
+        overrides: the keys given explicitly (``key=value``, as on the command line): applied on
+            top of a resumed run's config, and kept when CPU shares are sized.
+        run_dir: the run directory of the final config (called once the config is settled).
+        started_at: the origin of ``time_to_solve_s`` (None: when this process started running
+            apex-dqn, right for the command line).
+
+    Raises:
+        ConfigError: the config, the environment or the Ray cluster cannot host the run; raised
+            before anything is written.
+    """
     from apex_dqn.envs.factory import inspect_env
     from apex_dqn.run.sinks import check_sinks
 
     resume = None
-    try:
-        config = to_config(cfg)
-        if config.resume is not None:
-            config, resume = load_resume(config, _task_overrides())
-        info = inspect_env(config.env)
-        check_sinks(config)
-        config = _sized_to_machine(config, _task_overrides())
-    except ConfigError as exc:
-        _fail(str(exc))
-    out_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)
+    if config.resume is not None:
+        config, resume = load_resume(config, overrides)
+    info = inspect_env(config.env)
+    check_sinks(config)
+    config = _sized_to_machine(config, overrides)
+    out_dir = run_dir(config)
     if config.runtime == "local":
         from apex_dqn.runtime.local import train_local as train
     else:
         from apex_dqn.runtime.ray_runtime import train
-    try:
-        summary = train(config, info, out_dir, resume)
-    except ConfigError as exc:
-        _fail(str(exc))
+    summary = train(config, info, out_dir, resume, started_at=started_at)
     solved = "solved" if summary["solved"] else "not solved"
     print(
         f"apex-dqn: {solved}; best eval return {summary['best_eval_return']}, "
@@ -152,9 +256,22 @@ def run(cfg: DictConfig) -> dict:
         f"{summary['wall_s']:.1f}s; outputs in {out_dir.resolve()}",
         flush=True,
     )
-    reason = summary.get("stop_reason") or ""
-    if reason.startswith("failed"):
-        _fail(f"the run {reason}", code=1)
+    return Trained(config=config, run_dir=out_dir.resolve(), summary=summary)
+
+
+def _hydra_run_dir(config: Config) -> Path:
+    return Path(config.output_dir or HydraConfig.get().runtime.output_dir)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Validate ``cfg``, check the environment, train; return the run's summary."""
+    try:
+        trained = train_config(to_config(cfg), _task_overrides(), _hydra_run_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if trained.failure:
+        _fail(f"the run {trained.failure}", code=1)
+    summary = trained.summary
     if summary.get("interrupted_by"):
         sys.exit(128 + int(summary["interrupted_by"]))
     return summary

@@ -396,6 +396,7 @@ def train(
     open_runtime: Callable[[Config, EnvInfo, Path, int], AbstractContextManager[Runtime]],
     resume: Resume | None = None,
     on_stopped: Callable[[], None] | None = None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
     """Run Ape-X DQN with ``cfg`` on the runtime ``open_runtime`` gives; write the run's files
     to ``out_dir``; return the summary.
@@ -404,6 +405,8 @@ def train(
     stops them on exit. With ``resume``, counters, curve and learner continue from its
     checkpoint. ``on_stopped`` is called once the actors have stopped, while shards and
     learner still live (the soak benchmark reads the shards' counters there).
+    ``started_at`` is the origin of ``time_to_solve_s`` (default: when this process started
+    running apex-dqn; a second run in one process, from the Python API, passes its own start).
     """
     tracker = RunTracker(
         env_id=cfg.env.id,
@@ -411,6 +414,8 @@ def train(
         target_return=target_return(cfg, info),
         batch_size=cfg.learner.batch_size * cfg.learner.num_learners,
     )
+    if started_at is not None:
+        tracker.process_start = started_at
     if resume is not None:
         resume.apply_to(tracker)
     outputs: RunOutputs | None = None

@@ -249,6 +249,7 @@ def train_local(
     out_dir: Path,
     resume: Resume | None = None,
     on_stopped: Callable[[], None] | None = None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
     """Train in this process with the same roles, driver, stop rules and outputs as on Ray."""
-    return driver.train(cfg, info, out_dir, open_local_runtime, resume, on_stopped)
+    return driver.train(cfg, info, out_dir, open_local_runtime, resume, on_stopped, started_at)

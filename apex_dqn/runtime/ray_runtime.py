@@ -331,6 +331,7 @@ def train(
     out_dir: Path,
     resume: Resume | None = None,
     on_stopped: Callable[[], None] | None = None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
     """Run Ape-X DQN on Ray with ``cfg`` (``apex_dqn.run.driver.train``)."""
-    return driver.train(cfg, info, out_dir, open_ray_runtime, resume, on_stopped)
+    return driver.train(cfg, info, out_dir, open_ray_runtime, resume, on_stopped, started_at)
