@@ -19,8 +19,10 @@ run, torch only to read a checkpoint or run a convolutional network.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,16 +43,19 @@ class TrainResult:
         run_dir: the run directory (absolute): config.yaml, metrics.jsonl, checkpoints, plots.
         summary: the content of its summary.json (``solved``, ``best_eval_return``,
             ``env_steps``, ``wall_s``, ...; docs/usage.md lists every key).
-        weights: the online network's final weights, a numpy state dict (from checkpoint.pt).
         config: the config the run used (resumed and CPU shares sized to the machine).
         solved: whether a confirmed greedy evaluation reached the target return.
     """
 
     run_dir: Path
     summary: dict[str, Any]
-    weights: dict[str, np.ndarray]
     config: Config
     solved: bool
+
+    @functools.cached_property
+    def weights(self) -> dict[str, np.ndarray]:
+        """The online network's final weights, read from checkpoint.pt on first use (torch)."""
+        return _read_checkpoint(self.run_dir)[1]
 
     def policy(self, *, seed: int = 0) -> Policy:
         """The run's final policy (``load_policy(run_dir)``)."""
@@ -96,8 +101,9 @@ def train(
             unusable environment, or a Ray cluster that cannot host the run; nothing is written.
         TrainingFailed: a component kept failing and the run stopped (outputs are written).
 
-    A run stopped by SIGINT or SIGTERM (Ctrl-C) stops as the CLI's does, with a final
-    checkpoint, and returns too, with the signal in ``summary["interrupted_by"]``. With a
+    A run stopped by SIGINT (Ctrl-C) or SIGTERM stops as the CLI's does, with a final
+    checkpoint and its outputs; then SIGINT raises ``KeyboardInterrupt`` and SIGTERM
+    ``SystemExit(143)``, so that a loop of ``train`` calls stops with it. With a
     ``Config``, the keys it sets differently from ``Config()``'s defaults count as given
     on the command line: they are kept when CPU shares are sized to the machine, and applied on
     top of the saved config when ``resume`` is set. A Ray instance this call starts is shut down
@@ -126,6 +132,14 @@ def train(
         given = _set_keys(chosen)
 
     def run_dir(settled: Config) -> Path:
+        if settled.resume is not None:  # a resumed run goes on in its own directory
+            assert settled.output_dir is not None  # load_resume sets it
+            if output_dir is not None and Path(output_dir).resolve() != Path(settled.output_dir):
+                raise ConfigError(
+                    f"output_dir={str(output_dir)!r} with resume={settled.resume!r}: a resumed "
+                    "run writes to the run directory it resumes"
+                )
+            return Path(settled.output_dir)
         if output_dir is not None:
             return Path(output_dir)
         return Path(settled.output_dir) if settled.output_dir else cli.default_run_dir(settled)
@@ -137,14 +151,23 @@ def train(
             trained.run_dir,
             trained.summary,
         )
-    _, weights, _ = _read_checkpoint(trained.run_dir)
+    if trained.summary.get("interrupted_by") is not None:
+        _reraise(int(trained.summary["interrupted_by"]))
     return TrainResult(
         run_dir=trained.run_dir,
         summary=trained.summary,
-        weights=weights,
         config=trained.config,
         solved=bool(trained.summary["solved"]),
     )
+
+
+def _reraise(signum: int) -> None:
+    """After a run stopped by a signal has written its outputs: what the signal would have done
+    to a script without apex-dqn (Ctrl-C raises KeyboardInterrupt, SIGTERM ends the process),
+    so that a loop of ``train`` calls stops too."""
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
 
 
 def _strings(values: Any, name: str) -> list[str]:
@@ -296,7 +319,7 @@ def _checkpoint_file(path: Path) -> Path:
 
 def _read_checkpoint(path: Path) -> tuple[Config, dict[str, np.ndarray], dict[str, Any]]:
     """Config, online weights and raw state of a checkpoint file or run directory."""
-    from apex_dqn.cli.evaluate import load_policy as read
+    from apex_dqn.cli.evaluate import read_checkpoint as read
     from apex_dqn.files.checkpoint import CheckpointError
 
     file = _checkpoint_file(path)

@@ -169,7 +169,7 @@ def full_path(
     shard_cls = ray.remote(num_cpus=0)(ReplayShardHost)
     shards = [
         shard_cls.options(name=name, namespace=peers.namespace).remote(
-            spec=build.shard_spec(cfg, info, s)
+            spec=build.shard_spec(cfg, info, s, None)
         )
         for s, name in enumerate(peers.shards)
     ]

@@ -48,7 +48,6 @@ def _transition_batch(b: dict) -> Any:
     """The workload's columns as apex-dqn's ``TransitionBatch``."""
     from apex_dqn.core.types import TransitionBatch
 
-    n = len(b["action"])
     return TransitionBatch(
         obs_B=b["obs"],
         action_B=b["action"],
@@ -57,11 +56,7 @@ def _transition_batch(b: dict) -> Any:
         next_obs_B=b["next_obs"],
         done_B=b["done"],
         priority_B=b["priority"],
-        greedy_B=np.ones(n, bool),
-        epsilon_B=np.full(n, 0.1, np.float32),
-        steps_B=np.full(n, 3, np.uint8),
-        later_greedy_B=np.full(n, 2, np.uint8),
-    )
+    )  # no behaviour fields: learner.actor_correction is off by default
 
 
 class Ours:
@@ -215,6 +210,8 @@ def ray_shard_rate(seconds: float, capacity: int, frames: bool = False) -> dict[
                 alpha=ALPHA,
                 priority_eps=1e-6,
                 seed=0,
+                behaviour=False,
+                snapshot_path=None,
             )
         )
         rng = np.random.default_rng(1)
@@ -297,10 +294,6 @@ def _frame_pushes(
             discount_B=np.full(rows, 0.97, np.float32),
             done_B=np.zeros(rows, bool),
             priority_B=rng.uniform(0.01, 2.0, rows).astype(np.float32),
-            greedy_B=np.ones(rows, bool),
-            epsilon_B=np.full(rows, 0.1, np.float32),
-            steps_B=np.full(rows, 3, np.uint8),
-            later_greedy_B=np.full(rows, 2, np.uint8),
         )
 
 

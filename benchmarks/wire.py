@@ -51,7 +51,7 @@ def measure(experiment: str | None, overrides: list[str], steps: int) -> dict[st
     weights = learner.get_weights()
     actor = build.actor_spec(cfg, info, 0).build()
     actor.set_weights(weights, 0)
-    replay = build.shard_spec(cfg, info, 0).build()
+    replay = build.shard_spec(cfg, info, 0, None).build()
     chunk = max(1, cfg.actors.push_every // cfg.actors.envs_per_actor)  # vector steps per push
     actor.run_steps(2 * chunk)  # warm up
     pushed_bytes, pushed, env_steps = 0, 0, 0

@@ -178,7 +178,9 @@ class Learner:
             if epsilon_B is None or steps_B is None or later_B is None:
                 raise ValueError("learner.actor_correction needs batches with behaviour fields")
             with self._mixture_lock:  # stage() may run in two staging threads on CUDA
-                self._mixture.observe(epsilon_B)
+                # Rows restored from a snapshot made without the option hold zeros (steps 0,
+                # weight 1): they say nothing of which actors the data comes from.
+                self._mixture.observe(epsilon_B[steps_B > 0])
                 correction_B = self._mixture.weights(epsilon_B, steps_B, later_B)
             weights_B = weights_B * correction_B
         tensors, ready = self._to_device.copy(

@@ -59,7 +59,7 @@ from apex_dqn.algo.torch_compat import resolve_device
 from apex_dqn.config import Config
 from apex_dqn.core import seeding
 from apex_dqn.core.rules import ReplayRatioGate
-from apex_dqn.core.types import TransitionBatch
+from apex_dqn.core.types import Sample, TransitionBatch
 from apex_dqn.envs.factory import (
     EnvInfo,
     inspect_env,
@@ -142,6 +142,15 @@ def _start_actor(cfg: Config, info: EnvInfo, index: int, epsilon: float) -> _Act
         lives_N=lives(infos, n),
         return_N=np.zeros(n),
     )
+
+
+def importance_weights_of(sample: Sample, beta: float) -> np.ndarray:
+    """w_i = (N * P(i))^-beta / max_j w_j over the batch, P(i) = p_i^alpha / sum_k p_k^alpha and
+    N the items stored when the batch was drawn: at beta = 1 the weights undo the bias of
+    sampling by priority (the replay's own ``importance_weights`` computes the same)."""
+    prob_B = sample.priorities_B / sample.stats.priority_sum
+    weight_B = (sample.stats.size * prob_B) ** -beta
+    return (weight_B / weight_B.max()).astype(np.float32)
 
 
 def reference_update(
@@ -293,12 +302,11 @@ def run_reference(cfg: Config, *, total_steps: int | None = None) -> ReferenceRe
             # beta, the importance-sampling exponent, goes linearly from beta_start to beta_end.
             frac = min(1.0, updates / cfg.replay.beta_anneal_steps)
             beta = cfg.replay.beta_start + frac * (cfg.replay.beta_end - cfg.replay.beta_start)
-            # Draws item i with P(i) = p_i^alpha / sum_k p_k^alpha and gives it the importance
-            # weight w_i = (N * P(i))^-beta / max_j w_j (j in the batch; N items stored): at
-            # beta = 1 the weights undo the bias of sampling by priority.
+            # Draws item i with P(i) = p_i^alpha / sum_k p_k^alpha.
             sample = replay.sample(batch_size, beta)
+            weights_B = importance_weights_of(sample, beta)
             loss, batch_q, priorities_B = reference_update(
-                online, target, optimizer, sample.batch, sample.weights_B, cfg, updates
+                online, target, optimizer, sample.batch, weights_B, cfg, updates
             )
             replay.update_priorities(sample.ids_B, priorities_B)  # p_i = max(|TD|, eps)
             updates += 1

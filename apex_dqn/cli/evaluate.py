@@ -94,7 +94,7 @@ def _keys() -> str:
     return ", ".join(f.name for f in dataclasses.fields(EvalRunConfig))
 
 
-def load_policy(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
+def read_checkpoint(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
     """The run config, online weights (numpy) and raw state of a checkpoint."""
     from apex_dqn.files import checkpoint as ckpt
 
@@ -187,7 +187,7 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
     path = Path(cfg.checkpoint)
     if not path.exists():
         raise ConfigError(f"checkpoint={cfg.checkpoint!r} does not exist")
-    config, weights, state = load_policy(path)
+    config, weights, state = read_checkpoint(path)
     file = path if path.is_file() else path / "checkpoint.pt"
     output = Path(cfg.output) if cfg.output else file.parent / f"eval-{file.stem}.json"
     video_dir = output.with_suffix("") if cfg.video else None

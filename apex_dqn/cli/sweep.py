@@ -3,7 +3,7 @@
 After ``apex-dqn -m ...`` the sweep directory gets ``sweep_summary.csv`` and
 ``sweep_summary.md`` (one row per job: its overrides and its ``summary.json``) and
 ``sweep_summary.png`` (``plotting.plot_runs``: jobs that differ only in the seed drawn as mean
-and spread). The Hydra callback in ``cli.py`` calls ``write_sweep_summary`` when the multirun
+and spread). The Hydra callback in ``cli/train.py`` calls ``write_sweep_summary`` when the multirun
 ends; it can also be run by hand on a sweep directory. No Hydra import here: job overrides are
 read from the ``.hydra/overrides.yaml`` Hydra leaves in each job directory.
 """

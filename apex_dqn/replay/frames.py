@@ -120,9 +120,10 @@ class FramePrioritizedReplay(PrioritizedReplay):
                 idx.size and (idx.min() < 0 or idx.max() >= len(frames))
             ):
                 raise ValueError(f"{name} must be [{num}, {self._stack}] rows of frames_F")
-        fid_F = self._store_frames(batch)
         found = {name: getattr(batch, name) for name in FrameBatch.SCALARS}
         arrays = {name: array for name, array in found.items() if array is not None}
+        self._check_fields([*arrays, "obs_fid_BS", "next_fid_BS"])  # before a frame is stored
+        fid_F = self._store_frames(batch)
         arrays["obs_fid_BS"] = fid_F[batch.obs_idx_BS]
         arrays["next_fid_BS"] = fid_F[batch.next_idx_BS]
         self._insert(arrays, num)

@@ -13,6 +13,7 @@ Numpy only: no torch, no Ray (the Ray layer wraps this class as a "replay shard"
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -138,11 +139,7 @@ class PrioritizedReplay:
 
     def _insert(self, arrays: dict[str, np.ndarray], num: int) -> None:
         """Checks the rows of every stored field and writes them, oldest items first out."""
-        if arrays.keys() != self._storage.keys():
-            raise ValueError(
-                f"a batch with fields {sorted(arrays)} for a replay that stores "
-                f"{sorted(self._storage)} (behaviour fields: learner.actor_correction)"
-            )
+        self._check_fields(arrays.keys())
         for name, array in arrays.items():
             want = self._storage[name].shape[1:]
             if array.shape[0] != num or array.shape[1:] != want:
@@ -171,6 +168,16 @@ class PrioritizedReplay:
         self._ids[slot_K] = id_K
         self._tree.update(slot_K, priority_K)
         self._added += num
+
+    def _check_fields(self, names: Iterable[str]) -> None:
+        """A batch must carry exactly the fields this replay stores (with or without the
+        behaviour fields of ``learner.actor_correction``)."""
+        names = list(names)
+        if set(names) != set(self._storage):
+            raise ValueError(
+                f"a batch with fields {sorted(names)} for a replay that stores "
+                f"{sorted(self._storage)} (behaviour fields: learner.actor_correction)"
+            )
 
     def sample(self, batch_size: int, beta: float) -> Sample:
         """Draws ``batch_size`` items with P(i) = p_i / sum_j p_j (with replacement).

@@ -26,12 +26,12 @@ from apex_dqn.config import (
     ReplayConfig,
 )
 from apex_dqn.core import seeding
-from apex_dqn.envs.factory import EnvInfo
 
 if TYPE_CHECKING:
     from apex_dqn.algo.actor import Actor, PipelinedActor
     from apex_dqn.algo.evaluator import Evaluator
     from apex_dqn.algo.learner import Learner
+    from apex_dqn.envs.factory import EnvInfo
     from apex_dqn.replay import PrioritizedReplay
 
 REPLAY_DIR = "replay"
@@ -84,7 +84,7 @@ class LearnerSpec:
     algo: AlgoConfig
     learner: LearnerConfig
     replay: ReplayConfig
-    actor_epsilons: np.ndarray
+    actor_epsilons: tuple[float, ...]
     seed: int
 
     def build(self) -> Learner:
@@ -98,7 +98,7 @@ class LearnerSpec:
             algo=self.algo,
             learner=self.learner,
             replay=self.replay,
-            actor_epsilons=self.actor_epsilons,
+            actor_epsilons=np.asarray(self.actor_epsilons),
             seed=self.seed,
         )
 
@@ -114,8 +114,8 @@ class ShardSpec:
     alpha: float
     priority_eps: float
     seed: int
-    behaviour: bool = False
-    snapshot_path: str | None = None
+    behaviour: bool
+    snapshot_path: str | None
 
     def build(self) -> PrioritizedReplay:
         """A ``FramePrioritizedReplay`` when ``frames``, else a ``PrioritizedReplay``."""
@@ -207,14 +207,15 @@ def learner_spec(cfg: Config, info: EnvInfo) -> LearnerSpec:
         algo=cfg.algo,
         learner=cfg.learner,
         replay=cfg.replay,
-        actor_epsilons=eps,
+        actor_epsilons=tuple(float(e) for e in eps),
         seed=cfg.seed,
     )
 
 
-def shard_spec(cfg: Config, info: EnvInfo, shard: int, out_dir: Path | None = None) -> ShardSpec:
-    """Replay shard ``shard`` (the capacity split evenly); with ``out_dir`` and
-    ``replay.snapshot_every_s`` > 0 it keeps a snapshot under ``out_dir/replay/``."""
+def shard_spec(cfg: Config, info: EnvInfo, shard: int, out_dir: Path | None) -> ShardSpec:
+    """Replay shard ``shard`` (the capacity split evenly); with ``replay.snapshot_every_s`` > 0
+    it keeps a snapshot under ``out_dir/replay/`` (``out_dir`` None: no snapshots, for tests
+    and benchmarks that have no run directory)."""
     snapshot = None
     if out_dir is not None and cfg.replay.snapshot_every_s > 0:
         snapshot = str(Path(out_dir).resolve() / REPLAY_DIR / f"shard{shard}.npz")

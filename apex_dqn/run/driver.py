@@ -303,8 +303,9 @@ class Driver:
                 return
             case Evaluated() | EvalFailed() | NothingNew():
                 self.target_reached = t.ingest_eval(report) or self.target_reached
-            case _:
-                raise TypeError(f"{_describe(call)} answered with {type(report).__name__}")
+            case _:  # a bug of ours: the run stops as for a failed role, with its outputs
+                self.failure = f"{_describe(call)} answered with a {type(report).__name__}"
+                return
         self._submit(call)
 
     def _should_stop(self, deadline: float) -> str | None:

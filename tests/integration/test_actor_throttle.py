@@ -46,7 +46,7 @@ def hosts(request):
     shard = (
         ray.remote(num_cpus=0.1)(ReplayShardHost)
         .options(name="shard0")
-        .remote(spec=build.shard_spec(cfg, info, 0))
+        .remote(spec=build.shard_spec(cfg, info, 0, None))
     )
     actor = (
         ray.remote(num_cpus=0.1)(ActorHost)

@@ -16,7 +16,7 @@ import torch
 
 import apex_dqn
 from apex_dqn.algo.networks import build_q_network
-from apex_dqn.config import ActorsConfig, Config, EvalConfig, TrainConfig
+from apex_dqn.config import ActorsConfig, Config, ConfigError, EvalConfig, TrainConfig
 from apex_dqn.files.checkpoint import load_checkpoint
 from tests.integration.helpers import check_run_dir
 
@@ -79,6 +79,9 @@ def test_load_policy_acts_greedily_with_the_checkpoints_weights(local_run):
 def test_resume_goes_on_in_the_runs_directory(local_run, tmp_path):
     run = tmp_path / "copy"
     shutil.copytree(local_run.run_dir, run)
+    with pytest.raises(ConfigError, match="a resumed run writes to the run directory"):
+        apex_dqn.train([f"resume={run}"], output_dir=tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
     result = apex_dqn.train([f"resume={run}", "train.max_seconds=6"])
     assert result.run_dir == run.resolve()
     assert result.summary["resumes"] == 1
@@ -135,3 +138,39 @@ def test_the_example_trains_and_plays(tmp_path):
     returns = [float(x) for x in played.group(1).split(",")]
     assert len(returns) == 5 and all(1 <= r <= 500 for r in returns)
     assert (out / "summary.json").is_file() and (out / "checkpoint.pt").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_with_its_outputs_and_then_raises_keyboard_interrupt(tmp_path):
+    """A loop of train() calls must stop with Ctrl-C, not go on to the next run."""
+    import signal
+
+    script = (
+        "import sys, apex_dqn\n"
+        "try:\n"
+        "    apex_dqn.train(['runtime=local', 'train.max_seconds=120',\n"
+        "                    'train.report_interval_s=0.5'], output_dir=sys.argv[1])\n"
+        "except KeyboardInterrupt:\n"
+        "    print('raised KeyboardInterrupt', flush=True)\n"
+        "    sys.exit(7)\n"
+        "print('returned', flush=True)\n"
+    )
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for _line in proc.stdout:  # the run is under way once the first record is written
+        if (run / "metrics.jsonl").exists() and run.joinpath("metrics.jsonl").stat().st_size:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 7, rest[-2000:]
+    assert "raised KeyboardInterrupt" in rest and "returned" not in rest
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["interrupted_by"] == signal.SIGINT
+    assert (run / "checkpoint.pt").is_file()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from apex_dqn.algo.acting_q import NumpyMLPQ, double_q_abs_td, mlp_weight_shapes
+from apex_dqn.algo.acting_q import NumpyMLPQ, abs_td, mlp_weight_shapes
 from apex_dqn.algo.losses import td_targets
 from apex_dqn.algo.networks import build_q_network, get_weights
 from apex_dqn.config import NetworkConfig
@@ -56,8 +56,14 @@ def test_initial_priorities_equal_the_learners_double_q_target():
     action = rng.integers(0, 3, 50)
     ret, disc = rng.normal(size=50), np.full(50, 0.97**3)
     done = rng.random(50) < 0.3
-    got = double_q_abs_td(
-        q_BA=q, next_q_BA=next_q, action_B=action, return_B=ret, discount_B=disc, done_B=done
+    # As an actor does: its one network stands in for the online and the target network.
+    rows = np.arange(50)
+    got = abs_td(
+        q_taken_B=q[rows, action],
+        next_v_B=next_q[rows, next_q.argmax(axis=1)],
+        return_B=ret,
+        discount_B=disc,
+        done_B=done,
     )
     t = torch.from_numpy
     target = td_targets(
@@ -130,6 +136,16 @@ def test_bf16_acting_tracks_float32_for_the_nature_cnn():
     # bf16 keeps about 3 significant digits; the values differ, but only a little.
     assert not np.array_equal(q16, q32)
     np.testing.assert_allclose(q16, q32, atol=0.02 * np.abs(q32).max() + 1e-3)
+
+
+def test_bf16_acting_keeps_bf16_weights_so_autocast_casts_no_weight_per_pass():
+    from apex_dqn.algo.acting_q import TorchQ
+
+    net = NetworkConfig(torso="minatar")
+    q = TorchQ(net, obs_shape=(4, 10, 10), num_actions=3, seed=0, bf16=True)
+    assert {p.dtype for p in q._net.parameters()} == {torch.bfloat16}
+    plain = TorchQ(net, obs_shape=(4, 10, 10), num_actions=3, seed=0)
+    assert {p.dtype for p in plain._net.parameters()} == {torch.float32}
 
 
 def _minatar(seed: int) -> torch.nn.Module:

@@ -61,8 +61,8 @@ def test_with_the_actor_correction_on_pushes_carry_the_behaviour_fields():
     info = inspect_env(cfg.env)
     actor = build.actor_spec(cfg, info, 1).build()
     batches, _ = actor.run_steps(50)
-    replay = build.shard_spec(cfg, info, 0).build()
-    plain = build.shard_spec(Config(), info, 0).build()
+    replay = build.shard_spec(cfg, info, 0, None).build()
+    plain = build.shard_spec(Config(), info, 0, None).build()
     for b in batches:
         assert set(b.arrays()) >= set(BEHAVIOUR_FIELDS)
         assert np.all(b.epsilon_B == np.float32(actor.epsilon))

@@ -137,6 +137,7 @@ def test_the_ray_driver_never_loads_torch():
     code = (
         "import sys\n"
         "import apex_dqn.runtime.ray_runtime, apex_dqn.run.driver, apex_dqn.cli.train\n"
+        "import apex_dqn.api, apex_dqn.roles.build\n"
         "print(sorted(m for m in ('torch', 'gymnasium.vector') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -162,3 +163,18 @@ def test_replay_is_numpy_only():
     for path in (PACKAGE / "replay").glob("*.py"):
         roots = {name.split(".")[0] for name, _ in _imports(path)}
         assert not {"torch", "ray"} & roots, path.name
+
+
+def test_the_package_root_imports_only_the_api_and_only_when_asked():
+    """``import apex_dqn`` runs in every process (actors, shards): the root may forward
+    ``apex_dqn.train`` to the API on first use, and import nothing of the package itself."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    package = {name for name, _ in _imports(PACKAGE / "__init__.py") if name.startswith("apex_dqn")}
+    assert package <= {"apex_dqn", "apex_dqn.api"}, package
+    at_import = [  # module level, outside ``if TYPE_CHECKING:``
+        ast.unparse(node)
+        for node in tree.body
+        if (isinstance(node, ast.Import) and any(a.name.startswith("apex_dqn") for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("apex_dqn"))
+    ]
+    assert not at_import, at_import

@@ -40,13 +40,21 @@ def _config(seconds: float = 3.0, **train) -> Config:
 
 class _FaultyRuntime(LocalRuntime):
     """Answers the first learner call after the ``learner_dies_after``-th checkpoint with
-    ``WorkerGone`` (its process died) and the ``actor_raises_at``-th actor call with the
-    actor's error; records restores."""
+    ``WorkerGone`` (its process died), the ``actor_raises_at``-th actor call with the actor's
+    error and the ``actor_misanswers_at``-th with a dict; records restores."""
 
-    def __init__(self, *args, learner_dies_after=None, actor_raises_at=None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        learner_dies_after=None,
+        actor_raises_at=None,
+        actor_misanswers_at=None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.learner_dies_after = learner_dies_after
         self.actor_raises_at = actor_raises_at
+        self.actor_misanswers_at = actor_misanswers_at
         self.learner_calls = self.actor_calls = self.checkpoints = 0
         self.died = False
         self.restores: list[bytes | None] = []
@@ -67,6 +75,9 @@ class _FaultyRuntime(LocalRuntime):
         self.actor_calls += 1
         if self.actor_calls == self.actor_raises_at:
             return Done(error=RuntimeError("the env exploded"))
+        if self.actor_calls == self.actor_misanswers_at:
+            return Done(value={"env_steps": 16})  # a dict, not an ActorReport
+
         return super().call_actor(index)
 
     def result(self, ticket):
@@ -111,6 +122,12 @@ def test_a_role_that_raises_stops_the_run_with_its_error(tmp_path):
         r"failed: actor [01]: RuntimeError: the env exploded", summary["stop_reason"]
     )
     assert summary["learner_restarts"] == 0
+    assert (tmp_path / "checkpoint.pt").is_file()  # the final checkpoint is still written
+
+
+def test_an_answer_of_the_wrong_type_stops_the_run_like_a_failed_role(tmp_path):
+    summary, _ = _train(tmp_path, _config(), actor_misanswers_at=5)
+    assert re.fullmatch(r"failed: actor [01] answered with a dict", summary["stop_reason"])
     assert (tmp_path / "checkpoint.pt").is_file()  # the final checkpoint is still written
 
 

@@ -230,3 +230,11 @@ def test_frame_batches_rebuild_ale_vector_env_stacks_exactly():
             np.testing.assert_array_equal(getattr(rebuilt, name), array, err_msg=name)
     done = np.concatenate([b.done_B for b in stacks])
     assert done.any() and (~done).any()
+
+
+def test_a_frame_batch_with_other_fields_is_refused_before_a_frame_is_stored(pushes):
+    _, frames = pushes
+    replay = FramePrioritizedReplay(capacity=256, obs_shape=(4, 84, 84), seed=1)  # no behaviour
+    with pytest.raises(ValueError, match="actor_correction"):
+        replay.add(frames[0])  # the pushes carry the behaviour fields
+    assert replay._frames_added == 0 and not replay._tails and len(replay) == 0

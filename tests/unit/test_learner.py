@@ -152,6 +152,23 @@ def test_actor_correction_multiplies_weights():
     assert mp.loss != pytest.approx(mc.loss)
 
 
+def test_rows_restored_without_behaviour_fields_leave_the_actor_mixture_alone():
+    """A run resumed with the correction newly on reloads rows whose fields are zeros (steps 0):
+    they must not count as data of the actor with the smallest epsilon."""
+    real = _batch(behaviour=True)
+    real.epsilon_B[::2] = 0.1
+    restored = _batch(behaviour=True)
+    for name in ("greedy_B", "epsilon_B", "steps_B", "later_greedy_B"):
+        getattr(restored, name)[:] = 0
+    mixed = TransitionBatch.concatenate([real, restored])
+    a, b = _learner(actor_correction=True), _learner(actor_correction=True)
+    a.stage(real, np.ones(64, np.float32))
+    staged = b.stage(mixed, np.ones(128, np.float32))
+    assert a._mixture is not None and b._mixture is not None
+    np.testing.assert_array_equal(a._mixture.shares(), b._mixture.shares())
+    np.testing.assert_array_equal(staged.weight.numpy()[64:], 1.0)  # no correction for them
+
+
 def test_actor_correction_needs_the_behaviour_fields():
     batch = dataclasses.replace(_batch(behaviour=True), epsilon_B=None)
     with pytest.raises(ValueError, match="behaviour fields"):

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from apex_dqn.core.types import TransitionBatch
+from apex_dqn.core.types import BEHAVIOUR_FIELDS, TransitionBatch
 from apex_dqn.replay import PrioritizedReplay, importance_weights
 
 OBS_SHAPE = (4,)
@@ -235,16 +235,32 @@ def test_snapshot_file_keeps_steps_and_later_greedy(tmp_path) -> None:
     assert b.batch.steps_B.dtype == np.uint8
 
 
-def test_state_from_before_the_new_fields_loads_with_zeros() -> None:
-    replay = _replay(8)
-    replay.add(_batch(0, np.ones(5)))
-    state = replay.state_dict()
-    del state["storage"]["steps_B"], state["storage"]["later_greedy_B"]
+def test_a_snapshot_without_behaviour_fields_loads_with_zeros_and_back() -> None:
+    """A run resumed with learner.actor_correction switched on or off: the replay stores what
+    the option needs from now on; rows saved without the fields get zeros (steps 0: the actor
+    correction weighs them 1), rows saved with them lose them."""
+    plain = PrioritizedReplay(capacity=8, obs_shape=OBS_SHAPE)
+    plain.add(_without_behaviour(_batch(0, np.ones(5))))
     restored = _replay(8)
-    restored.load_state_dict(state)
+    restored.load_state_dict(plain.state_dict())
     batch = restored.sample(16, beta=0.4).batch
-    np.testing.assert_array_equal(batch.steps_B, 0)  # 0: the mixture correction weighs 1
-    np.testing.assert_array_equal(batch.later_greedy_B, 0)
+    for name in BEHAVIOUR_FIELDS:
+        np.testing.assert_array_equal(getattr(batch, name), 0)
+    np.testing.assert_array_equal(batch.obs_B[:, 0], batch.action_B)  # the rows themselves
+    back = PrioritizedReplay(capacity=8, obs_shape=OBS_SHAPE)
+    back.load_state_dict(restored.state_dict())
+    assert not back.sample(4, beta=0.4).batch.has_behaviour
+
+
+def test_a_replay_refuses_a_batch_whose_fields_it_does_not_store() -> None:
+    with pytest.raises(ValueError, match="actor_correction"):
+        PrioritizedReplay(capacity=8, obs_shape=OBS_SHAPE).add(_batch(0, np.ones(3)))
+    with pytest.raises(ValueError, match="actor_correction"):
+        _replay(8).add(_without_behaviour(_batch(0, np.ones(3))))
+
+
+def _without_behaviour(batch: TransitionBatch) -> TransitionBatch:
+    return dataclasses.replace(batch, **dict.fromkeys(BEHAVIOUR_FIELDS))
 
 
 def _assert_plain(value: object) -> None:

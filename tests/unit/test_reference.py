@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from apex_dqn.algo.networks import build_q_network, get_weights, set_weights
-from apex_dqn.algo.reference import reference_update, run_reference
+from apex_dqn.algo.reference import importance_weights_of, reference_update, run_reference
 from apex_dqn.config import (
     ActorsConfig,
     AlgoConfig,
@@ -26,6 +26,7 @@ from apex_dqn.config import (
 )
 from apex_dqn.core.types import TransitionBatch
 from apex_dqn.envs.factory import inspect_env
+from apex_dqn.replay import PrioritizedReplay
 from apex_dqn.roles import build
 from apex_dqn.runtime.local import LocalRuntime
 
@@ -210,6 +211,26 @@ def test_the_reference_update_is_the_learner_s(algo, learner):
                 np.testing.assert_array_equal(array, want[name], err_msg=f"update {step}: {name}")
         replay.update_priorities(sample.ids_B, priorities_B)
     assert all(not np.array_equal(initial[k], v) for k, v in get_weights(target).items())
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.4, 1.0])
+def test_the_importance_weights_written_out_are_the_replay_s(beta):
+    replay = PrioritizedReplay(capacity=64, obs_shape=(1,), alpha=0.6, seed=0)
+    rng = np.random.default_rng(0)
+    n = 50
+    replay.add(
+        TransitionBatch(
+            obs_B=np.zeros((n, 1), np.float32),
+            action_B=np.zeros(n, np.int64),
+            return_B=np.zeros(n, np.float32),
+            discount_B=np.ones(n, np.float32),
+            next_obs_B=np.zeros((n, 1), np.float32),
+            done_B=np.zeros(n, bool),
+            priority_B=rng.uniform(0.01, 3.0, n).astype(np.float32),
+        )
+    )
+    sample = replay.sample(32, beta)
+    np.testing.assert_allclose(importance_weights_of(sample, beta), sample.weights_B, rtol=1e-5)
 
 
 @pytest.mark.parametrize("ratio", [0.5, 2.0])

@@ -174,7 +174,7 @@ def _learner_worker(
         replay=ReplayConfig(capacity=4096, min_size_to_learn=64, num_shards=shards),
     )
     info = inspect_env(cfg.env)
-    workers = [ShardWorker(build.shard_spec(cfg, info, s)) for s in range(shards)]
+    workers = [ShardWorker(build.shard_spec(cfg, info, s, None)) for s in range(shards)]
     store = LocalWeightStore(ParameterServer())
     worker = LearnerWorker(
         learner_cls(**_arguments(build.learner_spec(cfg, info))),
@@ -293,7 +293,7 @@ def test_learner_leaves_a_down_shard_out_and_counts_its_return_as_a_restart():
     # Shard 1 comes back as a new replay holding 5 transitions: a restart, and its first
     # life's 64 inserts still count.
     cfg = Config(replay=ReplayConfig(capacity=4096, num_shards=2))
-    port._shards[1] = ShardWorker(build.shard_spec(cfg, inspect_env(cfg.env), 1))
+    port._shards[1] = ShardWorker(build.shard_spec(cfg, inspect_env(cfg.env), 1, None))
     port._shards[1].add(_batch(5, seed=9))
     port.down = None
     report = worker.run_for(0.1)
