@@ -22,7 +22,7 @@ import torch
 
 from apex_dqn.algo.exploration import BehaviourMixture
 from apex_dqn.algo.losses import dqn_loss, td_targets
-from apex_dqn.algo.networks import build_q_network, get_weights
+from apex_dqn.algo.networks import build_q_network, dead_units, get_weights
 from apex_dqn.algo.torch_compat import (
     HostToDevice,
     allow_tf32,
@@ -35,6 +35,9 @@ from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConf
 from apex_dqn.core.types import TransitionBatch
 
 UPDATE_RATIO_EVERY = 16
+# Dead units are counted on the batch of every DEAD_UNITS_EVERY-th update: one more forward
+# pass in that many updates.
+DEAD_UNITS_EVERY = 250
 
 
 @dataclass
@@ -49,6 +52,8 @@ class LearnerMetrics:
     beta: float
     skipped: bool
     update_ratio: float = math.nan
+    dead_units: float = math.nan
+    dead_units_max: float = math.nan
 
 
 class StepResult(NamedTuple):
@@ -147,6 +152,9 @@ class Learner:
         # ||step|| / ||params|| of the latest measured update (measured every
         # UPDATE_RATIO_EVERY updates): how far Adam actually moves the network.
         self.update_ratio = math.nan
+        # Fractions of hidden units that no observation of a batch activates, over all hidden
+        # layers and in the worst one (``networks.dead_units``), every DEAD_UNITS_EVERY updates.
+        self.dead_units = self.dead_units_max = math.nan
         self._online_fn = maybe_compile(self.online, learner.compile)
         self._target_fn = maybe_compile(self.target, learner.compile)
         allow_tf32(self.device)
@@ -250,6 +258,8 @@ class Learner:
         self._update_target()
         if host is None:
             return None
+        if staged is not None and self.learner_steps % DEAD_UNITS_EVERY == 1:  # 1st, 251st...
+            self._count_dead_units(staged)
         metrics = LearnerMetrics(
             loss=loss_value,
             mean_abs_td=mean_abs_td,
@@ -259,8 +269,18 @@ class Learner:
             beta=beta,
             skipped=skipped,
             update_ratio=self.update_ratio,
+            dead_units=self.dead_units,
+            dead_units_max=self.dead_units_max,
         )
         return StepResult(metrics, host[5:])
+
+    def _count_dead_units(self, staged: StagedBatch) -> None:
+        """Dead hidden units of the online network on the batch's observations s_t."""
+        obs = staged.obs_all[: len(staged)]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            fractions = dead_units(self.online, obs)
+        self.dead_units = fractions.pop("all")
+        self.dead_units_max = max(fractions.values(), default=0.0)
 
     def _backward(self, staged: StagedBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forward and backward passes on ``staged``: (loss, |TD error|, Q(s, .)), the last

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ class QNetwork(nn.Module):
         hidden_sizes: tuple[int, ...] = (256, 256),
         dueling: bool = True,
         torso: str = "mlp",
+        layer_norm: bool = False,
     ) -> None:
         """Builds the network.
 
@@ -60,6 +62,8 @@ class QNetwork(nn.Module):
             dueling: use the dueling head (value and advantage streams) instead of a linear one.
             torso: "mlp" (flattens the observation), "nature" (Nature DQN convolutions; inputs
                 are scaled by 1/255 inside ``forward``) or "minatar" (inputs are 0/1 already).
+            layer_norm: a LayerNorm before every hidden ReLU of a convolutional torso and its
+                heads (``ChannelNorm`` after a convolution), as PQN's networks have.
 
         Raises:
             ValueError: for an unknown torso, or an observation shape the torso cannot take.
@@ -67,6 +71,8 @@ class QNetwork(nn.Module):
         super().__init__()
         if torso not in TORSOS:
             raise ValueError(f"unknown torso {torso!r}; allowed values: {', '.join(TORSOS)}")
+        if layer_norm and torso == "mlp":
+            raise ValueError("layer_norm needs a convolutional torso (nature or minatar)")
         if num_actions < 1:
             raise ValueError(f"num_actions must be >= 1, got {num_actions}")
         self.obs_shape = tuple(obs_shape)
@@ -77,15 +83,15 @@ class QNetwork(nn.Module):
         if torso == "mlp":
             self.torso, features = _mlp_torso(self.obs_shape, hidden_sizes)
         elif torso == "minatar":
-            self.torso, features = _minatar_torso(self.obs_shape)
+            self.torso, features = _minatar_torso(self.obs_shape, layer_norm)
         else:
-            self.torso, features = _nature_torso(self.obs_shape)
+            self.torso, features = _nature_torso(self.obs_shape, layer_norm)
             hidden = NATURE_HIDDEN
         if dueling:
-            self.value_head = _head(features, hidden, 1)
-            self.advantage_head = _head(features, hidden, num_actions)
+            self.value_head = _head(features, hidden, 1, layer_norm)
+            self.advantage_head = _head(features, hidden, num_actions, layer_norm)
         else:
-            self.q_head = _head(features, hidden, num_actions)
+            self.q_head = _head(features, hidden, num_actions, layer_norm)
 
     def forward(self, obs: Tensor) -> Tensor:
         """Q-values for a batch of observations.
@@ -118,17 +124,39 @@ def _mlp_torso(obs_shape: tuple[int, ...], hidden_sizes: tuple[int, ...]) -> tup
     return nn.Sequential(*layers), width
 
 
-def _nature_torso(obs_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of a [B, C, H, W] map, at each position on its own (what a
+    LayerNorm over the last axis does to channels-last maps, as in PQN's networks)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalize ``x`` [B, C, H, W] over C."""
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _conv_block(conv: nn.Conv2d, layer_norm: bool) -> list[nn.Module]:
+    """A convolution, with ``ChannelNorm`` when ``layer_norm``, and its ReLU."""
+    norm = [ChannelNorm(conv.out_channels)] if layer_norm else []
+    return [conv, *norm, nn.ReLU()]
+
+
+def _dense_block(linear: nn.Linear, layer_norm: bool) -> list[nn.Module]:
+    """A Linear layer, with a LayerNorm when ``layer_norm``, and its ReLU."""
+    norm = [nn.LayerNorm(linear.out_features)] if layer_norm else []
+    return [linear, *norm, nn.ReLU()]
+
+
+def _nature_torso(obs_shape: tuple[int, ...], layer_norm: bool = False) -> tuple[nn.Module, int]:
     """The Nature DQN convolutions (32 8x8 s4, 64 4x4 s2, 64 3x3 s1) and a flatten."""
     if len(obs_shape) != 3:
         raise ValueError(f"the nature torso needs obs_shape [C, H, W], got {obs_shape}")
     torso = nn.Sequential(
-        nn.Conv2d(obs_shape[0], 32, kernel_size=8, stride=4),
-        nn.ReLU(),
-        nn.Conv2d(32, 64, kernel_size=4, stride=2),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, kernel_size=3, stride=1),
-        nn.ReLU(),
+        *_conv_block(nn.Conv2d(obs_shape[0], 32, kernel_size=8, stride=4), layer_norm),
+        *_conv_block(nn.Conv2d(32, 64, kernel_size=4, stride=2), layer_norm),
+        *_conv_block(nn.Conv2d(64, 64, kernel_size=3, stride=1), layer_norm),
         nn.Flatten(),
     )
     with torch.no_grad():
@@ -137,27 +165,64 @@ def _nature_torso(obs_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
     return torso, int(width)
 
 
-def _minatar_torso(obs_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+def _minatar_torso(obs_shape: tuple[int, ...], layer_norm: bool = False) -> tuple[nn.Module, int]:
     """MinAtar's reference torso: Conv(16, 3x3, stride 1) + ReLU, then Linear(128) + ReLU."""
     if len(obs_shape) != 3:
         raise ValueError(f"the minatar torso needs obs_shape [C, H, W], got {obs_shape}")
     channels, height, width = obs_shape
     conv_out = MINATAR_FILTERS * (height - 2) * (width - 2)  # 3x3, no padding: 10x10 -> 8x8
     torso = nn.Sequential(
-        nn.Conv2d(channels, MINATAR_FILTERS, kernel_size=3, stride=1),
-        nn.ReLU(),
+        *_conv_block(nn.Conv2d(channels, MINATAR_FILTERS, kernel_size=3, stride=1), layer_norm),
         nn.Flatten(),
-        nn.Linear(conv_out, MINATAR_HIDDEN),
-        nn.ReLU(),
+        *_dense_block(nn.Linear(conv_out, MINATAR_HIDDEN), layer_norm),
     )
     return torso, MINATAR_HIDDEN
 
 
-def _head(features: int, hidden: int | None, out: int) -> nn.Module:
-    """Linear(features, out), or Linear + ReLU + Linear through ``hidden`` units."""
+def _head(features: int, hidden: int | None, out: int, layer_norm: bool = False) -> nn.Module:
+    """Linear(features, out), or Linear (+ LayerNorm) + ReLU + Linear through ``hidden``."""
     if hidden is None:
         return nn.Linear(features, out)
-    return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, out))
+    return nn.Sequential(
+        *_dense_block(nn.Linear(features, hidden), layer_norm), nn.Linear(hidden, out)
+    )
+
+
+def dead_units(net: nn.Module, obs: Tensor) -> dict[str, float]:
+    """The fraction of each hidden layer's units that no observation in ``obs`` activates.
+
+    A unit is a ReLU's output feature; a convolution's channel counts as one unit, active if it
+    is positive at any position. A dead unit passes no gradient to the weights that feed it:
+    the network has lost that capacity (Sokar et al. 2023's dormant units with tau = 0, on
+    this batch). Keys are the ReLUs' module names (``torso.1``, ``value_head.1``...) and
+    ``all``, the fraction over every hidden unit together.
+    """
+    counts: dict[str, tuple[int, int]] = {}
+
+    def hook(name: str) -> Any:
+        def record(module: nn.Module, inputs: Any, output: Tensor) -> None:
+            alive = output.detach() > 0  # [B, units] or [B, channels, H, W]
+            per_unit = alive.flatten(2).any(dim=2) if alive.dim() > 2 else alive
+            fired = per_unit.any(dim=0)
+            counts[name] = (int((~fired).sum()), int(fired.numel()))
+
+        return record
+
+    handles = [
+        module.register_forward_hook(hook(name))
+        for name, module in net.named_modules()
+        if isinstance(module, nn.ReLU)
+    ]
+    try:
+        with torch.no_grad():
+            net(obs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    dead, total = (sum(c[i] for c in counts.values()) for i in (0, 1))
+    fractions = {name: d / n for name, (d, n) in counts.items()}
+    fractions["all"] = dead / total if total else 0.0
+    return fractions
 
 
 def get_weights(net: nn.Module) -> dict[str, np.ndarray]:
@@ -206,4 +271,5 @@ def build_q_network(
         hidden_sizes=tuple(network.hidden_sizes),
         dueling=network.dueling,
         torso=network.torso,
+        layer_norm=network.layer_norm,
     )

@@ -78,9 +78,17 @@ class NetworkConfig:
     """Widths of the MLP hidden layers (each >= 1)."""
     dueling: bool = True
     """Dueling head Q = V + A - mean(A) (Wang et al. 2016)."""
+    layer_norm: bool = False
+    """LayerNorm before every hidden ReLU, over a convolution's channels at each position (as
+    PQN, Gallici et al. 2024): keeps units from dying. Convolutional torsos only (nature,
+    minatar)."""
 
     def __post_init__(self) -> None:
         check_choice("network.torso", self.torso, ("mlp", "nature", "minatar"))
+        if self.layer_norm and self.torso == "mlp":
+            raise ConfigError(
+                "network.layer_norm=true needs network.torso nature or minatar, got mlp"
+            )
         if not self.hidden_sizes:
             raise ConfigError("network.hidden_sizes must list at least one width >= 1, got []")
         for i, h in enumerate(self.hidden_sizes):

@@ -34,6 +34,8 @@ MEAN_Q = "losses/mean_q"
 MAX_Q = "losses/max_q"
 GRAD_NORM = "losses/grad_norm"
 UPDATE_RATIO = "losses/update_ratio"  # ||Adam's step|| / ||parameters|| (sampled)
+DEAD_UNITS = "losses/dead_units"  # hidden units no observation of a batch activates (sampled)
+DEAD_UNITS_MAX = "losses/dead_units_max"  # the same in the hidden layer with the most
 # replay/
 BETA = "replay/beta"
 REPLAY_SIZE = "replay/size"
@@ -142,6 +144,8 @@ def learner_metric_dict(metrics: Any) -> dict[str, float]:
         MAX_Q: metrics.max_q,
         GRAD_NORM: metrics.grad_norm,
         UPDATE_RATIO: metrics.update_ratio,
+        DEAD_UNITS: metrics.dead_units,
+        DEAD_UNITS_MAX: metrics.dead_units_max,
         BETA: metrics.beta,
     }
 

@@ -56,6 +56,7 @@ CROSS_FIELD = [
     (("learner.dist_backend=nccl", "learner.device=cpu"), "learner.dist_backend=nccl needs a CUDA"),
     (("network.torso=minatar",), "network.torso=minatar needs a MinAtar game"),
     (("env.id=MinAtar/Breakout-v1",), "use network.torso=minatar"),
+    (("network.layer_norm=true",), "network.layer_norm=true needs network.torso nature or minatar"),
 ]
 
 

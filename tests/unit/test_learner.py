@@ -340,3 +340,17 @@ def test_amp_auto_is_off_when_the_probe_is_missing(monkeypatch):
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", missing)
     assert not resolve_amp("auto", torch.device("cpu"))
+
+
+def test_the_first_update_and_every_250th_count_the_dead_units():
+    learner = _learner()
+    batch, w = _batch(), np.ones(64, np.float32)
+    first = learner.step(learner.stage(batch, w)).metrics
+    assert 0.0 <= first.dead_units <= first.dead_units_max <= 1.0
+    with torch.no_grad():  # kill every unit of the first hidden layer
+        learner.online.torso[1].bias.fill_(-1e6)
+    for _ in range(249):
+        kept = learner.step(learner.stage(batch, w)).metrics
+    assert kept.dead_units == first.dead_units  # not counted in between
+    counted = learner.step(learner.stage(batch, w)).metrics  # update 251
+    assert counted.dead_units_max == 1.0 and counted.dead_units >= 0.5

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from apex_dqn.algo.networks import QNetwork, get_weights, set_weights
+from apex_dqn.algo.networks import ChannelNorm, QNetwork, dead_units, get_weights, set_weights
 
 
 @pytest.mark.parametrize("dueling", [True, False])
@@ -103,3 +104,59 @@ def test_minatar_torso_is_the_reference_network(dueling: bool) -> None:
     assert (linear.in_features, linear.out_features) == (16 * 8 * 8, 128)
     with pytest.raises(ValueError, match="minatar torso needs"):
         QNetwork(obs_shape=(400,), num_actions=4, torso="minatar")
+
+
+def test_dead_units_counts_units_no_observation_activates() -> None:
+    torch.manual_seed(0)
+    net = QNetwork(obs_shape=(4,), num_actions=2, hidden_sizes=(8, 8))
+    first = net.torso[1]
+    with torch.no_grad():
+        first.weight[:3] = 0.0
+        first.bias[:3] = -1.0  # three of the first layer's 8 units never fire
+    fractions = dead_units(net, torch.randn(256, 4))
+    assert fractions["torso.2"] == pytest.approx(3 / 8)
+    assert 3 / 16 <= fractions["all"] <= 1.0  # the second layer may lose some of its own
+
+
+def test_dead_units_counts_a_convolution_channel_as_one_unit() -> None:
+    torch.manual_seed(0)
+    net = QNetwork(obs_shape=(4, 10, 10), num_actions=3, torso="minatar")
+    conv = net.torso[0]
+    with torch.no_grad():
+        conv.bias[:4] = -1e6  # 4 of 16 channels dead at every position
+        conv.bias[4:] = 1e6  # the rest fire everywhere
+    obs = torch.randint(0, 2, (32, 4, 10, 10)).float()
+    assert dead_units(net, obs)["torso.1"] == pytest.approx(4 / 16)
+    assert not any(h for m in net.modules() for h in m._forward_hooks.values())  # cleaned up
+
+
+def test_layer_norm_precedes_every_hidden_relu_of_the_minatar_and_nature_networks() -> None:
+    for torso, shape, norms in (("minatar", (4, 10, 10), 2), ("nature", (4, 84, 84), 5)):
+        net = QNetwork(obs_shape=shape, num_actions=3, torso=torso, layer_norm=True)
+        layers = [m for m in net.modules() if not isinstance(m, nn.Sequential | QNetwork)]
+        relus = [i for i, m in enumerate(layers) if isinstance(m, nn.ReLU)]
+        # Every ReLU follows a LayerNorm (a ChannelNorm's own, after a convolution).
+        assert sum(isinstance(m, ChannelNorm | nn.LayerNorm) for m in net.modules()) >= norms
+        for i in relus:
+            before = layers[i - 1]
+            assert isinstance(before, nn.LayerNorm), (torso, i, type(before))
+        assert net(torch.zeros(2, *shape)).shape == (2, 3)
+    with pytest.raises(ValueError, match="convolutional torso"):
+        QNetwork(obs_shape=(4,), num_actions=2, layer_norm=True)
+
+
+def test_channel_norm_normalizes_the_channels_at_each_position() -> None:
+    x = torch.randn(2, 16, 5, 5) * 3.0 + 7.0
+    y = ChannelNorm(16)(x)
+    assert torch.allclose(y.mean(dim=1), torch.zeros(2, 5, 5), atol=1e-5)
+    assert torch.allclose(y.var(dim=1, unbiased=False), torch.ones(2, 5, 5), atol=1e-3)
+
+
+def test_without_layer_norm_the_state_dict_keys_are_those_of_earlier_checkpoints() -> None:
+    net = QNetwork(obs_shape=(4, 10, 10), num_actions=3, torso="minatar")
+    assert [k for k in net.state_dict() if k.endswith("weight")] == [
+        "torso.0.weight",
+        "torso.3.weight",
+        "value_head.weight",
+        "advantage_head.weight",
+    ]
