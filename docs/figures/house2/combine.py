@@ -1,6 +1,6 @@
 """Combine the rounds of run.sh (in this folder) into summary.json: medians before and after.
 
-    python docs/figures/house2/combine.py docs/figures/house2
+python docs/figures/house2/combine.py docs/figures/house2
 """
 
 import json
