@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from apex_dqn.algo.learner import Learner, StepResult
+from apex_dqn.algo.learner import Learner, LearnerMetrics, StepResult
 from apex_dqn.config import ActorsConfig, Config, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.core.reports import ActorReport
 from apex_dqn.core.rules import ActorThrottle
@@ -350,10 +350,9 @@ class _GroupLearner:
         if staged is None:
             return None, stops > 0
         self.brought += 1
-        metrics = type("M", (), {})()
-        for name in ("loss", "mean_abs_td", "mean_q", "max_q", "grad_norm", "update_ratio"):
-            setattr(metrics, name, 0.0)
-        metrics.beta = 0.4
+        metrics = LearnerMetrics(
+            loss=0.0, mean_abs_td=0.0, mean_q=0.0, max_q=0.0, grad_norm=0.0, beta=0.4, skipped=False
+        )
         return StepResult(metrics, np.ones(staged, np.float32)), stops > 0
 
 
