@@ -39,11 +39,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import json
 import os
 import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -58,6 +56,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from provenance import provenance
 
 BATCH = 16
 NETS = {  # name: (torso, obs_shape, num_actions, observation values)
@@ -67,41 +68,6 @@ NETS = {  # name: (torso, obs_shape, num_actions, observation values)
 VARIANTS = ("jit.trace", "eager", "eager channels_last", "torch.compile")
 
 Forward = Callable[[np.ndarray], np.ndarray]
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, core count and whether the CPU has native bf16 (avx512_bf16)."""
-    model: str | None = None
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name") and model is None:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    return {
-        "cpu": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "load_average_at_start": os.getloadavg()[0],  # other jobs on the machine add noise
-    }
-
-
-def commit() -> str | None:
-    """HEAD of the repository this script is in (None outside git)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def dynamo_import_cpu_s() -> float:
@@ -311,7 +277,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from apex_dqn.algo.networks import build_q_network
     from apex_dqn.config import NetworkConfig
 
-    info = machine()
+    record = provenance()
+    info = record["machine"]
     import_s = None if args.no_dynamo_import else dynamo_import_cpu_s()
     bf16_modes = [False, True] if (args.bf16 or info["avx512_bf16"]) else [False]
     threads_list = [int(t) for t in args.threads.split(",")]
@@ -411,9 +378,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     return {
-        "commit": commit(),
-        "command": shlex.join(["python", *sys.argv]),
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "provenance": record,
         "machine": info,
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -19,9 +19,11 @@ it; ``speedup_vs_sb3`` = budget / apex-dqn's median time to reach it.
 
 Run it on an otherwise idle machine: SB3 keeps torch's default thread count (one per core, as a
 user would have it), and those threads slow to a crawl when anything else takes a core
-(``--sb3-threads 1`` pins it; ``cpu.omp_num_threads`` in the JSON records what the runs got).
+(``--sb3-threads 1`` pins it; ``provenance.machine.omp_num_threads`` in the JSON records what
+the runs got).
 
-    python benchmarks/learning.py Breakout --budget-s 600 --seeds 3 \\
+    python benchmarks/learning.py Breakout --budget-s 600 --seeds 3 --first-seed 100 \\
+        --sb3-seeds 2 --seed-note "no tuning run used seeds 100-102" \\
         --json docs/figures/learning_breakout.json --png docs/figures/learning_breakout.png
     python benchmarks/learning.py Breakout --budget-s 60 --seeds 1 --systems sb3
 """
@@ -33,7 +35,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,7 @@ import numpy as np
 import psutil
 import torch
 import yaml
+from provenance import provenance
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -339,12 +341,19 @@ def evaluate_snapshots(run_dir: Path, game: str, episodes: int) -> Curve:
 # --- The runs ------------------------------------------------------------------------------------
 
 
-def run_order(seeds: int, systems: list[str]) -> list[tuple[str, int]]:
+def run_order(seeds: list[int], systems: list[str]) -> list[tuple[str, int]]:
     """(system, seed) in run order: both systems per seed, the first alternating by seed."""
     order = []
-    for seed in range(seeds):
-        order += [(s, seed) for s in (systems if seed % 2 == 0 else systems[::-1])]
+    for i, seed in enumerate(seeds):
+        order += [(s, seed) for s in (systems if i % 2 == 0 else systems[::-1])]
     return order
+
+
+def seed_list(first: int, count: int, sb3_count: int | None = None) -> dict[str, list[int]]:
+    """The seeds each system runs: ``count`` from ``first`` on; SB3 only the first
+    ``sb3_count`` of them (default: all)."""
+    seeds = list(range(first, first + count))
+    return {"apex": seeds, "sb3": seeds[: count if sb3_count is None else sb3_count]}
 
 
 def run_logged(cmd: list[str], run_dir: Path, timeout: float) -> tuple[int, float]:
@@ -400,6 +409,8 @@ def run_apex(game: str, seed: int, args: argparse.Namespace, run_dir: Path) -> d
         "confirm_eval_return": summary.get("confirm_eval_return"),
         "env_steps": summary.get("env_steps"),
         "updates": summary.get("learner_steps"),
+        # Against the step-only rate, this shows whether the run had the machine to itself.
+        "learner_updates_per_s": summary.get("learner_updates_per_s"),
         "wall_s": wall,
         "returncode": code,
     }
@@ -430,7 +441,12 @@ def run_sb3(game: str, seed: int, args: argparse.Namespace, run_dir: Path) -> di
 def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[tuple[str, int]], list[dict]]:
     """Every (system, seed) run in order, one at a time."""
     systems = [s for s in SYSTEMS if s in args.systems.split(",")]
-    order = run_order(args.seeds, systems)
+    seeds = seed_list(args.first_seed, args.seeds, args.sb3_seeds)
+    order = [
+        (system, seed)
+        for system, seed in run_order(seeds["apex"], systems)
+        if seed in seeds[system]
+    ]
     runs = []
     for system, seed in order:
         run_dir = workdir / f"{system}_seed{seed}"
@@ -533,30 +549,19 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], args: argparse.Nam
     plt.close(fig)
 
 
-def cpu_info() -> dict[str, Any]:
-    """The processor: platform's name, the CPU count, /proc/cpuinfo's model name (and the
-    OMP_NUM_THREADS the runs inherit: it sets torch's thread count)."""
-    model = None
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "model_name": model,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),  # what the runs inherited
-    }
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("game", help="MinAtar game: Asterix, Breakout, Freeway, Seaquest, ...")
     parser.add_argument("--budget-s", type=float, default=600.0, help="seconds per run")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this on")
+    parser.add_argument(
+        "--sb3-seeds", type=int, default=None, help="SB3 runs only the first N seeds (default all)"
+    )
+    parser.add_argument(
+        "--seed-note", default=None, help="recorded in the JSON: e.g. which seeds tuning used"
+    )
     parser.add_argument("--systems", default="apex,sb3", help="comma-separated: apex, sb3")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
     parser.add_argument("--snapshot-every-s", type=float, default=15.0, help="SB3 snapshots")
@@ -615,12 +620,12 @@ def main(argv: list[str] | None = None) -> None:
             "game": args.game,
             "env_id": f"MinAtar/{args.game}-v1",
             "budget_s": args.budget_s,
-            "seeds": args.seeds,
+            "seeds": seed_list(args.first_seed, args.seeds, args.sb3_seeds),
+            "seed_note": args.seed_note,
             "eval_episodes": args.eval_episodes,
             "apex_target": args.apex_target,
             "order": [list(x) for x in order],
-            "cpu": cpu_info(),
-            "command": sys.argv,
+            "provenance": provenance(),
             "runs": runs,
             "summary": summary,
         }

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +34,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from provenance import provenance  # noqa: E402
 
 from apex_dqn.files.atomic import write_json_atomic  # noqa: E402
 from apex_dqn.files.plotting import plot_learning_curve  # noqa: E402
@@ -90,30 +92,6 @@ def summarise(run_dir: Path, command: str) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
-
-
-def commit() -> str | None:
-    """The checked-out commit (None outside a git checkout)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() or None
-
-
 def table(figures: dict[str, Any]) -> str:
     """The markdown table printed at the end."""
 
@@ -141,6 +119,15 @@ def table(figures: dict[str, Any]) -> str:
             f"{fmt(figures['env_steps_per_s'])}, {fmt(figures['learner_updates_per_s'], '.1f')}",
         ),
     ]
+    machine = figures.get("provenance", {}).get("machine")
+    if machine:
+        rows.append(
+            (
+                "machine",
+                f"{machine['cpu']}, {machine['cores']} cores, native bf16 "
+                f"{'yes' if machine['avx512_bf16'] else 'no'}",
+            )
+        )
     lines = [f"| {figures['env_id']}, experiment=pong | |", "| --- | ---: |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines)
@@ -160,7 +147,8 @@ def write_outputs(run_dir: Path, out: Path, figures: dict[str, Any], log: str | 
         wall_s=[e["process_s"] if e.get("process_s") is not None else e["wall_s"] for e in evals],
         returns=[e["mean_return"] for e in evals],
         path=out / "learning_curve.png",
-        title=f"apex-dqn experiment=pong, {figures['machine']['cores']} cores: greedy return "
+        title=f"apex-dqn experiment=pong, {figures['provenance']['machine']['cores']} cores: "
+        "greedy return "
         "(x: env steps; seconds since process start)",
         target=figures["target_return"],
     )
@@ -194,11 +182,10 @@ def main(argv: list[str] | None = None) -> None:
         if proc.returncode != 0:
             raise SystemExit(f"the run failed ({proc.returncode}): {log[-3000:]}")
         print(f"run finished in {time.monotonic() - start:,.0f} s", flush=True)
-    figures = {
-        **summarise(run_dir, command),
-        "machine": machine(),
-        "commit": args.commit or commit(),
-    }
+    record = provenance()
+    if args.from_run is not None:  # the run was made earlier, perhaps by other code
+        record["commit"], record["code_dirty"] = args.commit or record["commit"], None
+    figures = {**summarise(run_dir, command), "provenance": record}
     write_outputs(run_dir, args.out, figures, log)
     if args.from_run is None:
         shutil.rmtree(run_dir)  # checkpoints and replay snapshots: too large for docs/

@@ -11,7 +11,10 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def load_benchmark(script: str, name: str) -> ModuleType:
-    """``benchmarks/<script>`` imported as module ``name``."""
+    """``benchmarks/<script>`` imported as module ``name`` (with benchmarks/ on sys.path, as
+    when the script runs, for its sibling modules such as provenance.py)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

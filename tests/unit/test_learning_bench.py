@@ -102,14 +102,19 @@ def test_median_curve_is_stepwise_and_waits_for_every_seed(bench):
 
 
 def test_run_order_alternates_the_first_system(bench):
-    assert bench.run_order(3, ["apex", "sb3"]) == [
-        ("apex", 0),
-        ("sb3", 0),
-        ("sb3", 1),
-        ("apex", 1),
-        ("apex", 2),
-        ("sb3", 2),
+    assert bench.run_order([100, 101, 102], ["apex", "sb3"]) == [
+        ("apex", 100),
+        ("sb3", 100),
+        ("sb3", 101),
+        ("apex", 101),
+        ("apex", 102),
+        ("sb3", 102),
     ]
+
+
+def test_seed_list_starts_at_first_seed_and_gives_sb3_a_prefix(bench):
+    assert bench.seed_list(100, 3, 2) == {"apex": [100, 101, 102], "sb3": [100, 101]}
+    assert bench.seed_list(0, 2) == {"apex": [0, 1], "sb3": [0, 1]}
 
 
 def test_apex_curve_from_summary_evals(bench):

@@ -54,13 +54,17 @@ def test_the_target_is_the_first_confirmed_evaluation(bench, tmp_path):
     assert figures["time_to_target_s"] == pytest.approx(figures["evals"][2]["process_s"], abs=0.1)
 
     out = tmp_path / "docs"
-    figures["machine"], figures["commit"] = bench.machine(), None
+    figures["provenance"] = {
+        "commit": None,
+        "machine": {"cpu": "Some CPU", "cores": 2, "avx512_bf16": False},
+    }
     bench.write_outputs(run, out, figures, log="console")
     written = json.loads((out / "pong.json").read_text())
     assert written["env_steps_at_target"] == 400_000
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert (out / "console.log").read_text() == "console"
     assert "| reached | yes |" in bench.table(figures)
+    assert "| machine | Some CPU, 2 cores, native bf16 no |" in bench.table(figures)
 
 
 def test_a_run_that_misses_the_target_reports_no_time(bench, tmp_path):

@@ -1,0 +1,78 @@
+"""Where a benchmark figure comes from: the commit, the command, the machine and the date.
+
+Every benchmark's JSON carries ``provenance()`` under the key ``provenance``, so that a figure can
+be traced to the code that made it and a stale one noticed (the code under ``apex_dqn/`` or
+``conf/`` changed since its commit). The machine record names what changes the figures most on
+a CPU: the model, the core count, native bf16 (it sets the Atari learner's speed about 2.7x) and
+the thread count the runs inherit.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# The paths whose changes make a figure stale: the package and its configuration.
+CODE_PATHS = ("apex_dqn", "conf")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def commit() -> str | None:
+    """HEAD of the checkout the benchmark runs from (None outside a git checkout)."""
+    return _git("rev-parse", "HEAD") or None
+
+
+def code_dirty() -> bool | None:
+    """Whether ``apex_dqn/`` or ``conf/`` differ from HEAD (uncommitted changes): a figure made
+    so does not belong to its commit. None outside a git checkout."""
+    out = _git("status", "--porcelain", "--", *CODE_PATHS)
+    return None if out is None else bool(out)
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, native bf16, the inherited OMP_NUM_THREADS and the load at start."""
+    model: str | None = None
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and model is None:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_at_start": os.getloadavg()[0],
+        "python": platform.python_version(),
+    }
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """The record every benchmark JSON carries: commit, whether the code was dirty, the command
+    (``argv``, default ``sys.argv``), the machine and the UTC date."""
+    argv = sys.argv if argv is None else argv
+    return {
+        "commit": commit(),
+        "code_dirty": code_dirty(),
+        "command": " ".join(["python", *argv]),
+        "machine": machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
