@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,6 +23,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from apex_dqn.config import Config, ConfigError
@@ -263,10 +265,20 @@ def _hydra_run_dir(config: Config) -> Path:
     return Path(config.output_dir or HydraConfig.get().runtime.output_dir)
 
 
+def _job_started_at() -> float | None:
+    """The origin of ``time_to_solve_s`` for this Hydra job: process start for a single run
+    (None), this job's start in a multirun, whose jobs share one process (else each job would
+    count the ones before it)."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return time.time()
+    return None
+
+
 def run(cfg: DictConfig) -> dict:
     """Validate ``cfg``, check the environment, train; return the run's summary."""
+    started_at = _job_started_at()
     try:
-        trained = train_config(to_config(cfg), _task_overrides(), _hydra_run_dir)
+        trained = train_config(to_config(cfg), _task_overrides(), _hydra_run_dir, started_at)
     except ConfigError as exc:
         _fail(str(exc))
     if trained.failure:

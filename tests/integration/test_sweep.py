@@ -4,6 +4,7 @@ them, each job its own directory, and the sweep summary in the sweep directory."
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -24,9 +25,12 @@ def test_two_job_multirun_writes_job_dirs_and_sweep_summary(tmp_path):
         timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    summaries = [json.loads((sweep / job / "summary.json").read_text()) for job in ("0", "1")]
     for job in ("0", "1"):
-        assert (sweep / job / "summary.json").is_file()
         assert (sweep / job / "metrics.jsonl").read_text().strip()
+    # Jobs share one process: each counts its times from its own start, not the process's.
+    assert summaries[1]["started_at"] >= summaries[0]["started_at"] + summaries[0]["wall_s"]
+    assert all(e["process_s"] < summaries[1]["wall_s"] + 1 for e in summaries[1]["evals"])
     with (sweep / "sweep_summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["job"] for r in rows] == ["0", "1"] and [r["seed"] for r in rows] == ["0", "1"]
