@@ -78,7 +78,8 @@ class Evaluator:
         result = self._play(version)
         reached = self._confirm_at is not None and result.mean_return >= self._confirm_at
         if confirm and reached:
-            result.confirm_return = self._play(version).mean_return
+            second = self._play(version)
+            result.confirm_return, result.confirm_returns = second.mean_return, second.returns
         return result
 
     def _play(self, version: int) -> EvalResult:

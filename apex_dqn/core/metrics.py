@@ -27,6 +27,9 @@ EVAL_MIN_RETURN = "eval/min_return"
 EVAL_MAX_RETURN = "eval/max_return"
 EVAL_LENGTH = "eval/mean_length"
 EVAL_VERSION = "eval/weights_version"
+# Every evaluation since the previous record, once, each with its per-episode returns and, when
+# it was confirmed, its confirmation's (metrics.jsonl only: the other sinks take scalars).
+EVAL_NEW = "eval/new"
 # losses/: the latest update
 LOSS = "losses/loss"
 MEAN_ABS_TD = "losses/mean_abs_td"

@@ -28,6 +28,7 @@ class EvalResult:
         returns: every episode's return.
         confirm_return: the mean return of a second, independent evaluation of the same
             weights (new episodes), run only when the first reached ``confirm_at``; else None.
+        confirm_returns: that second evaluation's every episode's return (empty without one).
     """
 
     mean_return: float
@@ -39,6 +40,7 @@ class EvalResult:
     episodes: int
     returns: list[float] = field(default_factory=list)
     confirm_return: float | None = None
+    confirm_returns: list[float] = field(default_factory=list)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from apex_dqn.core.metrics import (
     EVAL_LENGTH,
     EVAL_MAX_RETURN,
     EVAL_MIN_RETURN,
+    EVAL_NEW,
     EVAL_RETURN,
     EVAL_STD_RETURN,
     EVAL_VERSION,
@@ -153,6 +154,8 @@ class RunTracker:
     # The two evaluations that made the solve: the first and its confirmation.
     solve_returns: tuple[float, float | None] | None = None
     _last_report: tuple[float, int, int] | None = None
+    # Evaluations not yet written to a metrics record (EVAL_NEW).
+    _unwritten_evals: list[dict[str, Any]] = field(default_factory=list)
     _actor_pids: IdentityWatch = field(default_factory=IdentityWatch)
     # Shard failures and restarts before the current learner process (which counts from 0).
     _shard_base: tuple[int, int] = (0, 0)
@@ -264,6 +267,15 @@ class RunTracker:
             self.env_steps, self.wall_s(now), float(mean_return), now - self.process_start
         )
         self.evals.append(point)
+        self._unwritten_evals.append(
+            {
+                "env_steps": point.env_steps,
+                "wall_s": round(point.wall_s, 3),
+                "process_s": round(point.process_s, 3),
+                "mean_return": point.mean_return,
+                **{k: self.last_eval[k] for k in self._EVAL_DETAILS if k in self.last_eval},
+            }
+        )
         # A solve needs the evaluator's second, independent evaluation to reach it too.
         confirm = self.last_eval.get("confirm_return")
         reached = self.target_return is not None and mean_return >= self.target_return
@@ -334,6 +346,8 @@ class RunTracker:
         ):
             if name in self.last_eval:
                 rec[key] = self.last_eval[name]
+        if self._unwritten_evals:
+            rec[EVAL_NEW], self._unwritten_evals = self._unwritten_evals, []
         rec.update(self._actor_metrics(dt))
         for key, total in self.timers.items():
             share = self._rate(key, total, dt)
@@ -428,6 +442,18 @@ class RunTracker:
                 for e in self.evals
             ],
         }
+
+    # What an EVAL_NEW entry keeps of the evaluator's result besides the curve point.
+    _EVAL_DETAILS = (
+        "std_return",
+        "min_return",
+        "max_return",
+        "mean_length",
+        "weights_version",
+        "returns",
+        "confirm_return",
+        "confirm_returns",
+    )
 
     _COUNTERS = (
         "env_steps",

@@ -232,16 +232,41 @@ def test_a_solve_needs_its_confirmation_and_both_are_reported():
     assert all(e["process_s"] >= e["wall_s"] >= 0 for e in s["evals"])
 
 
+def test_every_evaluation_and_its_confirmation_reach_one_metrics_record_with_their_returns():
+    t = RunTracker(env_id="CartPole-v1", seed=0, target_return=475.0)
+    t.env_steps = 1000
+    t.add_eval(20.0, {"returns": [10.0, 30.0], "weights_version": 3})
+    t.env_steps = 2000
+    t.add_eval(
+        490.0,
+        {"returns": [480.0, 500.0], "confirm_return": 478.0, "confirm_returns": [476.0, 480.0]},
+    )
+    first = t.record()
+    # Both evaluations, though only one record followed them, each once and whole.
+    assert [e["env_steps"] for e in first["eval/new"]] == [1000, 2000]
+    assert first["eval/new"][0]["returns"] == [10.0, 30.0]
+    assert first["eval/new"][0]["weights_version"] == 3
+    assert "confirm_returns" not in first["eval/new"][0]
+    solve = first["eval/new"][1]
+    assert (solve["mean_return"], solve["returns"]) == (490.0, [480.0, 500.0])
+    assert (solve["confirm_return"], solve["confirm_returns"]) == (478.0, [476.0, 480.0])
+    assert first["eval/mean_return"] == 490.0
+    assert "eval/new" not in t.record()  # written once
+
+
 def test_evaluator_confirms_a_target_reaching_evaluation_on_new_episodes():
     env = EnvConfig(id="CartPole-v1", max_episode_steps=50)
     net_cfg = NetworkConfig(hidden_sizes=[16])
     weights = get_weights(build_q_network(net_cfg, obs_shape=(4,), num_actions=2))
     kwargs = {"env": env, "network": net_cfg, "obs_shape": (4,), "num_actions": 2, "seed": 0}
     unreached = Evaluator(**kwargs, episodes=4, confirm_at=1e9).evaluate(weights, 0)
-    assert unreached.confirm_return is None
+    assert unreached.confirm_return is None and unreached.confirm_returns == []
     ev = Evaluator(**kwargs, episodes=4, confirm_at=0.0, epsilon=0.5)
     r = ev.evaluate(weights, 0)
     assert r.confirm_return is not None
+    assert len(r.confirm_returns) == 4 and r.confirm_return == pytest.approx(
+        sum(r.confirm_returns) / 4
+    )
     # The confirmation plays the second set of episodes: what a second evaluation would give.
     again = Evaluator(**kwargs, episodes=4, epsilon=0.5)
     again.evaluate(weights, 0)
