@@ -12,11 +12,16 @@
     learner stepped on (an update averages up to K of them).
 
 Each figure is the median over ``--repeats`` timed windows after a warm-up; variants with bf16
-autocast (``--amp``) and ``torch.compile`` (``--compile``) are measured in the same run.
+autocast (``--amp``), ``torch.compile`` (``--compile``) and the channels-last layout
+(``--channels-last``: the networks and the observations in NHWC, oneDNN's preferred layout on
+CPU) are measured in the same run, each at every thread count of ``--threads``. ``--profile``
+adds where one eager fp32 update's time goes: torch.profiler's operators by self CPU time.
 
     python benchmarks/learner_bench.py --json learner.json
     python benchmarks/learner_bench.py --device cuda --batch-size 512 --shards 4 --amp --compile
     python benchmarks/learner_bench.py --device cpu --batch-size 64 --learners 1,2,4
+    python benchmarks/learner_bench.py --device cpu --batch-size 64 --skip-full-path \\
+        --threads 1,2 --channels-last --compile --profile --json learner_cpu.json
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ from apex_dqn.config import (
     ReplayConfig,
 )
 from apex_dqn.envs.factory import EnvInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance
 
 OBS_SHAPE = (4, 84, 84)
 NUM_ACTIONS = 6
@@ -114,8 +122,10 @@ def _timed(fn: Any, *, seconds: float, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
-    """Samples per second of ``Learner.step`` on batches already on the device."""
+def _stepper(
+    args: argparse.Namespace, *, amp: bool, compile: bool, channels_last: bool = False
+) -> Any:
+    """A learner and four staged random batches: a function that makes one update."""
     import torch
 
     from apex_dqn.roles import build
@@ -127,6 +137,11 @@ def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
         learner.stage(_random_batch(args.batch_size, rng), np.ones(args.batch_size, np.float32))
         for _ in range(4)
     ]
+    if channels_last:
+        learner.online.to(memory_format=torch.channels_last)
+        learner.target.to(memory_format=torch.channels_last)
+        for batch in staged:
+            batch.obs_all = batch.obs_all.contiguous(memory_format=torch.channels_last)
     if learner.device.type == "cuda":
         torch.cuda.synchronize()
     counter = iter(range(1 << 62))
@@ -137,8 +152,38 @@ def step_only(args: argparse.Namespace, *, amp: bool, compile: bool) -> float:
 
     for _ in range(args.warmup):
         one()
+    return one
+
+
+def step_only(
+    args: argparse.Namespace, *, amp: bool, compile: bool, channels_last: bool = False
+) -> float:
+    """Samples per second of ``Learner.step`` on batches already on the device."""
+    one = _stepper(args, amp=amp, compile=compile, channels_last=channels_last)
     updates = _timed(one, seconds=args.seconds, repeats=args.repeats)
     return updates * args.batch_size
+
+
+def profile_step(args: argparse.Namespace, updates: int = 20, top: int = 12) -> list[dict]:
+    """Where an eager fp32 update's time goes: the ``top`` operators by self CPU time over
+    ``updates`` updates, in ms per update and as a share of the total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    one = _stepper(args, amp=False, compile=False)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            one()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [
+        {
+            "op": e.key,
+            "ms_per_update": round(e.self_cpu_time_total / 1000 / updates, 3),
+            "share": round(e.self_cpu_time_total / total, 4),
+        }
+        for e in events[:top]
+    ]
 
 
 def full_path(
@@ -234,19 +279,40 @@ def main() -> None:
         default="",
         help="comma-separated learner counts for the full path, e.g. 1,2,4",
     )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="also measure the NHWC layout (step only)"
+    )
+    parser.add_argument(
+        "--threads", default="", help="torch thread counts for step only, e.g. 1,2 (default: as is)"
+    )
+    parser.add_argument("--profile", action="store_true", help="also the top operators")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    import torch
 
-    variants = [("eager fp32", False, False)]
+    variants = [("eager fp32", False, False, False)]
     if args.amp:
-        variants.append(("bf16 autocast", True, False))
+        variants.append(("bf16 autocast", True, False, False))
     if args.compile:
-        variants.append(("torch.compile", False, True))
+        variants.append(("torch.compile", False, True, False))
+    if args.channels_last:
+        variants.append(("channels-last fp32", False, False, True))
+    thread_counts = [int(t) for t in args.threads.split(",") if t.strip()] or [
+        torch.get_num_threads()
+    ]
     rows = []
-    for name, amp, comp in variants:
-        step = step_only(args, amp=amp, compile=comp)
-        rows.append({"variant": name, "amp": amp, "compile": comp, "step_only": step})
-        print(f"step only, {name}: {step:,.0f} samples/s", flush=True)
+    # Every variant at one thread count, then the next: neighbours in time are compared.
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        for name, amp, comp, nhwc in variants:
+            step = step_only(args, amp=amp, compile=comp, channels_last=nhwc)
+            rows.append(
+                {"variant": name, "amp": amp, "compile": comp, "channels_last": nhwc,
+                 "threads": threads, "step_only": step}
+            )  # fmt: skip
+            print(f"step only, {name}, {threads} thread(s): {step:,.0f} samples/s", flush=True)
+    torch.set_num_threads(thread_counts[-1])
+    ops = profile_step(args) if args.profile else []
 
     full: dict[str, Any] = {}
     learners: list[dict[str, float]] = []
@@ -256,7 +322,7 @@ def main() -> None:
         from apex_dqn.runtime.ray_runtime import init_ray
 
         init_ray(Config().ray)
-        for row in rows if not args.skip_full_path else []:
+        for row in [r for r in rows if not r["channels_last"]] if not args.skip_full_path else []:
             full = full_path(args, amp=row["amp"], compile=row["compile"])
             row["full_path"] = full["samples_per_s"]
             print(f"full path, {row['variant']}: {row['full_path']:,.0f} samples/s", flush=True)
@@ -273,14 +339,19 @@ def main() -> None:
         import torch
 
         device = f"{device} ({torch.cuda.get_device_name()})"
-    print(f"\n| learner ({device}, batch {args.batch_size}, Nature CNN dueling) "
+    print(f"\n| learner ({device}, batch {args.batch_size}, Nature CNN dueling) | threads "
           "| step only: samples/s | updates/s | full path: samples/s | updates/s |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         fp = row.get("full_path")
         fp_text = f"{fp:,.0f} | {fp / args.batch_size:,.1f}" if fp else "- | -"
-        print(f"| {row['variant']} | {row['step_only']:,.0f} | "
+        print(f"| {row['variant']} | {row['threads']} | {row['step_only']:,.0f} | "
               f"{row['step_only'] / args.batch_size:,.1f} | {fp_text} |")  # fmt: skip
+    if ops:
+        print(f"\n| operator (eager fp32, {thread_counts[-1]} threads) | ms per update | share |")
+        print("| --- | --- | --- |")
+        for op in ops:
+            print(f"| {op['op']} | {op['ms_per_update']:.2f} | {op['share']:.1%} |")
     if learners:
         one = learners[0]["samples_per_s"] if learners[0]["num_learners"] == 1 else None
         print(f"\n| learners ({device}, batch {args.batch_size} each) | samples/s | vs 1 |")
@@ -297,6 +368,8 @@ def main() -> None:
             "full_path_samples_per_s": base.get("full_path"),
             "variants": rows,
             "shards": args.shards,
+            "profile": ops,
+            "provenance": provenance(),
         }
         if learners:
             result["learners"] = learners

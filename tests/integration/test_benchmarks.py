@@ -43,13 +43,44 @@ def test_learner_bench_measures_step_and_full_path(tmp_path):
     # by more than the noise of two half-second windows.
     assert full < 2 * step
     # The table prints the JSON's figures, and updates/s are samples/s over the batch.
-    row = f"| eager fp32 | {step:,.0f} | {step / 8:,.1f} | {full:,.0f} | {full / 8:,.1f} |"
+    threads = figures["variants"][0]["threads"]
+    row = (
+        f"| eager fp32 | {threads} | {step:,.0f} | {step / 8:,.1f} | {full:,.0f} | "
+        f"{full / 8:,.1f} |"
+    )
     assert row in proc.stdout, proc.stdout
     one, two = figures["learners"]
     assert (one["num_learners"], two["num_learners"]) == (1, 2)
     assert one["samples_per_s"] > 0 and two["samples_per_s"] > 0
     ratio = two["samples_per_s"] / one["samples_per_s"]
     assert f"| 2 | {two['samples_per_s']:,.0f} | {ratio:.2f}x |" in proc.stdout
+
+
+def test_learner_bench_step_variants_and_profile_without_ray(tmp_path):
+    """Channels-last at two thread counts and the operator profile: every variant a row of
+    its own, and the profile's operators those of a convolutional update."""
+    out = tmp_path / "learner.json"
+    proc = _run(
+        "learner_bench.py",
+        *("--device", "cpu", "--batch-size", "8", "--seconds", "0.3", "--repeats", "1"),
+        *("--warmup", "1", "--skip-full-path", "--channels-last", "--threads", "1,2"),
+        *("--profile", "--json", str(out)),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    rows = [(r["variant"], r["threads"], r["channels_last"]) for r in figures["variants"]]
+    assert rows == [
+        ("eager fp32", 1, False),
+        ("channels-last fp32", 1, True),
+        ("eager fp32", 2, False),
+        ("channels-last fp32", 2, True),
+    ]
+    assert all(r["step_only"] > 0 and "full_path" not in r for r in figures["variants"])
+    ops = figures["profile"]
+    assert 0 < sum(op["share"] for op in ops) <= 1.0001
+    assert any("conv" in op["op"] for op in ops), [op["op"] for op in ops]
+    assert f"| {ops[0]['op']} | {ops[0]['ms_per_update']:.2f} |" in proc.stdout
+    assert figures["provenance"]["machine"]["cores"] >= 1
 
 
 def test_replay_bench_frame_memory_run(tmp_path):
