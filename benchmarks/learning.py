@@ -124,9 +124,13 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def summarize(runs: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
+def summarize(
+    runs: list[dict[str, Any]], budget_s: float, reference: float | None = None
+) -> dict[str, Any]:
     """Per run: final, best return and time to reach SB3's median final return (added to the
-    runs); per system: their medians over seeds; the speedups of apex-dqn against SB3."""
+    runs); per system: their medians over seeds; the speedups of apex-dqn against SB3. With a
+    ``reference`` return (the MinAtar reference DQN's): each system's median time to reach it
+    (its curve) and, for apex-dqn, to a confirmed evaluation at or above it."""
     by_system = {s: [r for r in runs if r["system"] == s] for s in SYSTEMS}
     for run in runs:
         run["final_return"] = final_return(run["curve"], budget_s)
@@ -145,6 +149,9 @@ def summarize(runs: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
             "env_steps_median": median_or_none([r["env_steps"] for r in group]),
             "updates_median": median_or_none([r["updates"] for r in group]),
         }
+        if reference is not None:
+            times = [time_to_reach(r["curve"], reference, budget_s) for r in group]
+            summary[system]["time_to_reference_median_s"] = median_time(times)
     if by_system["apex"]:
         # train.max_seconds counts from the start of training, so a solve may come after the
         # budget (from process start): it does not count.
@@ -155,6 +162,16 @@ def summarize(runs: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
         summary["apex"]["time_to_target_median_s"] = median_time(solves)
     apex_time = summary.get("apex", {}).get("time_to_reach_median_s")
     sb3_time = summary.get("sb3", {}).get("time_to_reach_median_s")
+    summary["reference_return"] = reference
+    if reference is not None and "apex" in summary:
+        # The issue's test: the median run confirms the reference within the budget.
+        summary["apex"]["reaches_reference"] = (
+            summary["apex"]["time_to_target_median_s"] is not None
+        )
+    summary["return_ratio_vs_sb3"] = ratio(
+        summary.get("apex", {}).get("final_return_median"),
+        summary.get("sb3", {}).get("final_return_median"),
+    )
     summary["speedup_vs_sb3"] = ratio(budget_s, apex_time)
     summary["speedup_vs_sb3_time_to_reach"] = ratio(sb3_time, apex_time)
     return summary
@@ -379,12 +396,16 @@ def apex_curve(summary: dict[str, Any]) -> Curve:
     return [{k: e[k] for k in keys} for e in summary.get("evals", [])]
 
 
-def _apex_stop(target: float | None) -> list[str]:
+def _apex_stop(target: float | None, reference: float | None = None) -> list[str]:
     """apex-dqn's stop rule: the whole budget, or (``--apex-target``) stop once a confirmed
-    greedy evaluation reaches the target, as a user's run does."""
-    if target is None:
-        return ["train.stop_on_target=false"]
-    return [f"train.target_return={target:g}", "train.stop_on_target=true"]
+    greedy evaluation reaches the target, as a user's run does. With only a ``reference``
+    return the run goes on for the whole budget, but confirms (and records) the first
+    evaluation that reaches it."""
+    if target is not None:
+        return [f"train.target_return={target:g}", "train.stop_on_target=true"]
+    if reference is not None:
+        return [f"train.target_return={reference:g}", "train.stop_on_target=false"]
+    return ["train.stop_on_target=false"]
 
 
 def run_apex(game: str, seed: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
@@ -393,7 +414,11 @@ def run_apex(game: str, seed: int, args: argparse.Namespace, run_dir: Path) -> d
     cmd = [
         *(sys.executable, "-m", "apex_dqn"),
         *(base or ["env=minatar", f"env.id=MinAtar/{game}-v1"]),
-        *(f"seed={seed}", f"train.max_seconds={args.budget_s}", *_apex_stop(args.apex_target)),
+        *(
+            f"seed={seed}",
+            f"train.max_seconds={args.budget_s}",
+            *_apex_stop(args.apex_target, args.reference_return),
+        ),
         *(f"output_dir={run_dir}", f"eval.episodes={args.eval_episodes}", *args.override),
     ]
     code, wall = run_logged(cmd, run_dir, args.budget_s + args.timeout_margin_s)
@@ -497,6 +522,17 @@ def markdown(runs: list[dict[str, Any]], summary: dict[str, Any], budget_s: floa
             "\napex-dqn's median time from process start to a confirmed greedy return at or "
             f"above the target: {_fmt(summary['apex']['time_to_target_median_s'])} s"
         )
+    reference = summary.get("reference_return")
+    if reference is not None:
+        times = ", ".join(
+            f"{LABELS[system]} {_fmt(summary[system]['time_to_reference_median_s'])} s"
+            for system in SYSTEMS
+            if system in summary
+        )
+        lines.append(f"\nmedian time to the reference return {reference:g}: {times}")
+    lines.append(
+        f"\napex-dqn's median final return / SB3's: {_fmt(summary['return_ratio_vs_sb3'], '.2f')}x"
+    )
     lines.append(
         f"\nspeedup vs SB3 (budget {budget_s:g} s / apex-dqn's median time to reach SB3's "
         f"median final return): {_fmt(summary['speedup_vs_sb3'], '.2f')}x; against SB3's own "
@@ -534,6 +570,9 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], args: argparse.Nam
     if summary["sb3_budget_return"] is not None:
         label = "SB3 median return at the budget"
         ax.axhline(summary["sb3_budget_return"], color="grey", ls="--", lw=1, label=label)
+    if summary.get("reference_return") is not None:
+        label = "MinAtar reference DQN, 5M frames"
+        ax.axhline(summary["reference_return"], color="black", ls=":", lw=1, label=label)
     ax.set_xlabel("wall-clock seconds from process start")
     ax.set_ylabel(f"greedy return ({args.eval_episodes} episodes)")
     names = " vs ".join(LABELS[s] for s in SYSTEMS if any(r["system"] == s for r in runs))
@@ -575,6 +614,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="apex-dqn runs stop at this (confirmed) greedy return; default: whole budget",
     )
+    parser.add_argument(
+        "--reference-return",
+        type=float,
+        default=None,
+        help="the reference DQN's return: times to reach it; apex-dqn confirms it, runs on",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a tempdir)")
     parser.add_argument("--timeout-margin-s", type=float, default=300.0, help="budget + this")
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -613,7 +658,7 @@ def main(argv: list[str] | None = None) -> None:
     keep = contextlib.nullcontext(args.workdir) if args.workdir else None
     with keep or tempfile.TemporaryDirectory(prefix="apex-dqn-learning-") as workdir:
         order, runs = run_all(args, Path(workdir))
-    summary = summarize(runs, args.budget_s)
+    summary = summarize(runs, args.budget_s, args.reference_return)
     print(markdown(runs, summary, args.budget_s))
     if args.json:
         figures = {
@@ -624,6 +669,7 @@ def main(argv: list[str] | None = None) -> None:
             "seed_note": args.seed_note,
             "eval_episodes": args.eval_episodes,
             "apex_target": args.apex_target,
+            "reference_return": args.reference_return,
             "order": [list(x) for x in order],
             "provenance": provenance(),
             "runs": runs,

@@ -83,6 +83,37 @@ def test_summary_speedup_against_sb3(bench):
     assert summary["apex"]["best_return_median"] == 4.0  # bests 4, 6, 1
 
 
+def test_summary_against_the_reference_return(bench):
+    """Each system's median time to the reference on its curve; apex-dqn reaches it when its
+    median confirmed time (a run's time_to_solve_s) is within the budget."""
+    sb3 = [
+        _run("sb3", 0, _curve((50, 1.0), (100, 2.0))),
+        _run("sb3", 1, _curve((50, 1.0), (90, 6.0))),
+    ]
+    apex = [
+        {**_run("apex", 0, _curve((10, 2.0), (20, 6.0))), "time_to_solve_s": 30.0},
+        {**_run("apex", 1, _curve((25, 6.0), (100, 8.0))), "time_to_solve_s": 35.0},
+        {**_run("apex", 2, _curve((30, 1.0))), "time_to_solve_s": None},
+    ]
+    summary = bench.summarize(apex + sb3, budget_s=100, reference=5.0)
+    assert summary["reference_return"] == 5.0
+    assert summary["apex"]["time_to_reference_median_s"] == 25.0  # (20, 25, inf)
+    assert summary["sb3"]["time_to_reference_median_s"] is None  # (90, inf): median inf
+    assert (
+        summary["apex"]["time_to_target_median_s"] == 35.0 and summary["apex"]["reaches_reference"]
+    )
+    assert summary["return_ratio_vs_sb3"] == pytest.approx(6.0 / 4.0)  # finals 6, 8, 1 / 2, 6
+    apex[1]["time_to_solve_s"] = None  # two of three never confirm: no median
+    assert not bench.summarize(apex + sb3, budget_s=100, reference=5.0)["apex"]["reaches_reference"]
+    assert "reference_return" in bench.summarize(sb3, budget_s=100)
+
+
+def test_apex_confirms_the_reference_but_runs_on(bench):
+    assert bench._apex_stop(None, 20.0) == ["train.target_return=20", "train.stop_on_target=false"]
+    assert bench._apex_stop(10.0, 20.0) == ["train.target_return=10", "train.stop_on_target=true"]
+    assert bench._apex_stop(None) == ["train.stop_on_target=false"]
+
+
 def test_no_speedup_when_apex_mostly_never_reaches(bench):
     sb3 = [_run("sb3", 0, _curve((50, 1.0), (100, 4.0)))]
     apex = [_run("apex", 0, _curve((10, 2.0))), _run("apex", 1, _curve((10, 3.0)))]
