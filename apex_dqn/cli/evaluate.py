@@ -98,11 +98,18 @@ def read_checkpoint(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
     """The run config, online weights (numpy) and raw state of a checkpoint."""
     from apex_dqn.files import checkpoint as ckpt
 
-    file = ckpt.run_checkpoint_path(path) if path.is_dir() else path
+    file = path / ckpt.LATEST if path.is_dir() else path
+    if path.is_dir() and not file.is_file():
+        raise ConfigError(
+            f"checkpoint={str(path)!r} is a directory without {ckpt.LATEST}: give a checkpoint "
+            "file or an apex-dqn run directory"
+        )
     try:
-        state = ckpt.state_from_bytes(file.read_bytes(), name=f"checkpoint {str(file)!r}")
+        state = ckpt.state_from_bytes(file.read_bytes(), name=f"checkpoint={str(file)!r}")
     except OSError as exc:
-        raise ConfigError(f"checkpoint={str(path)!r} cannot be read: {exc}") from None
+        raise ConfigError(f"checkpoint={str(path)!r} cannot be read: {exc.strerror}") from None
+    except ckpt.CheckpointError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(state.get("config"), dict) or "learner" not in state:
         raise ConfigError(f"checkpoint={str(path)!r} is not an apex-dqn checkpoint")
     config = from_dict(Config, {**state["config"], "resume": None})
@@ -208,8 +215,11 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
     }
     from apex_dqn.files.atomic import write_json_atomic
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output, result)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(output, result)
+    except OSError as exc:
+        raise ConfigError(f"output={str(output)!r} cannot be written: {exc.strerror}") from None
     result["output"] = str(output)
     return result
 

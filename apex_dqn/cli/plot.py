@@ -6,6 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
+
+import yaml
 
 from apex_dqn.files.plotting import load_run, plot_runs
 
@@ -23,16 +26,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     dirs: list[Path] = []
     for given in args.runs:
+        if not given.is_dir():
+            _fail(f"{str(given)!r} is not a directory: give run directories or sweep folders")
         if (given / "metrics.jsonl").is_file():
             dirs.append(given)
         else:  # a multirun folder: every job directory below it
-            dirs += sorted(p.parent for p in given.glob("*/metrics.jsonl"))
+            jobs = sorted(p.parent for p in given.glob("*/metrics.jsonl"))
+            if not jobs:
+                _fail(f"{str(given)!r} holds no run: no metrics.jsonl in it or one level below")
+            dirs += jobs
     if not dirs:
-        print("apex-dqn-plot: error: no run directory (with metrics.jsonl) given", file=sys.stderr)
-        sys.exit(2)
-    runs = [load_run(d) for d in dirs]
-    out = plot_runs(runs, args.out, title=args.title)
+        _fail("no run directory (with metrics.jsonl) given")
+    runs = []
+    for run_dir in dirs:
+        try:
+            runs.append(load_run(run_dir))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            if isinstance(exc, OSError):
+                reason = f"{Path(exc.filename or '').name or 'a file'}: {exc.strerror}"
+            else:
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            _fail(f"{str(run_dir)!r} cannot be read as an apex-dqn run: {reason}")
+    try:
+        out = plot_runs(runs, args.out, title=args.title)
+    except OSError as exc:
+        _fail(f"--out {str(args.out)!r} cannot be written: {exc.strerror}")
     print(f"apex-dqn-plot: {len(runs)} run(s) -> {out}")
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit code 2: the standard of every apex-dqn command."""
+    print(f"apex-dqn-plot: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

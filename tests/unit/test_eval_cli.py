@@ -132,3 +132,29 @@ def test_eval_cli_bad_input_names_the_key(args, fragment):
     proc = _eval(*args)
     assert proc.returncode == 2
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_eval_cli_corrupt_or_missing_checkpoints_name_the_path(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    empty_run = tmp_path / "run"
+    empty_run.mkdir()
+    cases = [
+        (f"checkpoint={corrupt}", (str(corrupt), "not a readable apex-dqn checkpoint")),
+        (f"checkpoint={empty_run}", (str(empty_run), "without checkpoint.pt")),
+    ]
+    for arg, fragments in cases:
+        proc = _eval(arg)
+        assert proc.returncode == 2, proc.stderr
+        assert all(f in proc.stderr for f in fragments), proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_eval_cli_unwritable_output_names_it(checkpoint, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    output = blocker / "eval.json"  # a path below a file: cannot be created
+    proc = _eval(f"checkpoint={checkpoint}", "episodes=1", f"output={output}")
+    assert proc.returncode == 2, proc.stderr
+    assert f"output={str(output)!r} cannot be written" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -73,14 +73,64 @@ def test_plot_cli_writes_one_png(tmp_path, as_sweep):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
-def test_plot_cli_without_runs_fails_clearly(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "apex_dqn.cli.plot", str(tmp_path)],
+def _plot_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "apex_dqn.cli.plot", *args],
         capture_output=True,
         text=True,
         timeout=60,
+        stdin=subprocess.DEVNULL,
     )
-    assert proc.returncode == 2 and "no run directory" in proc.stderr
+
+
+def _bad_run(tmp_path, what: str):
+    """A run directory broken in one way (the path the error must name)."""
+    run = tmp_path / what
+    if what == "file":
+        run.write_text("")
+    elif what == "empty_folder":
+        run.mkdir()
+    elif what in ("corrupt_metrics", "no_config"):
+        _fake_run(run, seed=0, lr=1e-3, scale=1.0)
+        if what == "corrupt_metrics":
+            (run / "metrics.jsonl").write_text('{"charts/env_steps": 1\n')
+        else:
+            (run / "config.yaml").unlink()
+    return run
+
+
+@pytest.mark.parametrize(
+    ("what", "fragment"),
+    [
+        ("missing", "is not a directory"),
+        ("file", "is not a directory"),
+        ("empty_folder", "holds no run"),
+        ("corrupt_metrics", "cannot be read as an apex-dqn run"),
+        ("no_config", "config.yaml"),
+    ],
+)
+def test_plot_cli_bad_runs_fail_in_one_line_naming_the_path(tmp_path, what, fragment):
+    run = _bad_run(tmp_path, what)  # "missing": never created
+    proc = _plot_cli(str(run), "--out", str(tmp_path / "out.png"))
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr and repr(str(run)) in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_plot_cli_unwritable_out_names_it(tmp_path):
+    _fake_run(tmp_path / "run", seed=0, lr=1e-3, scale=1.0)
+    (tmp_path / "a_file").write_text("")
+    out = tmp_path / "a_file" / "runs.png"  # below a file: cannot be created
+    proc = _plot_cli(str(tmp_path / "run"), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert f"--out {str(out)!r} cannot be written" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_plot_cli_without_runs_fails_clearly(tmp_path):
+    proc = _plot_cli(str(tmp_path))
+    assert proc.returncode == 2 and "holds no run" in proc.stderr
 
 
 def test_an_evaluation_repeating_an_earlier_value_is_kept(tmp_path):
