@@ -27,3 +27,14 @@ def compose_config():
             return to_config(compose("config", overrides=list(overrides)))
 
     return _compose
+
+
+# Multi-node tests start several raylets and kill nodes: they get longer than pytest-timeout's
+# default (pyproject.toml), unless they set their own.
+MULTINODE_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("multinode") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(MULTINODE_TIMEOUT_S))

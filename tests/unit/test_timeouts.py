@@ -1,0 +1,40 @@
+"""pytest-timeout is on for every test: a hung test fails alone instead of hanging CI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_hung_test_fails_by_the_configured_timeout_and_multinode_tests_get_longer(tmp_path):
+    """A copy of the suite's conftest and pytest settings with a 2 s default: a test that
+    sleeps 30 s fails on its timeout within seconds; a multinode test's limit is longer."""
+    (tmp_path / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    (tmp_path / "test_hang.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+            import pytest
+
+            def test_hangs():
+                time.sleep(30)
+
+            @pytest.mark.multinode
+            def test_multinode_limit(request):
+                marker = request.node.get_closest_marker("timeout")
+                assert marker is not None and marker.args[0] > 300
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "timeout=2",
+         "-o", "markers=multinode", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert "1 failed, 1 passed" in proc.stdout, proc.stdout[-2000:]
+    assert "Timeout" in proc.stdout
+    assert "timeout = 300" in (ROOT / "pyproject.toml").read_text()
