@@ -143,13 +143,28 @@ def test_device_resolution_falls_back_to_cpu():
 
 
 def test_actor_correction_multiplies_weights():
+    """The staged weights are the importance weights times the per-actor correction, worked
+    out here by hand, and the update is the plain learner's update with those weights."""
     batch = _batch(behaviour=True)
     batch.done_B[:] = True
     batch.epsilon_B[::2] = 0.1  # both actors' data: the mixture differs from each actor
+    # Half the samples from each actor: the mixture's epsilon is 0.25; 2 actions; each sample
+    # has m - 1 = 2 later actions, g of them greedy.
+    e_mix, eps_B, g_B = 0.25, batch.epsilon_B.astype(np.float64), batch.later_greedy_B
+    r_greedy_B = (1 - e_mix + e_mix / 2) / (1 - eps_B + eps_B / 2)
+    r_random_B = e_mix / eps_B
+    expected_B = np.minimum(r_greedy_B**g_B * r_random_B ** (2 - g_B), 1.0)
+    assert 0.3 < expected_B.min() < 0.9 and expected_B.max() == 1.0  # the correction bites
+    importance_B = np.linspace(0.5, 1.0, 64).astype(np.float32)
     plain, corrected = _learner(), _learner(actor_correction=True)
-    mp, _ = plain.step(plain.stage(batch, np.ones(64, np.float32)))
-    mc, _ = corrected.step(corrected.stage(batch, np.ones(64, np.float32)))
-    assert mp.loss != pytest.approx(mc.loss)
+    staged = corrected.stage(batch, importance_B)
+    np.testing.assert_allclose(staged.weight.numpy(), importance_B * expected_B, rtol=1e-5)
+    mc, pc = corrected.step(staged)
+    mp, pp = plain.step(plain.stage(batch, (importance_B * expected_B).astype(np.float32)))
+    assert mc.loss == pytest.approx(mp.loss, rel=1e-5)
+    np.testing.assert_allclose(pc, pp, rtol=1e-5)
+    for p_c, p_p in zip(corrected.online.parameters(), plain.online.parameters(), strict=True):
+        torch.testing.assert_close(p_c, p_p)
 
 
 def test_rows_restored_without_behaviour_fields_leave_the_actor_mixture_alone():

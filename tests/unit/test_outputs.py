@@ -307,9 +307,21 @@ def test_record_spreads_policy_lag_weights_age_and_driver_latency_over_the_inter
     assert rec["actors/weights_age_s_max"] == pytest.approx(1.9)
     assert rec["perf/driver_latency_ms_p50"] == pytest.approx(9.0)
     assert rec["perf/driver_latency_ms_max"] == pytest.approx(19.0)
-    assert rec["perf/driver_cpu_s_per_s"] >= 0.0
+    assert 0.0 <= rec["perf/driver_cpu_s_per_s"] < 1.5  # one process: about one core at most
     # Each interval has its own calls: none since, so no spread in the next record.
     assert "actors/policy_lag_p50" not in t.record()
+
+
+def test_driver_cpu_is_this_process_cpu_seconds_per_wall_second(monkeypatch):
+    """Between two records the driver used 0.3 CPU seconds in 2 wall seconds: 0.15."""
+    clock = {"wall": 1000.0, "cpu": 50.0}
+    monkeypatch.setattr(time, "time", lambda: clock["wall"])
+    monkeypatch.setattr(time, "process_time", lambda: clock["cpu"])
+    t = RunTracker(env_id="X", seed=0, target_return=None)
+    clock["wall"], clock["cpu"] = 1002.0, 50.3
+    assert t.record()["perf/driver_cpu_s_per_s"] == pytest.approx(0.15)
+    clock["wall"], clock["cpu"] = 1003.0, 51.2  # the next record: since the previous one
+    assert t.record()["perf/driver_cpu_s_per_s"] == pytest.approx(0.9)
 
 
 def test_spread_uses_nearest_ranks():
