@@ -14,7 +14,10 @@ pytest.importorskip("ale_py")
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_pong_experiment_trains_end_to_end(tmp_path):
+def test_pong_experiment_runs_end_to_end_on_frames_and_the_nature_cnn(tmp_path):
+    """The wiring of experiment=pong (frames, the Nature CNN, the frame replay, whole-game
+    evaluations), not learning: 4,000 env steps teach Pong nothing measurable. Learning Pong
+    is benchmarks/pong.py's (docs/atari.md)."""
     out = tmp_path / "pong"
     proc = run_cli(
         "experiment=pong",

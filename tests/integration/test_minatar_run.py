@@ -35,6 +35,13 @@ def test_minatar_group_trains_evaluates_and_reports_process_time(tmp_path):
     # process_s counts from the process's start, wall_s from training's: Ray and imports first.
     assert all(e["process_s"] > e["wall_s"] > 0 for e in evals)
     assert [e["env_steps"] for e in evals] == sorted(e["env_steps"] for e in evals)
+    # It learns: SpaceInvaders pays +1 per alien shot, and a random policy shoots some, so the
+    # Q-values of the sampled actions rise from about 0 (the initial network) toward the
+    # discounted returns (several points) within seconds of updates.
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    mean_q = [r["losses/mean_q"] for r in records if r.get("losses/mean_q") is not None]
+    assert len(mean_q) >= 3, mean_q
+    assert abs(mean_q[0]) < 0.2 and mean_q[-1] > 0.5, mean_q
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert list(ckpt["env"]["obs_shape"]) == [6, 10, 10] and ckpt["env"]["obs_dtype"] == "uint8"
     online = ckpt["learner"]["online"]

@@ -7,15 +7,15 @@ import math
 import torch
 
 from tests.unit.benchmark_module import load_benchmark
-from tests.unit.test_learner import _batch, _learner
+from tests.unit.learner_helpers import cartpole_batch, small_learner
 
 
 def test_adam_scale_reads_the_optimizer_state_of_a_checkpoint(tmp_path):
     adam_scale = load_benchmark("adam_scale.py", "adam_scale_bench").adam_scale
-    learner = _learner(adam_eps=1e-3)
+    learner = small_learner(adam_eps=1e-3)
     weights = torch.ones(64).numpy()
     for _ in range(3):
-        learner.step(learner.stage(_batch(), weights))
+        learner.step(learner.stage(cartpole_batch(), weights))
     path = tmp_path / "checkpoint.pt"
     torch.save({"learner": learner.state_dict()}, path)
     figures = adam_scale(path)

@@ -51,9 +51,9 @@ def _modules() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.stat().st_size)
 
 
-def _top(path: Path) -> str:
+def _top(path: Path, package: Path = PACKAGE) -> str:
     """The layer key of a module: its first component below the package."""
-    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    parts = path.relative_to(package).with_suffix("").parts
     return parts[0]
 
 
@@ -80,8 +80,13 @@ def test_every_module_has_a_layer():
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_follow_the_layers(path):
-    own = LAYERS[_top(path)]
-    rel = str(path.relative_to(PACKAGE))
+    _check_imports(path)
+
+
+def _check_imports(path: Path, package: Path = PACKAGE) -> None:
+    """The layer, Ray and Hydra rules for the module at ``path`` in ``package``."""
+    own = LAYERS[_top(path, package)]
+    rel = str(path.relative_to(package))
     for name, line in _imports(path):
         root = name.split(".")[0]
         if root == "apex_dqn" and name != "apex_dqn":
@@ -111,26 +116,32 @@ def _placement_reads(path: Path) -> list[tuple[str, int]]:
 def test_only_the_runtimes_read_placement_keys(path):
     """Components, roles and the driver get configs that hold Ray's placement knobs too; only
     the runtimes (and the CLI) may act on them."""
-    rel = str(path.relative_to(PACKAGE))
+    _check_placement(path)
+
+
+def _check_placement(path: Path, package: Path = PACKAGE) -> None:
+    rel = str(path.relative_to(package))
     reads = _placement_reads(path)
     assert not reads, f"{rel} reads placement keys {reads}: leave them to apex_dqn.runtime"
 
 
 def test_the_rules_catch_a_violation(tmp_path):
-    """The checker itself: an upward import and a stray Ray import are found."""
-    bad = PACKAGE / "roles" / "_probe_violation.py"
+    """The checker itself: an upward import, a stray Ray import and a placement read are found
+    in a probe module of a scratch package (the real package is never written to)."""
+    package = tmp_path / "apex_dqn"
+    (package / "roles").mkdir(parents=True)
+    bad = package / "roles" / "_probe_violation.py"
     bad.write_text("import ray\nfrom apex_dqn.run.driver import Driver\n", encoding="utf-8")
-    try:
-        with pytest.raises(AssertionError, match="imports Ray outside"):
-            test_imports_follow_the_layers(bad)
-        bad.write_text("from apex_dqn.run.driver import Driver\n", encoding="utf-8")
-        with pytest.raises(AssertionError, match=r"layer 3\) imports apex_dqn.run.driver"):
-            test_imports_follow_the_layers(bad)
-        bad.write_text("def f(cfg):\n    return cfg.actors.num_cpus\n", encoding="utf-8")
-        with pytest.raises(AssertionError, match=r"reads placement keys \[\('num_cpus', 2\)\]"):
-            test_only_the_runtimes_read_placement_keys(bad)
-    finally:
-        bad.unlink()
+    with pytest.raises(AssertionError, match="imports Ray outside"):
+        _check_imports(bad, package)
+    bad.write_text("from apex_dqn.run.driver import Driver\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"layer 3\) imports apex_dqn.run.driver"):
+        _check_imports(bad, package)
+    bad.write_text("def f(cfg):\n    return cfg.actors.num_cpus\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"reads placement keys \[\('num_cpus', 2\)\]"):
+        _check_placement(bad, package)
+    bad.write_text("from apex_dqn.core.types import TransitionBatch\n", encoding="utf-8")
+    _check_imports(bad, package)  # a downward import passes
 
 
 def test_the_ray_driver_never_loads_torch():

@@ -12,45 +12,12 @@ from apex_dqn.algo.learner import Learner, StepResult
 from apex_dqn.algo.torch_compat import resolve_amp, resolve_device
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.core.types import TransitionBatch
-
-
-def _batch(n: int = 64, seed: int = 0, *, behaviour: bool = False) -> TransitionBatch:
-    """A random batch of ``n`` CartPole-shaped transitions; with ``behaviour``, also the fields
-    that ``learner.actor_correction`` needs."""
-    rng = np.random.default_rng(seed)
-    batch = TransitionBatch(
-        obs_B=rng.normal(size=(n, 4)).astype(np.float32),
-        action_B=rng.integers(0, 2, n).astype(np.int64),
-        return_B=rng.normal(size=n).astype(np.float32),
-        discount_B=np.full(n, 0.99**3, np.float32),
-        next_obs_B=rng.normal(size=(n, 4)).astype(np.float32),
-        done_B=np.ones(n, bool),  # terminal: the target is the return itself
-        priority_B=np.ones(n, np.float32),
-    )
-    if behaviour:
-        batch.greedy_B = rng.random(n) < 0.5
-        batch.epsilon_B = np.full(n, 0.4, np.float32)
-        batch.steps_B = np.full(n, 3, np.uint8)
-        batch.later_greedy_B = rng.integers(0, 3, n).astype(np.uint8)
-    return batch
-
-
-def _learner(**learner_overrides) -> Learner:
-    return Learner(
-        obs_shape=(4,),
-        num_actions=2,
-        network=NetworkConfig(hidden_sizes=[32, 32]),
-        algo=AlgoConfig(),
-        learner=LearnerConfig(**{"device": "cpu", **learner_overrides}),
-        replay=ReplayConfig(beta_anneal_steps=100),
-        actor_epsilons=np.array([0.4, 0.1]),
-        seed=0,
-    )
+from tests.unit.learner_helpers import cartpole_batch, small_learner
 
 
 def test_updates_fit_terminal_targets_and_priorities_shrink():
-    learner = _learner(lr=1e-2)
-    batch = _batch()
+    learner = small_learner(lr=1e-2)
+    batch = cartpole_batch()
     _, first = learner.step(learner.stage(batch, np.ones(len(batch), np.float32)))
     for _ in range(300):
         _, last = learner.step(learner.stage(batch, np.ones(len(batch), np.float32)))
@@ -60,8 +27,8 @@ def test_updates_fit_terminal_targets_and_priorities_shrink():
 
 
 def test_target_network_copied_every_period():
-    learner = _learner(target_update_period=5, lr=1e-2)
-    batch = _batch()
+    learner = small_learner(target_update_period=5, lr=1e-2)
+    batch = cartpole_batch()
     w = np.ones(len(batch), np.float32)
     for _ in range(4):
         learner.step(learner.stage(batch, w))
@@ -73,9 +40,9 @@ def test_target_network_copied_every_period():
 
 
 def test_non_finite_loss_skips_the_update():
-    learner = _learner()
+    learner = small_learner()
     before = {k: v.clone() for k, v in learner.online.state_dict().items()}
-    batch = _batch()
+    batch = cartpole_batch()
     batch.return_B[0] = np.nan
     metrics, _ = learner.step(learner.stage(batch, np.ones(len(batch), np.float32)))
     assert metrics.skipped and learner.skipped_updates == 1
@@ -84,9 +51,9 @@ def test_non_finite_loss_skips_the_update():
 
 
 def test_beta_anneals_linearly_to_one():
-    learner = _learner()
+    learner = small_learner()
     assert learner.beta() == pytest.approx(0.4)
-    batch, w = _batch(), np.ones(64, np.float32)
+    batch, w = cartpole_batch(), np.ones(64, np.float32)
     for _ in range(50):
         learner.step(learner.stage(batch, w))
     assert learner.beta() == pytest.approx(0.7)
@@ -97,7 +64,7 @@ def test_beta_anneals_linearly_to_one():
 
 def _gradient(batch: TransitionBatch, weights_B: np.ndarray) -> torch.Tensor:
     """The gradient of one update from the same initial network (clipping off), flattened."""
-    learner = _learner(grad_clip=0.0)
+    learner = small_learner(grad_clip=0.0)
     learner.step(learner.stage(batch, weights_B.astype(np.float32)))
     return torch.cat([p.grad.flatten() for p in learner.online.parameters()])
 
@@ -106,7 +73,7 @@ def test_importance_weights_weight_each_samples_gradient():
     """The loss is the weighted mean of per-sample losses, so the gradient of a batch with
     weights w is sum_i w_i g_i / B, g_i being sample i's gradient alone (weight 1, others 0):
     checked at weights strictly between 0 and 1, on three samples."""
-    batch = _batch()
+    batch = cartpole_batch()
     n = len(batch)
     picked = {3: 0.3, 10: 0.7, 41: 0.15}
     weights = np.zeros(n)
@@ -122,11 +89,11 @@ def test_importance_weights_weight_each_samples_gradient():
 
 
 def test_state_round_trip_continues_identically():
-    a = _learner()
-    batch, w = _batch(), np.ones(64, np.float32)
+    a = small_learner()
+    batch, w = cartpole_batch(), np.ones(64, np.float32)
     for _ in range(10):
         a.step(a.stage(batch, w))
-    b = _learner()
+    b = small_learner()
     b.load_state_dict(a.state_dict())
     assert b.learner_steps == 10
     _, pa = a.step(a.stage(batch, w))
@@ -145,7 +112,7 @@ def test_device_resolution_falls_back_to_cpu():
 def test_actor_correction_multiplies_weights():
     """The staged weights are the importance weights times the per-actor correction, worked
     out here by hand, and the update is the plain learner's update with those weights."""
-    batch = _batch(behaviour=True)
+    batch = cartpole_batch(behaviour=True)
     batch.done_B[:] = True
     batch.epsilon_B[::2] = 0.1  # both actors' data: the mixture differs from each actor
     # Half the samples from each actor: the mixture's epsilon is 0.25; 2 actions; each sample
@@ -156,7 +123,7 @@ def test_actor_correction_multiplies_weights():
     expected_B = np.minimum(r_greedy_B**g_B * r_random_B ** (2 - g_B), 1.0)
     assert 0.3 < expected_B.min() < 0.9 and expected_B.max() == 1.0  # the correction bites
     importance_B = np.linspace(0.5, 1.0, 64).astype(np.float32)
-    plain, corrected = _learner(), _learner(actor_correction=True)
+    plain, corrected = small_learner(), small_learner(actor_correction=True)
     staged = corrected.stage(batch, importance_B)
     np.testing.assert_allclose(staged.weight.numpy(), importance_B * expected_B, rtol=1e-5)
     mc, pc = corrected.step(staged)
@@ -170,13 +137,13 @@ def test_actor_correction_multiplies_weights():
 def test_rows_restored_without_behaviour_fields_leave_the_actor_mixture_alone():
     """A run resumed with the correction newly on reloads rows whose fields are zeros (steps 0):
     they must not count as data of the actor with the smallest epsilon."""
-    real = _batch(behaviour=True)
+    real = cartpole_batch(behaviour=True)
     real.epsilon_B[::2] = 0.1
-    restored = _batch(behaviour=True)
+    restored = cartpole_batch(behaviour=True)
     for name in ("greedy_B", "epsilon_B", "steps_B", "later_greedy_B"):
         getattr(restored, name)[:] = 0
     mixed = TransitionBatch.concatenate([real, restored])
-    a, b = _learner(actor_correction=True), _learner(actor_correction=True)
+    a, b = small_learner(actor_correction=True), small_learner(actor_correction=True)
     a.stage(real, np.ones(64, np.float32))
     staged = b.stage(mixed, np.ones(128, np.float32))
     assert a._mixture is not None and b._mixture is not None
@@ -185,14 +152,14 @@ def test_rows_restored_without_behaviour_fields_leave_the_actor_mixture_alone():
 
 
 def test_actor_correction_needs_the_behaviour_fields():
-    batch = dataclasses.replace(_batch(behaviour=True), epsilon_B=None)
+    batch = dataclasses.replace(cartpole_batch(behaviour=True), epsilon_B=None)
     with pytest.raises(ValueError, match="behaviour fields"):
-        _learner(actor_correction=True).stage(batch, np.ones(64, np.float32))
-    _learner().stage(batch, np.ones(64, np.float32))  # without the correction it needs none
+        small_learner(actor_correction=True).stage(batch, np.ones(64, np.float32))
+    small_learner().stage(batch, np.ones(64, np.float32))  # without the correction it needs none
 
 
 def test_seed_fixes_the_initial_network():
-    a, b = _learner(), _learner()
+    a, b = small_learner(), small_learner()
     for k, v in a.online.state_dict().items():
         assert torch.equal(v, b.online.state_dict()[k])
     other = Learner(
@@ -212,8 +179,8 @@ def test_seed_fixes_the_initial_network():
 def test_staging_ahead_does_not_change_the_updates():
     """Three batches staged before any update (as the feeder stages ahead) give the updates
     that staging each right before its own update gives."""
-    a, b = _learner(), _learner()
-    batches = [_batch(seed=k) for k in range(3)]
+    a, b = small_learner(), small_learner()
+    batches = [cartpole_batch(seed=k) for k in range(3)]
     w = np.linspace(0.2, 1.0, 64).astype(np.float32)
     staged = [a.stage(x, w) for x in batches]
     for x, s in zip(batches, staged, strict=True):
@@ -228,7 +195,7 @@ def test_staging_ahead_does_not_change_the_updates():
 def test_a_step_without_a_batch_takes_the_gradient_the_hook_gives():
     """A learner of a group that brings no batch: ``step(None, reduce_gradients)`` takes the
     step of the gradient the hook leaves (there, the group's average) and returns None."""
-    a, b = _learner(lr=1e-2), _learner(lr=1e-2)
+    a, b = small_learner(lr=1e-2), small_learner(lr=1e-2)
     w = np.ones(64, np.float32)
     for k in range(3):
         grads: list[torch.Tensor] = []
@@ -240,7 +207,7 @@ def test_a_step_without_a_batch_takes_the_gradient_the_hook_gives():
             for p, g in zip(b.online.parameters(), grads, strict=True):
                 p.grad = g.clone()
 
-        assert a.step(a.stage(_batch(seed=k), w), keep) is not None
+        assert a.step(a.stage(cartpole_batch(seed=k), w), keep) is not None
         assert b.step(None, give) is None
     assert b.learner_steps == a.learner_steps == 3
     for key, value in a.online.state_dict().items():
@@ -252,23 +219,23 @@ def test_a_step_without_a_batch_takes_the_gradient_the_hook_gives():
 def test_reduce_gradients_runs_before_the_finite_check():
     """The hook runs between the backward pass and the clipping: a non-finite gradient it
     leaves (another learner's, in a group) skips the update."""
-    learner = _learner()
+    learner = small_learner()
     before = {k: v.clone() for k, v in learner.online.state_dict().items()}
 
     def poison() -> None:
         for p in learner.online.parameters():
             p.grad = torch.full_like(p, float("nan"))
 
-    metrics, _ = learner.step(learner.stage(_batch(), np.ones(64, np.float32)), poison)
+    metrics, _ = learner.step(learner.stage(cartpole_batch(), np.ones(64, np.float32)), poison)
     assert metrics.skipped and learner.skipped_updates == 1 and np.isfinite(metrics.loss)
     assert all(torch.equal(before[k], v) for k, v in learner.online.state_dict().items())
 
 
 def test_amp_updates_track_float32():
     """bf16 autocast changes the numbers (about 3 significant digits), not the learning."""
-    ref, learner = _learner(lr=1e-2), _learner(lr=1e-2, amp=True)
+    ref, learner = small_learner(lr=1e-2), small_learner(lr=1e-2, amp=True)
     assert learner.amp and not ref.amp
-    batch = _batch()
+    batch = cartpole_batch()
     w = np.ones(len(batch), np.float32)
     for _ in range(50):
         m_ref, p_ref = ref.step(ref.stage(batch, w))
@@ -280,8 +247,8 @@ def test_amp_updates_track_float32():
 
 @pytest.mark.slow
 def test_compiled_network_learns_like_eager():
-    eager, compiled = _learner(lr=1e-2), _learner(lr=1e-2, compile=True)
-    batch = _batch()
+    eager, compiled = small_learner(lr=1e-2), small_learner(lr=1e-2, compile=True)
+    batch = cartpole_batch()
     w = np.ones(len(batch), np.float32)
     for _ in range(5):
         m_eager, p_eager = eager.step(eager.stage(batch, w))
@@ -297,11 +264,11 @@ def test_bootstrapped_target_uses_online_argmax_and_target_value():
     """Non-terminal transitions: the priority is |G + gamma^m Q_target(s', argmax_a
     Q_online(s', a)) - Q_online(s, a)|, computed here from the two networks by hand. Swapping
     the networks' roles (or bootstrapping from the online net) gives other numbers."""
-    learner = _learner()
+    learner = small_learner()
     with torch.no_grad():  # make target and online disagree
         for p in learner.target.parameters():
             p.add_(torch.randn_like(p) * 0.5)
-    batch = _batch()
+    batch = cartpole_batch()
     batch.done_B[:] = False
     obs, next_obs = torch.as_tensor(batch.obs_B), torch.as_tensor(batch.next_obs_B)
     with torch.no_grad():
@@ -319,8 +286,8 @@ def test_bootstrapped_target_uses_online_argmax_and_target_value():
 
 
 def test_polyak_target_moves_by_tau_after_every_update():
-    learner = _learner(target_update_tau=0.25, target_update_period=1_000_000, lr=1e-2)
-    batch, w = _batch(), np.ones(64, np.float32)
+    learner = small_learner(target_update_tau=0.25, target_update_period=1_000_000, lr=1e-2)
+    batch, w = cartpole_batch(), np.ones(64, np.float32)
     before = {k: v.clone() for k, v in learner.target.state_dict().items()}
     learner.step(learner.stage(batch, w))
     online, target = learner.online.state_dict(), learner.target.state_dict()
@@ -330,8 +297,8 @@ def test_polyak_target_moves_by_tau_after_every_update():
 
 
 def test_update_ratio_is_the_relative_size_of_adams_step():
-    learner = _learner(lr=1e-3)
-    batch, w = _batch(), np.ones(64, np.float32)
+    learner = small_learner(lr=1e-3)
+    batch, w = cartpole_batch(), np.ones(64, np.float32)
     before = torch.cat([p.detach().reshape(-1).clone() for p in learner.online.parameters()])
     metrics, _ = learner.step(learner.stage(batch, w))  # update 0 is measured
     after = torch.cat([p.detach().reshape(-1) for p in learner.online.parameters()])
@@ -358,8 +325,8 @@ def test_amp_auto_is_off_when_the_probe_is_missing(monkeypatch):
 
 
 def test_the_first_update_and_every_250th_count_the_dead_units():
-    learner = _learner()
-    batch, w = _batch(), np.ones(64, np.float32)
+    learner = small_learner()
+    batch, w = cartpole_batch(), np.ones(64, np.float32)
     first = learner.step(learner.stage(batch, w)).metrics
     assert 0.0 <= first.dead_units <= first.dead_units_max <= 1.0
     with torch.no_grad():  # kill every unit of the first hidden layer

@@ -15,7 +15,7 @@ from apex_dqn.algo.learner_group import LearnerGroup
 from apex_dqn.algo.networks import weights_digest
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.core.types import TransitionBatch
-from tests.unit.test_learner import _batch, _learner
+from tests.unit.learner_helpers import cartpole_batch, small_learner
 
 STEPS = 25
 
@@ -53,10 +53,10 @@ def _rank_main(rank: int, world: int, store: str, out: str) -> None:
             learner=LearnerConfig(device="cpu", lr=1e-2),
             replay=ReplayConfig(beta_anneal_steps=100),
             actor_epsilons=np.array([0.4, 0.1]),
-            seed=0,  # the same initial weights as _learner()
+            seed=0,  # the same initial weights as small_learner()
         )
         group = LearnerGroup(learner, dist.group.WORLD)
-        batch = _batch(seed=rank)  # every learner samples its own batch
+        batch = cartpole_batch(seed=rank)  # every learner samples its own batch
         weights = np.linspace(0.5, 1.0, len(batch)).astype(np.float32)
         for _ in range(STEPS):
             result, stop = group.round(learner.stage(batch, weights), stop=False)
@@ -78,17 +78,17 @@ def test_two_learners_stay_identical_and_act_as_one_with_twice_the_batch(tmp_pat
     assert ranks[0]["digest"] == ranks[1]["digest"]  # identical to the last bit
     # One learner on both batches at once (its loss is the mean over 2B rows) takes the same
     # steps: the effective batch of two learners is twice the per-learner batch.
-    single = _learner(lr=1e-2)
-    both = TransitionBatch.concatenate([_batch(seed=0), _batch(seed=1)])
+    single = small_learner(lr=1e-2)
+    both = TransitionBatch.concatenate([cartpole_batch(seed=0), cartpole_batch(seed=1)])
     weights = np.tile(np.linspace(0.5, 1.0, len(both) // 2).astype(np.float32), 2)
     for _ in range(STEPS):
         single.step(single.stage(both, weights))
     for key, value in single.online.state_dict().items():
         torch.testing.assert_close(ranks[0]["online"][key], value, rtol=1e-4, atol=1e-5)
     # And not the same as a single learner on one batch alone.
-    alone = _learner(lr=1e-2)
+    alone = small_learner(lr=1e-2)
     for _ in range(STEPS):
-        alone.step(alone.stage(_batch(seed=0), weights[: len(both) // 2]))
+        alone.step(alone.stage(cartpole_batch(seed=0), weights[: len(both) // 2]))
     diffs = [
         (ranks[0]["online"][k] - v).abs().max().item() for k, v in alone.online.state_dict().items()
     ]
@@ -101,14 +101,14 @@ def _group_main(rank: int, world: int, store: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=store, rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        learner = _learner(lr=1e-2)
+        learner = small_learner(lr=1e-2)
         if rank == 1:  # different starting weights: broadcast_from makes them rank 0's
             with torch.no_grad():
                 for p in learner.online.parameters():
                     p.add_(1.0)
         group = LearnerGroup(learner, dist.group.WORLD)
         group.broadcast_from(0)
-        batch = _batch(seed=rank)
+        batch = cartpole_batch(seed=rank)
         weights = np.linspace(0.5, 1.0, len(batch)).astype(np.float32)
         stops, priorities = [], []
         for step in range(12):
@@ -141,12 +141,12 @@ def test_group_rounds_average_over_the_learners_that_bring_a_batch(tmp_path):
     assert ranks[1]["had_priorities"] == [step % 3 != 0 for step in range(12)]
     # The reference: one learner stepping on both batches, or on learner 0's alone when
     # learner 1 brought none.
-    single = _learner(lr=1e-2)
-    weights = np.linspace(0.5, 1.0, len(_batch(seed=0))).astype(np.float32)
-    both = TransitionBatch.concatenate([_batch(seed=0), _batch(seed=1)])
+    single = small_learner(lr=1e-2)
+    weights = np.linspace(0.5, 1.0, len(cartpole_batch(seed=0))).astype(np.float32)
+    both = TransitionBatch.concatenate([cartpole_batch(seed=0), cartpole_batch(seed=1)])
     for step in range(12):
         if step % 3 == 0:
-            single.step(single.stage(_batch(seed=0), weights))
+            single.step(single.stage(cartpole_batch(seed=0), weights))
         else:
             single.step(single.stage(both, np.tile(weights, 2)))
     for key, value in single.online.state_dict().items():

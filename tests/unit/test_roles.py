@@ -24,7 +24,7 @@ from apex_dqn.roles.ports import ShardDown
 from apex_dqn.roles.shard_book import ShardBook
 from apex_dqn.roles.shard_worker import ShardWorker
 from apex_dqn.runtime.local import LocalReplayPort, LocalWeightStore
-from tests.unit.test_learner import _batch
+from tests.unit.learner_helpers import cartpole_batch
 
 
 def _stats(added: int, instance: int, size: int = 100) -> ReplayStats:
@@ -203,7 +203,7 @@ def test_threaded_staging_learns_the_same_batches_and_close_ends_its_threads():
     results = []
     for cls in (Learner, _ThreadStagingLearner):
         worker, (shard,) = _learner_worker(learner_cls=cls, max_replay_ratio=2.0)
-        shard.add(_batch(96))
+        shard.add(cartpole_batch(96))
         report = worker.run_for(5.0, until_idle=True)
         results.append((report.updates, worker.weights_digest()))
         worker.close()
@@ -213,17 +213,17 @@ def test_threaded_staging_learns_the_same_batches_and_close_ends_its_threads():
 
 def test_learner_waits_for_the_fill_then_keeps_to_the_replay_ratio():
     worker, (shard,) = _learner_worker(max_replay_ratio=2.0)
-    shard.add(_batch(32))
+    shard.add(cartpole_batch(32))
     assert worker.run_for(5.0, until_idle=True).updates == 0  # below min_size_to_learn
-    shard.add(_batch(64, seed=1))
+    shard.add(cartpole_batch(64, seed=1))
     report = worker.run_for(5.0, until_idle=True)
     # 96 inserts allow 192 samples: 12 updates of 16, drawn in requests of 2 batches.
     assert report.updates == 12 and report.learner_steps == 12
     assert report.replay.added == 96 and report.replay.sampled == 192
     assert report.weights_version == 10  # published every learner.publish_every=10 updates
-    shard.add(_batch(8, seed=2))
+    shard.add(cartpole_batch(8, seed=2))
     assert worker.run_for(5.0, until_idle=True).updates == 0  # 1 more update needs 8 more
-    shard.add(_batch(8, seed=3))
+    shard.add(cartpole_batch(8, seed=3))
     assert worker.run_for(5.0, until_idle=True).updates == 2
 
 
@@ -232,7 +232,7 @@ def test_learner_sends_each_request_s_priorities_back_to_its_shard():
     sampled: dict[int, list] = {0: [], 1: []}
     sent: list[tuple[int, np.ndarray]] = []
     for s, shard in enumerate(shards):
-        shard.add(_batch(64, seed=s))
+        shard.add(cartpole_batch(64, seed=s))
         sample_many, update = shard.sample_many, shard.update_priorities
 
         def sample(batch_size, beta, num, _s=s, _f=sample_many):
@@ -284,7 +284,7 @@ def test_learner_leaves_a_down_shard_out_and_counts_its_return_as_a_restart():
     port = _FailingPort(shards, down=None)
     worker.feeder.replay = port
     for s, shard in enumerate(shards):
-        shard.add(_batch(64, seed=s))
+        shard.add(cartpole_batch(64, seed=s))
     assert worker.run_for(0.1).replay.shards == 2
     port.down = 1
     report = worker.run_for(0.3)
@@ -294,7 +294,7 @@ def test_learner_leaves_a_down_shard_out_and_counts_its_return_as_a_restart():
     # life's 64 inserts still count.
     cfg = Config(replay=ReplayConfig(capacity=4096, num_shards=2))
     port._shards[1] = ShardWorker(build.shard_spec(cfg, inspect_env(cfg.env), 1, None))
-    port._shards[1].add(_batch(5, seed=9))
+    port._shards[1].add(cartpole_batch(5, seed=9))
     port.down = None
     report = worker.run_for(0.1)
     assert report.shards_down == 0 and report.shard_failures == 1 and report.shard_restarts == 1
@@ -365,7 +365,7 @@ def test_learners_of_a_group_end_every_call_at_the_same_update():
         worker.learner = worker.group = worker.feeder.learner = fake
         worker.rank = rank
         if rank == 0:
-            shards[0].add(_batch(128))  # only rank 0 has data: rank 1 brings nothing
+            shards[0].add(cartpole_batch(128))  # only rank 0 has data: rank 1 brings nothing
         workers.append(worker)
     reports: list = [None, None]
 
@@ -387,7 +387,7 @@ def test_learners_of_a_group_end_every_call_at_the_same_update():
 @pytest.mark.parametrize("ratio", [0.5, 3.0])
 def test_learner_worker_ratio_holds_for_other_ratios(ratio):
     worker, (shard,) = _learner_worker(max_replay_ratio=ratio)
-    shard.add(_batch(256))
+    shard.add(cartpole_batch(256))
     report = worker.run_for(5.0, until_idle=True)
     assert report.replay.sampled <= ratio * 256
     assert report.replay.sampled > ratio * 256 - 2 * 16 * 2  # within one request of it
