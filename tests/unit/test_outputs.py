@@ -26,6 +26,7 @@ from apex_dqn.files.checkpoint import CheckpointError, load_checkpoint, save_che
 from apex_dqn.files.plotting import plot_learning_curve
 from apex_dqn.run.outputs import RunOutputs
 from apex_dqn.run.state import RunTracker
+from tests.unit.png_helpers import TAB_BLUE, TAB_GREEN, pixels_of
 
 
 def test_tracker_solves_at_first_eval_reaching_target():
@@ -122,8 +123,18 @@ def test_learning_curve_png(tmp_path):
         title="t",
         target=195.0,
     )
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Both panels (against env steps, against seconds) draw the curve and the target line.
+    assert pixels_of(path, TAB_BLUE) > 400 and pixels_of(path, TAB_GREEN) > 400
+    no_target = plot_learning_curve(
+        env_steps=[0, 100, 200],
+        wall_s=[0.0, 1.0, 2.0],
+        returns=[10.0, 50.0, 200.0],
+        path=tmp_path / "curve_no_target.png",
+        title="t",
+        target=None,
+    )
+    assert pixels_of(no_target, TAB_GREEN) < 20  # no target: no green line
 
 
 def test_run_outputs_write_every_file(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from apex_dqn.files.plotting import group_runs, load_run, mean_and_spread
+from tests.unit.png_helpers import TAB_BLUE, TAB_GREEN, TAB_ORANGE, pixels_of
 
 
 def _fake_run(path, *, seed: int, lr: float, scale: float) -> None:
@@ -69,8 +70,11 @@ def test_plot_cli_writes_one_png(tmp_path, as_sweep):
     )
     assert proc.returncode == 0, proc.stderr
     assert f"{3 if as_sweep else 2} run(s)" in proc.stdout
-    data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # One colour per group: runs 0 and 1 (same config but the seed) are one group, run 2 its
+    # own; given only runs 0 and 2, two groups as well. Each group's lines are drawn.
+    assert pixels_of(out, TAB_BLUE) > 300 and pixels_of(out, TAB_ORANGE) > 300
+    assert pixels_of(out, TAB_GREEN) < 20  # no third group
 
 
 def _plot_cli(*args: str) -> subprocess.CompletedProcess:
