@@ -18,6 +18,7 @@ from apex_dqn.config import (
     TrainConfig,
 )
 from apex_dqn.envs.factory import inspect_env
+from apex_dqn.files.checkpoint import state_from_bytes
 from apex_dqn.roles import build
 from apex_dqn.roles.shard_worker import ShardWorker
 from apex_dqn.run import driver
@@ -58,6 +59,7 @@ class _FaultyRuntime(LocalRuntime):
         self.learner_calls = self.actor_calls = self.checkpoints = 0
         self.died = False
         self.restores: list[bytes | None] = []
+        self.saved: list[bytes] = []
         self.group_restarts = 0
 
     def call_checkpoint(self, extra):
@@ -83,10 +85,14 @@ class _FaultyRuntime(LocalRuntime):
     def result(self, ticket):
         if isinstance(ticket.error, WorkerGone):
             raise ticket.error
-        return super().result(ticket)
+        value = super().result(ticket)
+        if isinstance(value, bytes):
+            self.saved.append(value)  # a checkpoint the driver got
+        return value
 
     def restore_learners(self, data):
         self.restores.append(data)
+        self.latest_at_restore = self.saved[-1] if self.saved else None
         return super().restore_learners(data)
 
     def restart_learner_group(self):
@@ -109,9 +115,11 @@ def _train(tmp_path: Path, cfg: Config, **faults) -> tuple[dict, _FaultyRuntime]
 def test_a_dead_learner_is_restored_from_the_latest_checkpoint_and_the_run_goes_on(tmp_path):
     summary, runtime = _train(tmp_path, _config(seconds=4.0), learner_dies_after=1)
     assert runtime.died and summary["learner_restarts"] == 1
-    # The checkpoint the driver had written last was handed to the learner.
-    assert len(runtime.restores) == 1 and isinstance(runtime.restores[0], bytes)
-    assert summary["learner_steps"] > 0
+    # The checkpoint the driver had got last before the death was handed to the learner, and
+    # the learner went on from its update count.
+    assert len(runtime.restores) == 1 and runtime.restores[0] == runtime.latest_at_restore
+    restored_steps = state_from_bytes(runtime.restores[0])["learner_steps"]
+    assert restored_steps > 0 and summary["learner_steps"] > restored_steps
     assert summary["stop_reason"] == "train.max_seconds reached"
     assert runtime.group_restarts == 0  # one learner: no group to form again
 
