@@ -168,9 +168,12 @@ def summarize(
         summary["apex"]["reaches_reference"] = (
             summary["apex"]["time_to_target_median_s"] is not None
         )
-    summary["return_ratio_vs_sb3"] = ratio(
-        summary.get("apex", {}).get("final_return_median"),
-        summary.get("sb3", {}).get("final_return_median"),
+    sb3_final = summary.get("sb3", {}).get("final_return_median")
+    # A ratio of returns means something only over a positive return.
+    summary["return_ratio_vs_sb3"] = (
+        ratio(summary.get("apex", {}).get("final_return_median"), sb3_final)
+        if sb3_final is not None and sb3_final > 0
+        else None
     )
     summary["speedup_vs_sb3"] = ratio(budget_s, apex_time)
     summary["speedup_vs_sb3_time_to_reach"] = ratio(sb3_time, apex_time)
@@ -571,7 +574,7 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], args: argparse.Nam
         label = "SB3 median return at the budget"
         ax.axhline(summary["sb3_budget_return"], color="grey", ls="--", lw=1, label=label)
     if summary.get("reference_return") is not None:
-        label = "MinAtar reference DQN, 5M frames"
+        label = f"reference return ({summary['reference_return']:g})"
         ax.axhline(summary["reference_return"], color="black", ls=":", lw=1, label=label)
     ax.set_xlabel("wall-clock seconds from process start")
     ax.set_ylabel(f"greedy return ({args.eval_episodes} episodes)")
@@ -630,6 +633,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.systems.split(",")) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown systems: {sorted(unknown)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.sb3_seeds is not None and not 1 <= args.sb3_seeds <= args.seeds:
+        parser.error(f"--sb3-seeds must be in [1, --seeds={args.seeds}], got {args.sb3_seeds}")
+    if args.apex_target is not None and args.reference_return is not None:
+        parser.error("give --apex-target (stop there) or --reference-return (run on), not both")
     return args
 
 

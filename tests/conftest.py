@@ -35,6 +35,7 @@ MULTINODE_TIMEOUT_S = 900
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every multinode test MULTINODE_TIMEOUT_S unless it sets its own timeout."""
     for item in items:
         if item.get_closest_marker("multinode") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(MULTINODE_TIMEOUT_S))

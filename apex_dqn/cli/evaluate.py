@@ -107,11 +107,20 @@ def read_checkpoint(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
     try:
         state = ckpt.state_from_bytes(file.read_bytes(), name=f"checkpoint={str(file)!r}")
     except OSError as exc:
-        raise ConfigError(f"checkpoint={str(path)!r} cannot be read: {exc.strerror}") from None
+        raise ConfigError(
+            f"checkpoint={str(file)!r} cannot be read: {exc.strerror or exc}"
+        ) from None
     except ckpt.CheckpointError as exc:
         raise ConfigError(str(exc)) from None
-    if not isinstance(state.get("config"), dict) or "learner" not in state:
-        raise ConfigError(f"checkpoint={str(path)!r} is not an apex-dqn checkpoint")
+    online = (
+        state.get("learner", {}).get("online") if isinstance(state.get("learner"), dict) else None
+    )
+    if (
+        not isinstance(state.get("config"), dict)
+        or not isinstance(online, dict)
+        or "env" not in state
+    ):
+        raise ConfigError(f"checkpoint={str(file)!r} is not an apex-dqn checkpoint")
     config = from_dict(Config, {**state["config"], "resume": None})
     weights = {k: v.numpy() for k, v in state["learner"]["online"].items()}
     return config, weights, state
@@ -198,6 +207,14 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
     file = path if path.is_file() else path / "checkpoint.pt"
     output = Path(cfg.output) if cfg.output else file.parent / f"eval-{file.stem}.json"
     video_dir = output.with_suffix("") if cfg.video else None
+    try:  # before playing: a bad output path fails at once, not after the episodes
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if video_dir is not None:
+            video_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"output={str(output)!r} cannot be written: {exc.strerror or exc}"
+        ) from None
     returns = play(cfg, config, weights, state, video_dir)
     result = {
         "checkpoint": str(file.resolve()),
@@ -216,12 +233,17 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
     from apex_dqn.files.atomic import write_json_atomic
 
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output, result)
     except OSError as exc:
-        raise ConfigError(f"output={str(output)!r} cannot be written: {exc.strerror}") from None
+        raise ConfigError(
+            f"output={str(output)!r} cannot be written: {exc.strerror or exc}"
+        ) from None
     result["output"] = str(output)
     return result
+
+
+def _unwritable(output: Path, exc: OSError) -> ConfigError:
+    return ConfigError(f"output={str(output)!r} cannot be written: {exc.strerror or exc}")
 
 
 def _fail(message: str) -> NoReturn:

@@ -26,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     dirs: list[Path] = []
     for given in args.runs:
+        if not given.exists():
+            _fail(f"{str(given)!r} does not exist: give run directories or sweep folders")
         if not given.is_dir():
             _fail(f"{str(given)!r} is not a directory: give run directories or sweep folders")
         if (given / "metrics.jsonl").is_file():
@@ -35,13 +37,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not jobs:
                 _fail(f"{str(given)!r} holds no run: no metrics.jsonl in it or one level below")
             dirs += jobs
-    if not dirs:
-        _fail("no run directory (with metrics.jsonl) given")
+    if args.out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        _fail(f"--out {str(args.out)!r} must end in .png, .pdf or .svg")
     runs = []
     for run_dir in dirs:
         try:
             runs.append(load_run(run_dir))
-        except (OSError, ValueError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError) as exc:
             if isinstance(exc, OSError):
                 reason = f"{Path(exc.filename or '').name or 'a file'}: {exc.strerror}"
             else:

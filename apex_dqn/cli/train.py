@@ -265,11 +265,16 @@ def _hydra_run_dir(config: Config) -> Path:
     return Path(config.output_dir or HydraConfig.get().runtime.output_dir)
 
 
+_JOBS_RUN = 0  # Hydra jobs this process has started
+
+
 def _job_started_at() -> float | None:
-    """The origin of ``time_to_solve_s`` for this Hydra job: process start for a single run
-    (None), this job's start in a multirun, whose jobs share one process (else each job would
-    count the ones before it)."""
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+    """The origin of ``time_to_solve_s`` for this Hydra job: process start (None) for the
+    process's first job, as for a single run; this job's start for the later jobs of a multirun
+    that share the process (else each would count the jobs before it)."""
+    global _JOBS_RUN
+    _JOBS_RUN += 1
+    if _JOBS_RUN > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return time.time()
     return None
 

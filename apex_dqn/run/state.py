@@ -269,11 +269,18 @@ class RunTracker:
         self.evals.append(point)
         self._unwritten_evals.append(
             {
+                # Its position on the learning curve (summary.json's evals): a resumed run
+                # writes the evaluations after its checkpoint again, with the same indices.
+                "index": len(self.evals) - 1,
                 "env_steps": point.env_steps,
                 "wall_s": round(point.wall_s, 3),
                 "process_s": round(point.process_s, 3),
-                "mean_return": point.mean_return,
-                **{k: self.last_eval[k] for k in self._EVAL_DETAILS if k in self.last_eval},
+                "mean_return": finite_or_none(point.mean_return),
+                **{
+                    k: self.last_eval[k]
+                    for k in self._EVAL_DETAILS
+                    if self.last_eval.get(k) not in (None, [])  # no confirmation: no keys
+                },
             }
         )
         # A solve needs the evaluator's second, independent evaluation to reach it too.

@@ -105,7 +105,25 @@ def test_summary_against_the_reference_return(bench):
     assert summary["return_ratio_vs_sb3"] == pytest.approx(6.0 / 4.0)  # finals 6, 8, 1 / 2, 6
     apex[1]["time_to_solve_s"] = None  # two of three never confirm: no median
     assert not bench.summarize(apex + sb3, budget_s=100, reference=5.0)["apex"]["reaches_reference"]
-    assert "reference_return" in bench.summarize(sb3, budget_s=100)
+    without = bench.summarize(apex + sb3, budget_s=100)
+    assert without["reference_return"] is None and "reaches_reference" not in without["apex"]
+    negative = [_run("sb3", 0, _curve((50, -3.0)))]
+    assert bench.summarize(apex + negative, budget_s=100)["return_ratio_vs_sb3"] is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["Breakout", "--seeds", "0"],
+        ["Breakout", "--seeds", "3", "--sb3-seeds", "4"],
+        ["Breakout", "--seeds", "3", "--sb3-seeds", "-1"],
+        ["Breakout", "--apex-target", "10", "--reference-return", "10"],
+    ],
+)
+def test_bad_seed_counts_and_both_targets_are_refused(bench, argv, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
+    assert "error:" in capsys.readouterr().err
 
 
 def test_apex_confirms_the_reference_but_runs_on(bench):

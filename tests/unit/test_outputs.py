@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from apex_dqn.core.metrics import (
     JsonlWriter,
     status_line,
 )
-from apex_dqn.core.reports import ActorReport, LearnerReport
+from apex_dqn.core.reports import ActorReport, EvalResult, LearnerReport
 from apex_dqn.core.types import ReplayTotals, ShardSize
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.files.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -246,18 +247,25 @@ def test_a_solve_needs_its_confirmation_and_both_are_reported():
 def test_every_evaluation_and_its_confirmation_reach_one_metrics_record_with_their_returns():
     t = RunTracker(env_id="CartPole-v1", seed=0, target_return=475.0)
     t.env_steps = 1000
-    t.add_eval(20.0, {"returns": [10.0, 30.0], "weights_version": 3})
+
+    def result(returns: list[float], **confirm) -> dict:  # as the driver gets it
+        mean = sum(returns) / len(returns)
+        stats = {"std_return": 0.0, "min_return": min(returns), "max_return": max(returns)}
+        return asdict(
+            EvalResult(mean, **stats, mean_length=9.0, weights_version=3, episodes=2,
+                       returns=returns, **confirm)
+        )  # fmt: skip
+
+    t.add_eval(20.0, result([10.0, 30.0]))
     t.env_steps = 2000
-    t.add_eval(
-        490.0,
-        {"returns": [480.0, 500.0], "confirm_return": 478.0, "confirm_returns": [476.0, 480.0]},
-    )
+    t.add_eval(490.0, result([480.0, 500.0], confirm_return=478.0, confirm_returns=[476.0, 480.0]))
     first = t.record()
     # Both evaluations, though only one record followed them, each once and whole.
     assert [e["env_steps"] for e in first["eval/new"]] == [1000, 2000]
+    assert [e["index"] for e in first["eval/new"]] == [0, 1]
     assert first["eval/new"][0]["returns"] == [10.0, 30.0]
     assert first["eval/new"][0]["weights_version"] == 3
-    assert "confirm_returns" not in first["eval/new"][0]
+    assert not {"confirm_return", "confirm_returns"} & set(first["eval/new"][0])
     solve = first["eval/new"][1]
     assert (solve["mean_return"], solve["returns"]) == (490.0, [480.0, 500.0])
     assert (solve["confirm_return"], solve["confirm_returns"]) == (478.0, [476.0, 480.0])

@@ -106,7 +106,7 @@ def _bad_run(tmp_path, what: str):
 @pytest.mark.parametrize(
     ("what", "fragment"),
     [
-        ("missing", "is not a directory"),
+        ("missing", "does not exist"),
         ("file", "is not a directory"),
         ("empty_folder", "holds no run"),
         ("corrupt_metrics", "cannot be read as an apex-dqn run"),
@@ -129,6 +129,13 @@ def test_plot_cli_unwritable_out_names_it(tmp_path):
     proc = _plot_cli(str(tmp_path / "run"), "--out", str(out))
     assert proc.returncode == 2, proc.stderr
     assert f"--out {str(out)!r} cannot be written" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_plot_cli_out_without_an_image_suffix_names_it(tmp_path):
+    _fake_run(tmp_path / "run", seed=0, lr=1e-3, scale=1.0)
+    proc = _plot_cli(str(tmp_path / "run"), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 2 and "must end in .png, .pdf or .svg" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
