@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+from provenance import provenance
 
 
 def adam_scale(path: Path) -> dict:
@@ -67,7 +68,8 @@ def main() -> None:
             print(f"| {t['name']} | {t['numel']:,} | {t['median_sqrt_v']:.2e} | "
                   f"{t['share_below_eps']:.0%} |")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        figures = {"provenance": provenance(), "checkpoints": results}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance
+
 
 def run_seed(seed: int, overrides: list[str], workdir: Path, timeout: float) -> dict:
     """One training command for ``seed``; its figures."""
@@ -100,6 +103,7 @@ def main() -> None:
                     "median_wall_s": median_wall,
                     "worst_wall_s": worst_wall,
                     "overrides": args.overrides,
+                    "provenance": provenance(),
                 },
                 indent=2,
             )

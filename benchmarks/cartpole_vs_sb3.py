@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cartpole_time_to_solve import run_seed
+from provenance import provenance
 
 TARGET = 475.0
 EVAL_EVERY = 2048
@@ -178,7 +179,7 @@ def main() -> None:
         print(f"| {name} | {walls} | {median:.1f} | {solved}/{len(rows)} |")
     print(f"| apex-dqn / SB3 | | {summary['ratio']:.2f}x | |")
     if args.json:
-        payload = {"apex": apex, "sb3": sb3, **summary, "zoo": ZOO}
+        payload = {"apex": apex, "sb3": sb3, **summary, "zoo": ZOO, "provenance": provenance()}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
 
 

@@ -15,12 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance
 
 ADD_BATCH = 256
 SAMPLE_BATCH = 512
@@ -375,7 +379,8 @@ def main() -> None:
     frames = _frames_run(args) if args.atari_frames else None
     if args.frames_only:
         if args.json:
-            args.json.write_text(json.dumps({"atari_frames": frames}, indent=2) + "\n")
+            figures = {"atari_frames": frames, "provenance": provenance()}
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
         return
 
     impls = [Ours, Cpprb, TorchRL]
@@ -440,6 +445,7 @@ def main() -> None:
         "ray_frame_shard": ray_frames,
     }
     if args.json:
+        figures["provenance"] = provenance()
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 

@@ -43,6 +43,9 @@ from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime import ray_runtime
 from apex_dqn.runtime.ray_cluster import object_store_used
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance
+
 # Light actors: tiny CPU shares, so that 64 fit on logical CPUs; pushes as in a real run.
 POINT_OVERRIDES = (
     "train.stop_on_target=false",
@@ -302,6 +305,7 @@ def main() -> None:
             "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
             "machine": f"{os.cpu_count()} CPUs",
             "points": points,
+            "provenance": provenance(),
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

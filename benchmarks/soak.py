@@ -36,6 +36,9 @@ from apex_dqn.config import Config
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime import ray_runtime
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance
+
 
 def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
@@ -262,6 +265,7 @@ def main() -> None:
         shown = f"{value:.1f}" if isinstance(value, float) else value
         print(f"| {key} | {shown} |")
     if args.json:
+        figures["provenance"] = provenance()
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 

@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance
+
 FLOOR = """
 import time, ray
 ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| apex-dqn: whole command (CartPole solved) | {result['median_command_wall_s']:.2f} | |"
     )
     if args.json:
+        result["provenance"] = provenance()
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 

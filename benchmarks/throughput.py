@@ -42,6 +42,9 @@ import numpy as np  # noqa: E402
 from apex_dqn.config import AtariConfig, EnvConfig  # noqa: E402
 from apex_dqn.envs.factory import inspect_env  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance  # noqa: E402
+
 
 def raw_env_speed(
     env_id: str, seconds: float, repeats: int = 3, mode: str = "sync", num_envs: int = 1
@@ -224,6 +227,7 @@ def main() -> None:
             "configs": {name: CONFIGS[name] for name in configs},
             "overrides": args.override,
             "cpus": os.cpu_count(),
+            "provenance": provenance(),
         }
         args.json.write_text(json.dumps(result, indent=2, default=float))
 

@@ -29,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance
+
 
 def nbytes(obj: Any) -> int:
     """Serialised size of ``obj`` as Ray ships a numpy-holding object (pickle protocol 5)."""
@@ -126,6 +129,7 @@ def main() -> None:
     print(table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        result["provenance"] = provenance()
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
