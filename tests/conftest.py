@@ -34,8 +34,26 @@ def compose_config():
 MULTINODE_TIMEOUT_S = 900
 
 
+# What `pytest --fast` leaves out: everything that starts Ray or runs end to end.
+NOT_FAST = ("slow", "ray", "multinode", "gpu")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help=f"the fast tier: leave out tests marked {', '.join(NOT_FAST)} (docs/development.md)",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give every multinode test MULTINODE_TIMEOUT_S unless it sets its own timeout."""
+    """Give every multinode test MULTINODE_TIMEOUT_S unless it sets its own timeout; with
+    ``--fast``, deselect the tests marked with any of NOT_FAST."""
     for item in items:
         if item.get_closest_marker("multinode") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(MULTINODE_TIMEOUT_S))
+    if config.getoption("--fast"):
+        slow = [i for i in items if any(i.get_closest_marker(m) for m in NOT_FAST)]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [i for i in items if i not in slow]
