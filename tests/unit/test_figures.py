@@ -1,0 +1,113 @@
+"""benchmarks/figures.py: the registry of quoted figures holds, and catches what goes wrong."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from tests.unit.benchmark_module import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def figures():
+    """benchmarks/figures.py as a module."""
+    return load_benchmark("figures.py", "figures_registry")
+
+
+def test_every_registered_figure_is_quoted_as_its_json_gives_it(figures):
+    index = figures.load_index()
+    assert len(index) >= 5  # the registry is in use
+    assert figures.problems(index) == []
+
+
+PROVENANCE = {"commit": "abc", "command": "python x.py", "machine": {"cpu": "c"}, "date": "d"}
+
+
+def _site(tmp_path, *, quote: str = "**12.5 s**", value: float = 12.46, provenance=PROVENANCE):
+    (tmp_path / "README.md").write_text(f"It takes {quote} to solve.\n")
+    (tmp_path / "fig.json").write_text(
+        json.dumps({"runs": [{"t": value}], "provenance": provenance})
+    )
+    return [
+        load_benchmark("figures.py", "figures_registry").Figure(
+            doc="README.md", quote="12.5", json="fig.json", key="runs.0.t", format="{:.1f}"
+        )
+    ]
+
+
+def test_a_quote_or_a_value_changed_alone_is_caught(figures, tmp_path):
+    assert figures.problems(_site(tmp_path), tmp_path) == []
+    changed_text = _site(tmp_path, quote="**12.9 s**")
+    assert "not in the document" in figures.problems(changed_text, tmp_path)[0]
+    changed_json = _site(tmp_path, value=13.0)
+    assert "runs.0.t gives '13.0'" in figures.problems(changed_json, tmp_path)[0]
+    no_record = _site(tmp_path, provenance={"commit": "abc"})
+    assert "records no command, machine, date" in figures.problems(no_record, tmp_path)[0]
+
+
+def test_stale_names_figures_whose_code_changed_and_only_those(figures, tmp_path):
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t", *args],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q")
+    (tmp_path / "apex_dqn").mkdir()
+    (tmp_path / "apex_dqn" / "a.py").write_text("x = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    first = git("rev-parse", "HEAD")
+    index = _site(tmp_path, provenance={**PROVENANCE, "commit": first, "code_dirty": False})
+    assert figures.stale(index, tmp_path) == []
+    (tmp_path / "README.md").write_text("other words\n")  # docs alone: still current
+    git("add", ".")
+    git("commit", "-qm", "docs")
+    assert figures.stale(index, tmp_path) == []
+    (tmp_path / "apex_dqn" / "a.py").write_text("x = 2\n")
+    git("commit", "-qam", "code")
+    assert "changed since" in figures.stale(index, tmp_path)[0][1]
+    for record, why in [
+        ({**PROVENANCE, "commit": None}, "records no commit"),
+        ({**PROVENANCE, "commit": "f" * 40}, "not one of this repository's"),
+        ({**PROVENANCE, "commit": "--output=x"}, "not one of this repository's"),
+        ({**PROVENANCE, "commit": first, "code_dirty": True}, "uncommitted"),
+    ]:
+        assert why in figures.stale(_site(tmp_path, provenance=record), tmp_path)[0][1]
+
+
+def test_the_index_is_plain_yaml_with_the_five_fields(figures, tmp_path):
+    entries = yaml.safe_load(figures.INDEX.read_text())["figures"]
+    assert all(set(e) == {"doc", "quote", "json", "key", "format"} for e in entries)
+    bad = tmp_path / "index.yaml"
+    bad.write_text(yaml.safe_dump({"figures": [{**entries[0], "extra": 1}]}))
+    with pytest.raises(ValueError, match="figure 0 must have exactly"):
+        figures.load_index(bad)
+
+
+def test_a_quote_is_a_whole_figure_not_part_of_a_longer_number(figures):
+    assert figures.quoted("12.5", "took 12.5 s")
+    assert figures.quoted("12.5", "took **12.5**x")
+    assert not figures.quoted("12.5", "took 112.5 s")
+    assert not figures.quoted("12.5", "took 12.55 s")
+    assert figures.quoted("0.47x", "ratio 0.47x.")
+
+
+def test_remake_quick_runs_each_quick_benchmark_into_docs_figures_then_checks(capsys):
+    remake = load_benchmark("remake_quick.py", "remake_quick")
+    assert remake.main(["--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in lines] == [
+        "benchmarks/cartpole_vs_sb3.py",
+        "benchmarks/startup.py",
+        "benchmarks/replay_bench.py",
+        "benchmarks/learning.py",
+        "benchmarks/figures.py",
+    ]
+    assert all("--json docs/figures/" in line for line in lines[:-1])
+    assert remake.commands(["startup"])[0][1:3] == ["benchmarks/startup.py", "--repeats"]
+    with pytest.raises(ValueError, match="unknown figures"):
+        remake.commands(["pong"])
