@@ -112,9 +112,8 @@ def read_checkpoint(path: Path) -> tuple[Config, dict[str, np.ndarray], dict]:
         ) from None
     except ckpt.CheckpointError as exc:
         raise ConfigError(str(exc)) from None
-    online = (
-        state.get("learner", {}).get("online") if isinstance(state.get("learner"), dict) else None
-    )
+    learner = state.get("learner")
+    online = learner.get("online") if isinstance(learner, dict) else None
     if (
         not isinstance(state.get("config"), dict)
         or not isinstance(online, dict)
@@ -212,9 +211,7 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
         if video_dir is not None:
             video_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(
-            f"output={str(output)!r} cannot be written: {exc.strerror or exc}"
-        ) from None
+        raise _unwritable(output, exc) from None
     returns = play(cfg, config, weights, state, video_dir)
     result = {
         "checkpoint": str(file.resolve()),
@@ -235,9 +232,7 @@ def evaluate(cfg: EvalRunConfig) -> dict[str, Any]:
     try:
         write_json_atomic(output, result)
     except OSError as exc:
-        raise ConfigError(
-            f"output={str(output)!r} cannot be written: {exc.strerror or exc}"
-        ) from None
+        raise _unwritable(output, exc) from None
     result["output"] = str(output)
     return result
 
