@@ -428,6 +428,7 @@ def train(
                 StopSignals() as signals,
                 open_runtime(cfg, info, out_dir, tracker.resumes) as runtime,
             ):
+                signals.reclaim()  # from ray.init, which sets SIGTERM to sys.exit
                 tracker.mark("runtime_ready")
                 outputs = RunOutputs(out_dir, cfg, tracker)
                 driver = Driver(cfg, info, runtime, outputs, signals)

@@ -34,6 +34,13 @@ class StopSignals:
         self.received = signum
         print(f"apex-dqn: {signal.Signals(signum).name} received, stopping", flush=True)
 
+    def reclaim(self) -> None:
+        """Take back the signals whose handlers were replaced since ``__enter__``: ``ray.init``
+        sets SIGTERM to ``sys.exit``, which would end the run without its final checkpoint."""
+        for sig in self._previous:
+            if signal.getsignal(sig) != self._handle:
+                signal.signal(sig, self._handle)
+
     def _restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)

@@ -4,8 +4,12 @@ loses an actor node and keeps training."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import ray
@@ -41,6 +45,34 @@ def _wait_for(predicate, timeout: float) -> None:
         time.sleep(0.5)
 
 
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    """SIGTERM is ignored around the run, so a stop request that comes as the run ends on its
+    own budget cannot end pytest; during the run the driver's own handler takes it."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_once_past(out, removed_at: dict, seen: dict, env_steps: int = 5_000) -> None:
+    """Once the run has gone on past the loss (``env_steps`` more and new learner updates), ask
+    it to stop as a user would (SIGTERM): the test then lasts as long as the recovery takes, not
+    a fixed budget sized for the slowest machine."""
+
+    def past() -> bool:
+        records = _records(out)
+        return bool(records) and (
+            records[-1]["charts/env_steps"] > removed_at["charts/env_steps"] + env_steps
+            and records[-1]["charts/learner_steps"] > removed_at["charts/learner_steps"]
+        )
+
+    _wait_for(past, 90)
+    seen["stop_requested"] = True
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 @pytest.mark.multinode
 @pytest.mark.ray
 @pytest.mark.slow
@@ -61,7 +93,7 @@ def test_placement_by_resources_and_losing_an_actor_node(tmp_path):
             replay=ReplayConfig(num_shards=2, placement="colocate", num_cpus=0.1),
             learner=LearnerConfig(num_cpus=1.0, resources={"learner": 1.0}, device="cpu"),
             eval=EvalConfig(num_cpus=0.0),
-            train=TrainConfig(max_seconds=80.0, stop_on_target=False, report_interval_s=1.0),
+            train=TrainConfig(max_seconds=180.0, stop_on_target=False, report_interval_s=1.0),
             checkpoint=CheckpointConfig(every_s=5.0),
         )
         out = tmp_path / "run"
@@ -70,9 +102,11 @@ def test_placement_by_resources_and_losing_an_actor_node(tmp_path):
         # (Ray API calls racing the run's own shutdown raise there, not in pytest's thread.)
         watcher = threading.Thread(target=_watch, args=(cluster, workers, out, seen), daemon=True)
         watcher.start()
-        summary = train(cfg, inspect_env(cfg.env), out)
+        with _stoppable():
+            summary = train(cfg, inspect_env(cfg.env), out)
         watcher.join(timeout=30)
         assert "error" not in seen, seen.get("error")
+        assert summary["stop_reason"] == "interrupted by SIGTERM"  # by _stop_once_past
         assert seen["learner"] == seen["head"]  # by the "learner" resource
         assert seen["shards"] == [seen["head"], seen["head"]]  # colocated with the learner
         assert set(seen["actors"]) == seen["workers"]  # spread: one actor on each CPU node
@@ -103,6 +137,7 @@ def _watch(cluster, workers, out, seen: dict) -> None:
         seen["survivor"] = next(w.node_id for w in workers if w is not lost)
         _wait_for(lambda: _actor_nodes() == {seen["survivor"]}, 60)
         seen["after"] = _actor_nodes()
+        _stop_once_past(out, seen["removed_at"], seen)
     except BaseException as exc:
         seen["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -146,7 +181,7 @@ def test_losing_a_node_with_actors_and_a_shard_restores_the_shard_from_its_snaps
             ),
             learner=LearnerConfig(num_cpus=1.0, resources={"learner": 1.0}, device="cpu"),
             eval=EvalConfig(num_cpus=0.0),
-            train=TrainConfig(max_seconds=70.0, stop_on_target=False, report_interval_s=1.0),
+            train=TrainConfig(max_seconds=180.0, stop_on_target=False, report_interval_s=1.0),
             checkpoint=CheckpointConfig(every_s=5.0),
         )
         out = tmp_path / "run"
@@ -155,9 +190,11 @@ def test_losing_a_node_with_actors_and_a_shard_restores_the_shard_from_its_snaps
             target=_watch_shard_node, args=(cluster, workers, out, seen), daemon=True
         )
         watcher.start()
-        summary = train(cfg, inspect_env(cfg.env), out)
+        with _stoppable():
+            summary = train(cfg, inspect_env(cfg.env), out)
         watcher.join(timeout=30)
         assert "error" not in seen, seen.get("error")
+        assert summary["stop_reason"] == "interrupted by SIGTERM"  # by _stop_once_past
         lost = seen["lost_shards"]
         assert summary["shard_failures"] >= len(lost) and summary["shard_restarts"] >= len(lost)
         assert summary["actor_restarts"] >= 1
@@ -199,6 +236,7 @@ def _watch_shard_node(cluster, workers, out, seen: dict) -> None:
             shard = _handles("shard")[s]
             _wait_for(lambda shard=shard: _answers(shard.restored_size) is not None, 60)
             seen["restored"][s] = _answers(shard.restored_size)
+        _stop_once_past(out, seen["removed_at"], seen)
     except BaseException as exc:
         seen["error"] = f"{type(exc).__name__}: {exc}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest
@@ -221,6 +222,22 @@ def test_stop_signals_turn_sigterm_into_a_request_and_restore_handlers():
     with StopSignals() as signals:
         os.kill(os.getpid(), signal.SIGTERM)
         assert signals.received == signal.SIGTERM and signals.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_stop_signals_take_sigterm_back_from_a_runtime_that_replaced_it():
+    """ray.init sets SIGTERM to sys.exit while the run's StopSignals are active; the driver
+    reclaims it, so SIGTERM still asks the run to stop (with its checkpoint and outputs)."""
+    before = signal.getsignal(signal.SIGTERM)
+
+    def runtime_handler(signum, frame):  # what ray.init installs
+        sys.exit(signum)
+
+    with StopSignals() as signals:
+        signal.signal(signal.SIGTERM, runtime_handler)
+        signals.reclaim()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert signals.received == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before
 
 
