@@ -105,7 +105,12 @@ def actor_settings(overrides: list[str]) -> tuple[str, int]:
 
 
 def system_run(
-    env_id: str, num_actors: int, seconds: float, overrides: list[str], out: Path
+    env_id: str,
+    num_actors: int,
+    seconds: float,
+    overrides: list[str],
+    out: Path,
+    report_interval_s: float = 5.0,
 ) -> dict[str, Any]:
     """One run of the CLI; rates over the reports in which the learner trained."""
     cmd = [
@@ -118,7 +123,7 @@ def system_run(
         # Ray reservations only (processes are not pinned): the learner keeps its 1 CPU.
         f"actors.num_cpus={min(0.4, round(0.8 / num_actors, 3))}",
         f"train.max_seconds={seconds}",
-        "train.report_interval_s=5",
+        f"train.report_interval_s={report_interval_s:g}",
         "eval.enabled=false",  # the evaluator would compete for the CPU
         "checkpoint.every_s=0",
         "train.plot=false",
@@ -150,6 +155,9 @@ def main() -> None:
     parser.add_argument("--env-id", default="ALE/Pong-v5")
     parser.add_argument("--actors", default="1,2,4", help="comma-separated actor counts")
     parser.add_argument("--seconds", type=float, default=90.0, help="length of each run")
+    parser.add_argument(
+        "--report-interval-s", type=float, default=5.0, help="rates are taken between reports"
+    )
     parser.add_argument("--raw-seconds", type=float, default=5.0)
     parser.add_argument(
         "--repeats", type=int, default=1, help="runs per actor count; the median run is reported"
@@ -186,7 +194,9 @@ def main() -> None:
                 for name in configs:
                     out = Path(tmp) / f"{name}-a{k}r{rep}"
                     overrides = [*CONFIGS[name], *args.override]
-                    run = system_run(args.env_id, k, args.seconds, overrides, out)
+                    run = system_run(
+                        args.env_id, k, args.seconds, overrides, out, args.report_interval_s
+                    )
                     repeats[name].append({**run, "config": name})
                     rate = run["env_steps_per_s"]
                     print(

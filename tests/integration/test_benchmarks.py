@@ -107,7 +107,8 @@ def test_throughput_bench_runs_pong_on_the_default_stepper(tmp_path):
     out = tmp_path / "throughput.json"
     proc = _run(
         "throughput.py",
-        *("--actors", "1", "--seconds", "30", "--raw-seconds", "0.5", "--json", str(out)),
+        *("--actors", "1", "--seconds", "20", "--report-interval-s", "2"),
+        *("--raw-seconds", "0.5", "--json", str(out)),
         *("--configs", "unthrottled", "--override", "replay.min_size_to_learn=1000"),
         *("--override", "actors.envs_per_actor=4", "--override", "actors.push_every=64"),
         *("--override", "learner.batch_size=32"),
