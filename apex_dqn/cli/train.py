@@ -233,8 +233,8 @@ def train_config(
             apex-dqn, right for the command line).
 
     Raises:
-        ConfigError: the config, the environment or the Ray cluster cannot host the run; raised
-            before anything is written.
+        ConfigError: the config, the environment or the Ray cluster cannot host the run (or
+            its head does not answer); raised before anything is written.
     """
     from apex_dqn.envs.factory import inspect_env
     from apex_dqn.run.sinks import check_sinks
@@ -244,6 +244,10 @@ def train_config(
         config, resume = load_resume(config, overrides)
     info = inspect_env(config.env)
     check_sinks(config)
+    if config.runtime == "ray":
+        from apex_dqn.runtime.ray_cluster import check_reachable
+
+        check_reachable(config.ray)
     config = _sized_to_machine(config, overrides)
     out_dir = run_dir(config)
     if config.runtime == "local":

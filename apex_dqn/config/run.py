@@ -87,12 +87,27 @@ class LoggingConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
+def ray_host_port(key: str, address: str) -> tuple[str, int] | None:
+    """The host and port of a Ray address (None for 'auto' and 'local', which Ray resolves);
+    ConfigError naming ``key`` for anything else that is not [ray://]host:port."""
+    if address in ("auto", "local"):
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 literal, [::1]:6379
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"{key} must be 'auto', 'local', host:port or ray://host:port, got {address!r}"
+        )
+    return host, int(port)
+
+
 @dataclass
 class RayConfig:
     """How to reach Ray."""
 
     address: str | None = None
-    """None: start a local instance (RAY_ADDRESS is honoured); 'auto' or host:port: connect."""
+    """None: start a local instance (RAY_ADDRESS is honoured); 'auto', host:port or
+    ray://host:port: connect (a host:port that does not answer fails in seconds)."""
     num_cpus: int | None = None
     """CPUs of a local instance (None: the machine's count), >= 1."""
     object_store_memory: int | None = None
@@ -101,6 +116,8 @@ class RayConfig:
     """Ray CPUs reserved for the parameter server (it only stores references), in [0, 64]."""
 
     def __post_init__(self) -> None:
+        if self.address is not None:
+            ray_host_port("ray.address", self.address)
         if self.num_cpus is not None:
             check_int("ray.num_cpus", self.num_cpus, lo=1)
         if self.object_store_memory is not None:

@@ -4,14 +4,41 @@ learners and shards go."""
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import ray
 
 from apex_dqn.config import Config, ConfigError, RayConfig
+from apex_dqn.config.run import ray_host_port
 from apex_dqn.runtime.shares import required_cpus
 
 PLACEMENT_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_reachable(cfg: RayConfig, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """ConfigError, within ``timeout_s``, when nothing answers at the head's address
+    (``ray.address``, else ``RAY_ADDRESS``): ``ray.init`` would wait for it for minutes,
+    printing Ray's GCS warnings. 'auto' and a local instance are left to Ray."""
+    key, address = ("ray.address", cfg.address) if cfg.address else ("RAY_ADDRESS", None)
+    if address is None:
+        address = os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        return
+    target = ray_host_port(key, address)
+    if target is None:
+        return
+    host, port = target
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = f"no answer in {timeout_s:g} s" if isinstance(exc, TimeoutError) else exc
+        raise ConfigError(
+            f"{key}={address}: no Ray head answers at {host}:{port} ({reason}); start one "
+            f"there (ray start --head --port={port}) or give the head's address"
+        ) from None
 
 
 def init_ray(cfg: RayConfig) -> bool:

@@ -53,6 +53,9 @@ CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("env=pong",), ("env must be one of atari, cartpole, minatar; got 'pong'",)),
     (("env.id=NoSuchEnv-v0",), ("env.id", "NoSuchEnv-v0", "CartPole-v1")),
     (("env.id=MountainCarContinuous-v0",), ("MountainCarContinuous-v0", "Discrete")),
+    (("ray.address=nohost",), ("ray.address", "host:port", "'nohost'")),
+    # A closed port: the error comes in seconds, not after Ray's GCS retries (minutes).
+    (("ray.address=127.0.0.1:9",), ("ray.address=127.0.0.1:9", "no Ray head answers")),
     (("resume=/nonexistent/run",), ("resume=", "no such directory")),
     (("resume={empty}",), ("resume=", "not an apex-dqn run directory")),
     (("resume={corrupt}",), ("checkpoint", "not a readable apex-dqn checkpoint")),

@@ -35,6 +35,8 @@ BAD_VALUES = [
     ("runtime=spark", "runtime", "ray, local"),
     ("seed=-1", "seed", "[0, 2147483647]"),
     ("ray.num_cpus=0", "ray.num_cpus", ">= 1"),
+    ("ray.address=headnode", "ray.address", "'auto', 'local', host:port or ray://host:port"),
+    ("ray.address=head:99999", "ray.address", "host:port"),
 ]
 
 
