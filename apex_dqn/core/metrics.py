@@ -56,6 +56,11 @@ SHARD_RESTARTS = "replay/shard_restarts"
 SHARD_SIZE = "replay/shard{shard}/{what}"  # what: size, capacity, bytes
 # actors/
 ACTOR_RESTARTS = "actors/restarts"
+# Actor outages (a call found the actor's process gone or unreachable), once per outage, and
+# the actors not answering yet: an actor whose node is gone waits for a node with room for it
+# (Ray restarts it there).
+ACTOR_FAILURES = "actors/failures"
+ACTORS_DOWN = "actors/down"
 ENV_ERRORS = "actors/env_errors"
 PUSHED = "actors/transitions_pushed"
 PUSH_LOST = "actors/transitions_lost"

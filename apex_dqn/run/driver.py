@@ -264,6 +264,8 @@ class Driver:
         try:
             report = self.rt.result(ticket)
         except WorkerGone:
+            if isinstance(call, ActorRun):
+                self.tracker.actor_gone(call.index)
             if isinstance(call, LearnerRun):
                 self._learner_died()
             if not isinstance(call, CheckpointRun):

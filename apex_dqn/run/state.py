@@ -16,11 +16,13 @@ from typing import Any
 
 from apex_dqn import STARTED_AT
 from apex_dqn.core.metrics import (
+    ACTOR_FAILURES,
     ACTOR_LENGTH,
     ACTOR_PHASES,
     ACTOR_RESTARTS,
     ACTOR_RETURN,
     ACTOR_STEPS_PER_S,
+    ACTORS_DOWN,
     DRIVER_CPU,
     DRIVER_LATENCY_STAT,
     ENV_ERRORS,
@@ -121,6 +123,7 @@ class RunTracker:
     weights_version: int = -1
     skipped_updates: int = 0
     actor_restarts: int = 0
+    actor_failures: int = 0
     learner_restarts: int = 0
     env_errors: int = 0
     transitions_pushed: int = 0
@@ -133,6 +136,7 @@ class RunTracker:
     resumed_from: dict[str, Any] | None = None
     replay: ReplayTotals = field(default_factory=ReplayTotals)
     actor_versions: dict[int, int] = field(default_factory=dict)
+    actors_down: set[int] = field(default_factory=set)
     learner_metrics: dict[str, float] = field(default_factory=dict)
     recent_episode_returns: list[float] = field(default_factory=list)
     evals: list[EvalPoint] = field(default_factory=list)
@@ -184,9 +188,17 @@ class RunTracker:
         marks = {"train_called": self.train_start, **self.milestones}
         return {k: round(v - self.process_start, 3) for k, v in marks.items()}
 
+    def actor_gone(self, index: int) -> None:
+        """A call found actor ``index``'s process gone: one failure until it answers again
+        (the driver may see several failed calls for one loss)."""
+        if index not in self.actors_down:
+            self.actors_down.add(index)
+            self.actor_failures += 1
+
     def ingest_actor(self, index: int, call: ActorReport) -> None:
         """One actor call: its work, its episodes and phase times, and a restart if its
         process id changed (the driver may see several failed calls for one restart)."""
+        self.actors_down.discard(index)
         if self._actor_pids.restarted(index, call.pid):
             self.actor_restarts += 1
         if call.env_steps > 0:
@@ -323,6 +335,8 @@ class RunTracker:
             DRIVER_CPU: self._driver_cpu(now),
             WEIGHTS_VERSION: self.weights_version,
             ACTOR_RESTARTS: self.actor_restarts,
+            ACTOR_FAILURES: self.actor_failures,
+            ACTORS_DOWN: len(self.actors_down),
             ENV_ERRORS: self.env_errors,
             PUSHED: self.transitions_pushed,
             PUSH_LOST: self.transitions_lost,
@@ -426,6 +440,8 @@ class RunTracker:
             "first_update_s": startup.get("first_update"),
             "target_return": self.target_return,
             "actor_restarts": self.actor_restarts,
+            "actor_failures": self.actor_failures,
+            "actors_down": sorted(self.actors_down),
             "learner_restarts": self.learner_restarts,
             "shard_failures": self.shard_failures,
             "shard_restarts": self.shard_restarts,
@@ -468,6 +484,7 @@ class RunTracker:
         "weights_version",
         "skipped_updates",
         "actor_restarts",
+        "actor_failures",
         "learner_restarts",
         "env_errors",
         "transitions_pushed",

@@ -4,6 +4,7 @@ the run with the error; a group that breaks is restarted. No Ray."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def _config(seconds: float = 3.0, **train) -> Config:
 class _FaultyRuntime(LocalRuntime):
     """Answers the first learner call after the ``learner_dies_after``-th checkpoint with
     ``WorkerGone`` (its process died), the ``actor_raises_at``-th actor call with the actor's
-    error and the ``actor_misanswers_at``-th with a dict; records restores."""
+    error and the ``actor_misanswers_at``-th with a dict; with ``actor_lost=(index, first,
+    count)``, actor ``index``'s calls from its ``first``-th on answer ``WorkerGone`` ``count``
+    times (its node gone) before it answers again; records restores."""
 
     def __init__(
         self,
@@ -50,12 +53,16 @@ class _FaultyRuntime(LocalRuntime):
         learner_dies_after=None,
         actor_raises_at=None,
         actor_misanswers_at=None,
+        actor_lost=None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.learner_dies_after = learner_dies_after
         self.actor_raises_at = actor_raises_at
         self.actor_misanswers_at = actor_misanswers_at
+        self.actor_lost = actor_lost
+        self.calls_of: dict[int, int] = {}
+        self.lost_calls = 0
         self.learner_calls = self.actor_calls = self.checkpoints = 0
         self.died = False
         self.restores: list[bytes | None] = []
@@ -75,6 +82,12 @@ class _FaultyRuntime(LocalRuntime):
 
     def call_actor(self, index):
         self.actor_calls += 1
+        self.calls_of[index] = self.calls_of.get(index, 0) + 1
+        if self.actor_lost is not None:
+            lost, first, count = self.actor_lost
+            if index == lost and self.calls_of[index] >= first and self.lost_calls < count:
+                self.lost_calls += 1
+                return Done(error=WorkerGone(f"actor {index}'s node died"))
         if self.actor_calls == self.actor_raises_at:
             return Done(error=RuntimeError("the env exploded"))
         if self.actor_calls == self.actor_misanswers_at:
@@ -122,6 +135,21 @@ def test_a_dead_learner_is_restored_from_the_latest_checkpoint_and_the_run_goes_
     assert restored_steps > 0 and summary["learner_steps"] > restored_steps
     assert summary["stop_reason"] == "train.max_seconds reached"
     assert runtime.group_restarts == 0  # one learner: no group to form again
+
+
+def test_a_lost_actor_counts_one_failure_and_is_down_until_it_answers_again(tmp_path):
+    # Twenty failed calls for one loss, then the actor is back: one failure, none down.
+    summary, runtime = _train(tmp_path / "back", _config(), actor_lost=(1, 3, 20))
+    assert runtime.lost_calls == 20
+    assert summary["actor_failures"] == 1 and summary["actors_down"] == []
+    assert summary["stop_reason"] == "train.max_seconds reached"
+    # Lost for good (its node never comes back): still one failure, and it is down at the end,
+    # in the summary and in the last metrics record; the run went on with the other actor.
+    summary, runtime = _train(tmp_path / "gone", _config(), actor_lost=(0, 2, 10**9))
+    assert summary["actor_failures"] == 1 and summary["actors_down"] == [0]
+    last = json.loads((tmp_path / "gone" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["actors/failures"] == 1 and last["actors/down"] == 1
+    assert runtime.calls_of[1] > 10 and summary["env_steps"] > 0
 
 
 def test_a_role_that_raises_stops_the_run_with_its_error(tmp_path):
