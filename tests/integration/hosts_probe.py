@@ -1,0 +1,36 @@
+"""Run on a host of a test cluster (tests/integration/test_hosts.py): print, as one JSON line,
+the addresses of the cluster's live nodes and on which address each of apex-dqn's actors,
+shards and learners runs (None for one that does not answer: dead or restarting).
+
+    python tests/integration/hosts_probe.py 198.18.7.1:6379
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import ray
+
+NAMESPACE = "apex-dqn"  # apex_dqn.runtime.ray_runtime.NAMESPACE
+ROLES = ("-actor", "-shard", "-learner")  # the named roles that answer node_id()
+
+
+def main(address: str) -> None:
+    ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR")
+    ips = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+    where: dict[str, str | None] = {}
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        name = actor["name"]
+        if actor["namespace"] != NAMESPACE or not any(r in name for r in ROLES):
+            continue
+        try:
+            handle = ray.get_actor(name, namespace=NAMESPACE)
+            where[name] = ips.get(ray.get(handle.node_id.remote(), timeout=10))
+        except Exception:  # dead, restarting or not placed: no address
+            where[name] = None
+    print(json.dumps({"nodes": sorted(ips.values()), "roles": where}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
