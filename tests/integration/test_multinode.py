@@ -24,7 +24,7 @@ from apex_dqn.config import (
     ReplayConfig,
     TrainConfig,
 )
-from apex_dqn.core.metrics import shard_key
+from apex_dqn.core.metrics import ACTOR_RESTARTS, SHARD_FAILURES, SHARD_RESTARTS, shard_key
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime.ray_runtime import NAMESPACE, train
 
@@ -56,21 +56,26 @@ def _stoppable() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_once_past(out, removed_at: dict, seen: dict, env_steps: int = 5_000) -> None:
-    """Once the run has gone on past the loss (``env_steps`` more and new learner updates), ask
-    it to stop as a user would (SIGTERM): the test then lasts as long as the recovery takes, not
-    a fixed budget sized for the slowest machine."""
+def _stop_once_past(
+    out, removed_at: dict, seen: dict, counted: dict[str, int], env_steps: int = 5_000
+) -> None:
+    """Once the run has gone on past the loss (``env_steps`` more, new learner updates, and each
+    metric of ``counted`` at least its value: the recovery the test asserts has been seen by the
+    driver), ask it to stop as a user would (SIGTERM): the test then lasts as long as the
+    recovery takes, not a fixed budget sized for the slowest machine."""
 
     def past() -> bool:
         records = _records(out)
         return bool(records) and (
             records[-1]["charts/env_steps"] > removed_at["charts/env_steps"] + env_steps
             and records[-1]["charts/learner_steps"] > removed_at["charts/learner_steps"]
+            and all(records[-1].get(key, 0) >= n for key, n in counted.items())
         )
 
-    _wait_for(past, 90)
-    seen["stop_requested"] = True
-    os.kill(os.getpid(), signal.SIGTERM)
+    _wait_for(lambda: seen.get("train_returned") or past(), 90)
+    if not seen.get("train_returned"):  # else SIGTERM could reach pytest after the run
+        seen["stop_requested"] = True
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.multinode
@@ -104,7 +109,8 @@ def test_placement_by_resources_and_losing_an_actor_node(tmp_path):
         watcher.start()
         with _stoppable():
             summary = train(cfg, inspect_env(cfg.env), out)
-        watcher.join(timeout=30)
+            seen["train_returned"] = True
+            watcher.join(timeout=30)
         assert "error" not in seen, seen.get("error")
         assert summary["stop_reason"] == "interrupted by SIGTERM"  # by _stop_once_past
         assert seen["learner"] == seen["head"]  # by the "learner" resource
@@ -137,7 +143,7 @@ def _watch(cluster, workers, out, seen: dict) -> None:
         seen["survivor"] = next(w.node_id for w in workers if w is not lost)
         _wait_for(lambda: _actor_nodes() == {seen["survivor"]}, 60)
         seen["after"] = _actor_nodes()
-        _stop_once_past(out, seen["removed_at"], seen)
+        _stop_once_past(out, seen["removed_at"], seen, {ACTOR_RESTARTS: 1})
     except BaseException as exc:
         seen["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -192,7 +198,8 @@ def test_losing_a_node_with_actors_and_a_shard_restores_the_shard_from_its_snaps
         watcher.start()
         with _stoppable():
             summary = train(cfg, inspect_env(cfg.env), out)
-        watcher.join(timeout=30)
+            seen["train_returned"] = True
+            watcher.join(timeout=30)
         assert "error" not in seen, seen.get("error")
         assert summary["stop_reason"] == "interrupted by SIGTERM"  # by _stop_once_past
         lost = seen["lost_shards"]
@@ -236,7 +243,8 @@ def _watch_shard_node(cluster, workers, out, seen: dict) -> None:
             shard = _handles("shard")[s]
             _wait_for(lambda shard=shard: _answers(shard.restored_size) is not None, 60)
             seen["restored"][s] = _answers(shard.restored_size)
-        _stop_once_past(out, seen["removed_at"], seen)
+        counted = {ACTOR_RESTARTS: 1, SHARD_FAILURES: len(lost), SHARD_RESTARTS: len(lost)}
+        _stop_once_past(out, seen["removed_at"], seen, counted)
     except BaseException as exc:
         seen["error"] = f"{type(exc).__name__}: {exc}"
 
