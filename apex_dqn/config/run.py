@@ -88,13 +88,22 @@ class LoggingConfig:
 
 
 def ray_host_port(key: str, address: str) -> tuple[str, int] | None:
-    """The host and port of a Ray address (None for 'auto' and 'local', which Ray resolves);
-    ConfigError naming ``key`` for anything else that is not [ray://]host:port."""
+    """The host and port of a Ray address: None for 'auto', 'local' and other clients' schemes
+    (``anyscale://...``), which Ray resolves; ConfigError naming ``key`` for an http(s) address
+    (the dashboard's, for ``ray job submit``) and anything else that is not [ray://]host:port."""
     if address in ("auto", "local"):
         return None
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    scheme, has_scheme, rest = address.partition("://")
+    if has_scheme and scheme in ("http", "https"):
+        raise ConfigError(
+            f"{key}={address} is a dashboard address (for ray job submit); give the head's "
+            "host:port (6379 by default) or ray://host:10001"
+        )
+    if has_scheme and scheme != "ray":
+        return None
+    host, sep, port = (rest if has_scheme else address).rpartition(":")
     host = host.strip("[]")  # an IPv6 literal, [::1]:6379
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(
             f"{key} must be 'auto', 'local', host:port or ray://host:port, got {address!r}"
         )
@@ -116,7 +125,7 @@ class RayConfig:
     """Ray CPUs reserved for the parameter server (it only stores references), in [0, 64]."""
 
     def __post_init__(self) -> None:
-        if self.address is not None:
+        if self.address:  # empty: a local instance, as None
             ray_host_port("ray.address", self.address)
         if self.num_cpus is not None:
             check_int("ray.num_cpus", self.num_cpus, lo=1)

@@ -4,7 +4,9 @@ learners and shards go."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from typing import Any
 
 import ray
@@ -18,12 +20,15 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 def check_reachable(cfg: RayConfig, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """ConfigError, within ``timeout_s``, when nothing answers at the head's address
-    (``ray.address``, else ``RAY_ADDRESS``): ``ray.init`` would wait for it for minutes,
-    printing Ray's GCS warnings. 'auto' and a local instance are left to Ray."""
-    key, address = ("ray.address", cfg.address) if cfg.address else ("RAY_ADDRESS", None)
-    if address is None:
-        address = os.environ.get("RAY_ADDRESS") or None
+    """ConfigError, within about ``timeout_s`` (name resolution aside), when nothing answers at
+    the head's address (``ray.address``, else ``RAY_ADDRESS``, which 'auto' also reads):
+    ``ray.init`` would wait for it for minutes, printing Ray's GCS warnings. A Ray this process
+    already joined is reused, unchecked; a plain 'auto' and a local instance are left to Ray."""
+    if ray.is_initialized():
+        return
+    key, address = "ray.address", cfg.address or None
+    if address in (None, "auto") and os.environ.get("RAY_ADDRESS"):
+        key, address = "RAY_ADDRESS", os.environ["RAY_ADDRESS"]
     if address is None:
         return
     target = ray_host_port(key, address)
@@ -49,6 +54,11 @@ def init_ray(cfg: RayConfig) -> bool:
     if ray.is_initialized():
         return False
     address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+    # ray.init sets SIGTERM to sys.exit (and a local instance's to a kill of its processes):
+    # the run's own handler (apex_dqn.run.signals) is put back, so SIGTERM stops the run with
+    # its checkpoint and outputs from the first moment, and Ray is shut down as on any stop.
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
     if address is None:
         kwargs["num_cpus"] = cfg.num_cpus or os.cpu_count() or 1
@@ -61,6 +71,8 @@ def init_ray(cfg: RayConfig) -> bool:
         ray.init(address="local", **kwargs)
     else:
         ray.init(address=address, **kwargs)
+    if main_thread and sigterm is not None:
+        signal.signal(signal.SIGTERM, sigterm)
     return True
 
 

@@ -21,16 +21,25 @@ from apex_dqn.runtime.ray_cluster import check_reachable
         ("198.18.0.1:6379", ("198.18.0.1", 6379)),
         ("ray://head.example:10001", ("head.example", 10001)),
         ("[::1]:6379", ("::1", 6379)),
+        ("anyscale://my-cluster", None),  # another client's scheme: Ray's to resolve
     ],
 )
 def test_ray_host_port_reads_the_forms_ray_accepts(address, expected):
     assert ray_host_port("ray.address", address) == expected
 
 
-@pytest.mark.parametrize("address", ["head", "head:", ":6379", "head:0", "head:port"])
+@pytest.mark.parametrize(
+    "address", ["head", "head:", ":6379", "head:0", "head:port", "ray://head/x:10001"]
+)
 def test_a_malformed_address_names_the_key_and_the_forms(address):
     with pytest.raises(ConfigError, match=r"ray\.address must be 'auto', 'local', host:port"):
         RayConfig(address=address)
+
+
+def test_a_dashboard_address_is_named_as_one_and_an_empty_one_means_local():
+    with pytest.raises(ConfigError, match=r"ray\.address=http://head:8265 is a dashboard"):
+        RayConfig(address="http://head:8265")
+    assert RayConfig(address="").address == ""  # a local instance, as None
 
 
 def _closed_port() -> int:
@@ -56,6 +65,9 @@ def test_ray_address_from_the_environment_is_checked_and_named(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
     with pytest.raises(ConfigError, match=rf"^RAY_ADDRESS=127\.0\.0\.1:{port}: no Ray head"):
         check_reachable(RayConfig(), timeout_s=2.0)
+    # 'auto' reads RAY_ADDRESS too (as ray.init does): checked and named the same way.
+    with pytest.raises(ConfigError, match=rf"^RAY_ADDRESS=127\.0\.0\.1:{port}: no Ray head"):
+        check_reachable(RayConfig(address="auto"), timeout_s=2.0)
     monkeypatch.setenv("RAY_ADDRESS", "nohost")
     with pytest.raises(ConfigError, match=r"^RAY_ADDRESS must be"):
         check_reachable(RayConfig(), timeout_s=2.0)
