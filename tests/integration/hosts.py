@@ -117,19 +117,25 @@ class Network:
     """Hosts joined by a bridge, on addresses 198.18.7.1, .2, ... (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.tag = f"adq{os.getpid() % 100000}"
+        sweep_stale()
+        self.tag = f"adq{os.getpid()}"
         self.bridge_ns = f"{self.tag}-net"
         self.hosts: list[Host] = []
+        self.namespaces: list[str] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="adqh"))  # short: Ray's socket paths
         self.token = secrets.token_hex(32)
-        _ip("netns", "add", self.bridge_ns)
         try:
+            self._add_ns(self.bridge_ns)
             _ip("-n", self.bridge_ns, "link", "set", "lo", "up")
             _ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
             _ip("-n", self.bridge_ns, "link", "set", "br0", "up")
         except BaseException:
             self.close()
             raise
+
+    def _add_ns(self, ns: str) -> None:
+        _ip("netns", "add", ns)
+        self.namespaces.append(ns)  # only once made: close() deletes only what this made
 
     def add_host(self, name: str) -> Host:
         """A new host, linked to the bridge, with the next address."""
@@ -143,8 +149,8 @@ class Network:
         # launch files' nodes and a client with ~/.ray/auth_token do.
         env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
         host = Host(name, ns, ip, outer, tmp, env=env)
+        self._add_ns(ns)
         self.hosts.append(host)
-        _ip("netns", "add", ns)
         _ip("-n", ns, "link", "set", "lo", "up")
         _ip("-n", ns, "link", "add", inner, "type", "veth", "peer", "name", outer,
             "netns", self.bridge_ns)  # fmt: skip
@@ -171,9 +177,24 @@ class Network:
         for host in self.hosts:
             with contextlib.suppress(RuntimeError):
                 host.kill()
-        for ns in [h.ns for h in self.hosts] + [self.bridge_ns]:
+        for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def sweep_stale() -> None:
+    """Remove the namespaces (and kill the processes) of test networks whose pytest died
+    without closing them (a hard kill): named adq<pid>-..., with that pid gone."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for ns in (line.split()[0] for line in listed.splitlines() if line.strip()):
+        match = re.fullmatch(r"adq(\d+)-\w+", ns)
+        if match is None or Path(f"/proc/{match[1]}").exists():
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 # Parts of the launch files' start commands that only make sense on machines `ray up` manages.

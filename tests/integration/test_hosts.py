@@ -9,6 +9,7 @@ Marked ``hosts``: the README's test command runs them after the rest of the suit
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,25 +18,32 @@ from pathlib import Path
 
 import pytest
 
+from apex_dqn.core.metrics import read_jsonl
 from tests.integration import hosts as net
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "onprem.yaml"
+
+# Why namespaces cannot be made here (None: they can). With APEX_DQN_REQUIRE_HOSTS set (.ci/run
+# sets it) the tests fail instead of skipping, so CI cannot pass without running them.
+UNAVAILABLE = net.unavailable()
+REQUIRED = bool(os.environ.get("APEX_DQN_REQUIRE_HOSTS"))
 
 pytestmark = [
     pytest.mark.hosts,
     pytest.mark.ray,
     pytest.mark.slow,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(bool(net.unavailable()), reason=str(net.unavailable())),
+    pytest.mark.skipif(bool(UNAVAILABLE) and not REQUIRED, reason=str(UNAVAILABLE)),
 ]
 
-# Placement: each actor asks for both CPUs of a worker host, so the actors can only run on the
-# workers, one on each (the head's CPUs hold the learner, its shard and the evaluator), and an
-# actor whose host is gone has nowhere to go until a host with two free CPUs joins.
+# Placement: each actor asks for all the CPUs of a host (each host offers the machine's count),
+# so the actors can only run on the workers, one on each (the head's CPUs hold the learner, its
+# shard and the evaluator), and an actor whose host is gone has nowhere to go until a host with
+# that many free CPUs joins.
 RUN = [
     "actors.num_actors=2",
-    "actors.num_cpus=2",
+    f"actors.num_cpus={os.cpu_count() or 1}",
     "+learner.resources.learner=1",
     "train.report_interval_s=1",
     "checkpoint.every_s=5",
@@ -99,6 +107,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path) -> Iterator[Cluster]:
+    if UNAVAILABLE:
+        pytest.fail(f"APEX_DQN_REQUIRE_HOSTS is set, but {UNAVAILABLE}")
     c = Cluster(tmp_path)
     try:
         yield c
@@ -108,7 +118,7 @@ def cluster(tmp_path) -> Iterator[Cluster]:
 
 def _records(out: Path) -> list[dict]:
     path = out / "metrics.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
+    return read_jsonl(path) if path.is_file() else []  # the run is writing it
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -181,7 +191,9 @@ def test_a_worker_cut_off_for_30_s_loses_its_actor_and_gets_work_again_once_back
     assert last["charts/env_steps"] > back_at["charts/env_steps"]
     proc.terminate()  # SIGTERM: the run stops as a user's would, with its outputs
     proc.wait(timeout=120)
+    assert proc.returncode == 128 + 15, cluster.log()[-3000:]
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted by SIGTERM", summary
     # The loss counted (a survivor's call may also fail while Ray learns of the death), the
     # actor restarted on the host that came back, none down.
     assert summary["actor_failures"] >= 1 and summary["actor_restarts"] >= 1, summary
