@@ -215,6 +215,14 @@ def status_line(rec: dict[str, Any]) -> str:
     )
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete records of a JSON-lines file that may still be written to: a last line
+    without its newline is a record being appended (one record may take several writes), not
+    a corrupt file, and is left out. Raises FileNotFoundError if ``path`` is missing."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
+
+
 class JsonlWriter:
     """Appends one JSON record per line to ``path`` (flushed each time: a crash loses nothing)."""
 

@@ -13,7 +13,6 @@ plots.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from apex_dqn.core.metrics import (
     LEARNER_UPDATES_PER_S,
     LOSS,
     WALL_S,
+    read_jsonl,
 )
 
 # Config keys that never tell groups apart (a sweep over seeds is one group).
@@ -75,7 +75,7 @@ def load_run(run_dir: str | Path) -> RunData:
     """
     path = Path(run_dir)
     config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-    records = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines() if x]
+    records = read_jsonl(path / "metrics.jsonl")  # the run may still be writing it
 
     def column(key: str, rows: Sequence[dict] = records) -> np.ndarray:
         return np.array([r.get(key) for r in rows], dtype=float)

@@ -3,7 +3,6 @@ loses an actor node and keeps training."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -24,7 +23,13 @@ from apex_dqn.config import (
     ReplayConfig,
     TrainConfig,
 )
-from apex_dqn.core.metrics import ACTOR_RESTARTS, SHARD_FAILURES, SHARD_RESTARTS, shard_key
+from apex_dqn.core.metrics import (
+    ACTOR_RESTARTS,
+    SHARD_FAILURES,
+    SHARD_RESTARTS,
+    read_jsonl,
+    shard_key,
+)
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.runtime.ray_runtime import NAMESPACE, train
 
@@ -160,7 +165,7 @@ def _records(out) -> list[dict]:
     path = out / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x]
+    return read_jsonl(path)  # the run is writing it
 
 
 @pytest.mark.multinode

@@ -12,6 +12,7 @@ import pytest
 
 from apex_dqn.algo.networks import weights_digest
 from apex_dqn.config import Config
+from apex_dqn.core.metrics import read_jsonl
 from apex_dqn.files.checkpoint import load_checkpoint
 from tests.integration.helpers import run_cli
 
@@ -24,7 +25,7 @@ def cfg_min_size_to_learn() -> int:
 
 
 def _records(run_dir):
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return read_jsonl(run_dir / "metrics.jsonl")
 
 
 def test_sigint_writes_a_final_checkpoint_and_resume_continues_the_run(tmp_path):

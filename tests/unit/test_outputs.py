@@ -18,6 +18,7 @@ from apex_dqn.core.metrics import (
     EVAL_RETURN,
     SUMMARY_KEYS,
     JsonlWriter,
+    read_jsonl,
     status_line,
 )
 from apex_dqn.core.reports import ActorReport, EvalResult, LearnerReport
@@ -92,6 +93,21 @@ def test_jsonl_writer_appends_one_record_per_line(tmp_path):
     w.close()
     lines = (tmp_path / "m.jsonl").read_text().splitlines()
     assert [json.loads(x)["a"] for x in lines] == [1, 2]
+
+
+def test_read_jsonl_leaves_out_a_record_still_being_appended(tmp_path):
+    path = tmp_path / "m.jsonl"
+    w = JsonlWriter(path)
+    w.write({"a": 1})
+    w.write({"a": 2})
+    w.close()
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    with path.open("a") as f:  # a long record caught halfway through its writes
+        f.write('{"a": 3, "b": [1, 2')
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    path.write_text('{"a": 1}\n{"a": broken}\n')  # a complete line that is not JSON is an error
+    with pytest.raises(json.JSONDecodeError):
+        read_jsonl(path)
 
 
 def test_checkpoint_round_trip_and_atomicity(tmp_path):

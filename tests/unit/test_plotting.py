@@ -55,6 +55,14 @@ def test_runs_group_by_config_without_seed_and_average(tmp_path):
     np.testing.assert_allclose(std, np.interp(grid, a[0].eval_steps, a[0].eval_return))
 
 
+def test_a_run_still_writing_its_metrics_is_read_up_to_its_last_whole_record(tmp_path):
+    _fake_run(tmp_path / "live", seed=0, lr=1e-3, scale=1.0)
+    with (tmp_path / "live" / "metrics.jsonl").open("a") as f:
+        f.write('{"charts/env_steps": 11000, "charts/wa')  # the trainer mid-write
+    run = load_run(tmp_path / "live")
+    assert list(run.env_steps) == [1000 * i for i in range(1, 11)]
+
+
 @pytest.mark.parametrize("as_sweep", [False, True])
 def test_plot_cli_writes_one_png(tmp_path, as_sweep):
     sweep = tmp_path / "multirun"
