@@ -7,10 +7,7 @@
 # Usage: bash docs/figures/minatar_adam_eps/run.sh Seaquest 101 2   (game, first seed, seeds)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
-declare -A REFERENCE=([Asterix]=17 [Breakout]=10 [Freeway]=50 [Seaquest]=20 [SpaceInvaders]=44)
-cd "$root"
-[ -f .venv/bin/activate ] && . .venv/bin/activate
+. "$here/../minatar_suite/common.sh"  # REFERENCE, the root as working directory, .venv
 game=$1 first=$2 seeds=$3
 python benchmarks/learning.py "$game" --budget-s 600 --seeds "$seeds" --first-seed "$first" \
   --systems apex --override learner.adam_eps=1e-8 --reference-return "${REFERENCE[$game]}" \

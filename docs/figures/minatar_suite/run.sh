@@ -8,10 +8,7 @@
 # machine. Usage: bash docs/figures/minatar_suite/run.sh Seaquest Breakout ...
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
-declare -A REFERENCE=([Asterix]=17 [Breakout]=10 [Freeway]=50 [Seaquest]=20 [SpaceInvaders]=44)
-cd "$root"
-[ -f .venv/bin/activate ] && . .venv/bin/activate
+. "$here/common.sh"  # REFERENCE, the root as working directory, .venv
 for game in "$@"; do
   ref=${REFERENCE[$game]:?"no reference return for $game (one of: ${!REFERENCE[*]})"}
   python benchmarks/learning.py "$game" --budget-s 600 --seeds 3 --first-seed 100 --sb3-seeds 2 \
