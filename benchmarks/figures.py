@@ -103,18 +103,26 @@ def problems(figures: list[Figure], root: Path = ROOT) -> list[str]:
     return found
 
 
-def _code_changed_since(commit: str, root: Path) -> bool | None:
-    """Whether apex_dqn/ or conf/ differ between ``commit`` and HEAD (None: unknown commit)."""
+def _code_changed_since(commit: str, root: Path) -> list[str] | None:
+    """The files of apex_dqn/ and conf/ that differ between ``commit`` and HEAD (None: an
+    unknown commit, or no git)."""
     if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
         return None
     try:
         proc = subprocess.run(
-            ["git", "-C", str(root), "diff", "--quiet", commit, "HEAD", "--", *CODE_PATHS],
+            ["git", "-C", str(root), "diff", "--name-only", commit, "HEAD", "--", *CODE_PATHS],
             capture_output=True,
+            text=True,
         )
     except OSError:  # no git
         return None
-    return None if proc.returncode not in (0, 1) else proc.returncode == 1
+    return proc.stdout.split() if proc.returncode == 0 else None
+
+
+def _listed(paths: list[str], most: int = 3) -> str:
+    """``paths``, the first ``most`` of them named and the rest counted."""
+    more = f" and {len(paths) - most} more" if len(paths) > most else ""
+    return ", ".join(paths[:most]) + more
 
 
 def stale(figures: list[Figure], root: Path = ROOT) -> list[tuple[Figure, str]]:
@@ -136,8 +144,8 @@ def stale(figures: list[Figure], root: Path = ROOT) -> list[tuple[Figure, str]]:
             changed = _code_changed_since(commit, root)
             if changed is None:
                 out.append((fig, f"commit {commit[:8]!r} is not one of this repository's"))
-            elif changed:
-                out.append((fig, f"apex_dqn/ or conf/ changed since {commit[:8]}"))
+            elif changed:  # named, so a reader can judge whether the change touches the figure
+                out.append((fig, f"changed since {commit[:8]}: {_listed(changed)}"))
     return out
 
 

@@ -69,7 +69,12 @@ def test_stale_names_figures_whose_code_changed_and_only_those(figures, tmp_path
     assert figures.stale(index, tmp_path) == []
     (tmp_path / "apex_dqn" / "a.py").write_text("x = 2\n")
     git("commit", "-qam", "code")
-    assert "changed since" in figures.stale(index, tmp_path)[0][1]
+    assert figures.stale(index, tmp_path)[0][1] == f"changed since {first[:8]}: apex_dqn/a.py"
+    for name in "bcde":
+        (tmp_path / "apex_dqn" / f"{name}.py").write_text("y = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "more code")
+    assert figures.stale(index, tmp_path)[0][1].endswith("apex_dqn/c.py and 2 more")
     for record, why in [
         ({**PROVENANCE, "commit": None}, "records no commit"),
         ({**PROVENANCE, "commit": "f" * 40}, "not one of this repository's"),
