@@ -1,8 +1,10 @@
-"""Pong to +18 with the defaults: one ``experiment=pong`` run, its curves and figures as JSON.
+"""Pong to +18 with the defaults: one ``experiment=pong`` run, its curves and figures as JSON;
+with ``--game breakout``, ALE/Breakout-v5 on the ``env=atari`` defaults beside a peer's curve.
 
 The run is the CLI exactly as a user starts it, with only a time budget added:
 
     python -m apex_dqn experiment=pong train.max_seconds=<budget> output_dir=<run dir>
+    python -m apex_dqn env=atari env.id=ALE/Breakout-v5 train.max_seconds=<budget> ...
 
 It stops at its first confirmed evaluation at or above +18 (the mean of ``eval.episodes`` whole
 games, unclipped, epsilon 0.01, then a second set of games with the same weights), or at the
@@ -10,10 +12,12 @@ budget. Time is counted from the creation of the run's process (imports, Ray sta
 This script then writes, under ``--out``: the run's small files (``summary.json``,
 ``metrics.jsonl``, ``config.yaml``, ``console.log``, ``training.png``), ``learning_curve.png``
 (greedy return against env steps and against seconds since process start) and ``pong.json``
-(the command, the machine, the commit, time and env steps to the target, and every evaluation);
+(the command, the machine, the commit, time and env steps to the target, and every evaluation;
+``breakout.json`` for Breakout, which has no target and adds the peer's curve: see ``GAMES``);
 a markdown table goes to stdout.
 
     python benchmarks/pong.py --budget-s 7200 --out docs/pong_2cores
+    python benchmarks/pong.py --game breakout --budget-s 7200 --out docs/figures/breakout_v5
     python benchmarks/pong.py --from-run outputs/<run> --out docs/pong_2cores  # a run made
                                                           # with the command above, summarised
 
@@ -32,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -39,29 +45,83 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from provenance import provenance  # noqa: E402
 
+from apex_dqn.core.metrics import read_jsonl  # noqa: E402
 from apex_dqn.files.atomic import write_json_atomic  # noqa: E402
 from apex_dqn.files.plotting import plot_learning_curve  # noqa: E402
 
 RUN_FILES = ("summary.json", "metrics.jsonl", "config.yaml", "training.png")
 
+# Dopamine's published Breakout curve (google/dopamine, baselines/atari/data/breakout_CNN.json at
+# 9f616b92, 2024-10-25): the mean over 5 seeds of the training episodes' unclipped whole-game
+# returns in each window of 250k agent steps (x4 frames), epsilon 0.01 once decayed (over the
+# first 250k), sticky actions 0.25 as ALE v5's, the Nature CNN. docs/figures/breakout_v5/peers.md
+# has the other peers and why this one.
+DOPAMINE_BREAKOUT: dict[str, Any] = {
+    "source": "google/dopamine baselines/atari/data/breakout_CNN.json @ 9f616b92",
+    "what": "training returns (epsilon 0.01), mean of 5 seeds per 250k-step window",
+    "window": 250_000,
+    "agents": {
+        "DQN (JAX)": [1.8, 7.1, 14.2, 18.5, 23.4, 29.7, 35.2, 41.5],
+        "Rainbow": [1.7, 4.5, 11.5, 16.2, 19.4, 23.3, 27.1, 31.8],
+    },
+}
 
-def run_command(budget_s: float, run_dir: Path, overrides: list[str]) -> list[str]:
+# Per game: the overrides that choose it (the defaults a user gets), the JSON's name, and the
+# published curve to set beside the run (None for Pong: docs/atari.md compares its time).
+GAMES: dict[str, dict[str, Any]] = {
+    "pong": {"base": ["experiment=pong"], "json": "pong.json", "peer": None},
+    "breakout": {
+        "base": ["env=atari", "env.id=ALE/Breakout-v5"],
+        "json": "breakout.json",
+        "peer": DOPAMINE_BREAKOUT,
+    },
+}
+
+
+def run_command(
+    budget_s: float, run_dir: Path, overrides: list[str], game: str = "pong"
+) -> list[str]:
     """The CLI command of one benchmark run."""
     return [
         sys.executable,
         "-m",
         "apex_dqn",
-        "experiment=pong",
+        *GAMES[game]["base"],
         f"train.max_seconds={budget_s:g}",
         f"output_dir={run_dir}",
         *overrides,
     ]
 
 
+def window_means(evals: list[dict[str, Any]], width: int, count: int) -> list[float | None]:
+    """The mean return of the evaluations in each env-step window (0, width], (width,
+    2 width], ...: the run's counterpart of a peer's per-window training return (None: no
+    evaluation fell in the window)."""
+    means: list[float | None] = []
+    for k in range(count):
+        inside = [e["mean_return"] for e in evals if k * width < e["env_steps"] <= (k + 1) * width]
+        means.append(sum(inside) / len(inside) if inside else None)
+    return means
+
+
+def peer_comparison(figures: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
+    """The peer's curve and the run's at the same env-step windows, as far as the run went."""
+    width = peer["window"]
+    reached = (figures.get("env_steps") or 0) // width
+    count = min(reached, *(len(v) for v in peer["agents"].values()))
+    return {
+        **{k: peer[k] for k in ("source", "what", "window")},
+        "window_ends": [(k + 1) * width for k in range(count)],
+        "apex_dqn": window_means(figures["evals"], width, count),
+        "agents": {name: values[:count] for name, values in peer["agents"].items()},
+    }
+
+
 def summarise(run_dir: Path, command: str) -> dict[str, Any]:
     """The benchmark's figures from a finished run's ``summary.json`` and ``metrics.jsonl``."""
     summary = json.loads((run_dir / "summary.json").read_text())
-    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     evals = summary.get("evals") or []
     target = summary.get("target_return")
     # Updates at the solve: the report nearest the solving evaluation's env steps.
@@ -88,6 +148,7 @@ def summarise(run_dir: Path, command: str) -> dict[str, Any]:
         "env_steps_per_s": summary.get("env_steps_per_s"),
         "learner_updates_per_s": summary.get("learner_updates_per_s"),
         "stop_reason": summary.get("stop_reason"),
+        "eval_epsilon": (config.get("eval") or {}).get("epsilon"),
         "evals": evals,
     }
 
@@ -128,8 +189,23 @@ def table(figures: dict[str, Any]) -> str:
                 f"{'yes' if machine['avx512_bf16'] else 'no'}",
             )
         )
-    lines = [f"| {figures['env_id']}, experiment=pong | |", "| --- | ---: |"]
+    base = " ".join(figures.get("base", GAMES["pong"]["base"]))
+    lines = [f"| {figures['env_id']}, {base} | |", "| --- | ---: |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
+    peer = figures.get("peer")
+    if peer:
+        agents = list(peer["agents"])
+        lines += [
+            "",
+            f"| env steps (window end) | apex-dqn: evaluations (epsilon "
+            f"{fmt(figures.get('eval_epsilon'), 'g')}), mean in window | {' | '.join(agents)} |",
+            "| ---: | ---: |" + " ---: |" * len(agents),
+        ]
+        for k, end in enumerate(peer["window_ends"]):
+            cells = [fmt(peer["apex_dqn"][k], ".1f")]
+            cells += [fmt(peer["agents"][a][k], ".1f") for a in agents]
+            lines.append(f"| {end:,} | {' | '.join(cells)} |")
+        lines.append(f"\nPeer: {peer['source']}, {peer['what']}.")
     return "\n".join(lines)
 
 
@@ -147,16 +223,18 @@ def write_outputs(run_dir: Path, out: Path, figures: dict[str, Any], log: str | 
         wall_s=[e["process_s"] if e.get("process_s") is not None else e["wall_s"] for e in evals],
         returns=[e["mean_return"] for e in evals],
         path=out / "learning_curve.png",
-        title=f"apex-dqn experiment=pong, {figures['provenance']['machine']['cores']} cores: "
+        title=f"apex-dqn {' '.join(figures.get('base', GAMES['pong']['base']))}, "
+        f"{figures['provenance']['machine']['cores']} cores: "
         "greedy return "
         "(x: env steps; seconds since process start)",
         target=figures["target_return"],
     )
-    write_json_atomic(out / "pong.json", figures)
+    write_json_atomic(out / GAMES[figures.get("game", "pong")]["json"], figures)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--game", choices=sorted(GAMES), default="pong", help="see GAMES")
     parser.add_argument("--budget-s", type=float, default=7200.0, help="train.max_seconds")
     parser.add_argument("--out", type=Path, required=True, help="where the files go")
     parser.add_argument("--override", action="append", default=[], help="extra CLI override")
@@ -172,8 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         if (run_dir / "console.log").exists():
             log = (run_dir / "console.log").read_text()
     else:
-        run_dir = Path(tempfile.mkdtemp(prefix="pong-run-"))
-        cmd = run_command(args.budget_s, run_dir, args.override)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{args.game}-run-"))
+        cmd = run_command(args.budget_s, run_dir, args.override, args.game)
         command = " ".join(cmd[cmd.index("-m") + 1 :]).replace("apex_dqn", "apex-dqn", 1)
         print(f"running: {command}", flush=True)
         start = time.monotonic()
@@ -185,7 +263,11 @@ def main(argv: list[str] | None = None) -> None:
     record = provenance()
     if args.from_run is not None:  # the run was made earlier, perhaps by other code
         record["commit"], record["code_dirty"] = args.commit or record["commit"], None
-    figures = {**summarise(run_dir, command), "provenance": record}
+    game = GAMES[args.game]
+    figures = {**summarise(run_dir, command), "game": args.game, "base": game["base"]}
+    figures["provenance"] = record
+    if game["peer"] is not None:
+        figures["peer"] = peer_comparison(figures, game["peer"])
     write_outputs(run_dir, args.out, figures, log)
     if args.from_run is None:
         shutil.rmtree(run_dir)  # checkpoints and replay snapshots: too large for docs/

@@ -18,9 +18,14 @@ def bench():
     return load_benchmark("pong.py", "pong_bench")
 
 
-def _run_dir(tmp_path: Path, evals: list[tuple[int, int, float, float | None]]) -> Path:
+def _run_dir(
+    tmp_path: Path,
+    evals: list[tuple[int, int, float, float | None]],
+    env_id: str = "ALE/Pong-v5",
+    target: float | None = 18.0,
+) -> Path:
     """A run directory as the runtime leaves it: (env steps, updates, return, confirm) evals."""
-    tracker = RunTracker(env_id="ALE/Pong-v5", seed=0, target_return=18.0)
+    tracker = RunTracker(env_id=env_id, seed=0, target_return=target)
     lines = []
     for steps, updates, mean_return, confirm in evals:
         tracker.env_steps, tracker.learner_steps = steps, updates
@@ -31,7 +36,7 @@ def _run_dir(tmp_path: Path, evals: list[tuple[int, int, float, float | None]]) 
     run.mkdir()
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     write_json_atomic(run / "summary.json", tracker.summary())
-    (run / "config.yaml").write_text("env:\n  id: ALE/Pong-v5\n")
+    (run / "config.yaml").write_text(f"env:\n  id: {env_id}\neval:\n  epsilon: 0.01\n")
     return run
 
 
@@ -73,3 +78,22 @@ def test_a_run_that_misses_the_target_reports_no_time(bench, tmp_path):
     assert not figures["solved"] and figures["time_to_target_s"] is None
     assert figures["learner_updates_at_target"] is None and figures["best_eval_return"] == 17.9
     assert "| reached | no |" in bench.table(figures)
+
+
+def test_breakout_is_set_beside_the_peer_curve_window_by_window(bench, tmp_path):
+    evals = [(100_000, 1, 2.0, None), (200_000, 2, 4.0, None), (300_000, 3, 6.0, None)]
+    run = _run_dir(tmp_path, [*evals, (900_000, 9, 30.0, None)], "ALE/Breakout-v5", None)
+    figures = bench.summarise(run, "apex-dqn env=atari env.id=ALE/Breakout-v5")
+    assert figures["eval_epsilon"] == 0.01 and figures["env_steps"] == 900_000
+    peer = bench.peer_comparison(figures, bench.DOPAMINE_BREAKOUT)
+    # Three whole windows of 250k were run; the third held no evaluation.
+    assert peer["window_ends"] == [250_000, 500_000, 750_000]
+    assert peer["apex_dqn"] == [3.0, 6.0, None]
+    assert peer["agents"]["DQN (JAX)"] == [1.8, 7.1, 14.2]
+    figures.update(game="breakout", base=bench.GAMES["breakout"]["base"], peer=peer)
+    text = bench.table(figures)
+    assert "| ALE/Breakout-v5, env=atari env.id=ALE/Breakout-v5 | |" in text
+    assert "| 250,000 | 3.0 | 1.8 | 1.7 |" in text and "| 750,000 | - | 14.2 | 11.5 |" in text
+    figures["provenance"] = {"commit": None, "machine": {"cpu": "c", "cores": 2, "avx512_bf16": 0}}
+    bench.write_outputs(run, tmp_path / "out", figures, log=None)
+    assert json.loads((tmp_path / "out" / "breakout.json").read_text())["peer"] == peer
