@@ -165,6 +165,7 @@ def test_a_worker_cut_off_for_30_s_loses_its_actor_and_gets_work_again_once_back
     proc = cluster.train(out, "train.max_seconds=400", "train.stop_on_target=false")
     _wait(lambda: any(r["charts/learner_steps"] > 0 for r in _records(out)), 120, "updates")
     lost = cluster.workers[0]
+    before_cut = _records(out)
     cluster.net.cut(lost)
     cut_time = time.monotonic()
     _wait(lambda: lost.ip not in cluster.alive_nodes(), 90, "Ray to declare the host dead")
@@ -198,6 +199,11 @@ def test_a_worker_cut_off_for_30_s_loses_its_actor_and_gets_work_again_once_back
     # actor restarted on the host that came back, none down.
     assert summary["actor_failures"] >= 1 and summary["actor_restarts"] >= 1, summary
     assert summary["actors_down"] == [], summary
+    # Nothing acknowledged was lost: from the last record before the cut on, the replay (its
+    # shard is on the head) never shrank, and no shard failed.
+    sizes = [r["replay/size"] for r in _records(out)[len(before_cut) - 1 :]]
+    assert None not in sizes and sizes == sorted(sizes), sizes
+    assert summary["shard_failures"] == 0, summary
 
 
 def test_a_worker_killed_for_good_leaves_the_run_going_on_the_rest(cluster):
