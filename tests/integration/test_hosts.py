@@ -56,7 +56,7 @@ PROBE = ROOT / "tests" / "integration" / "hosts_probe.py"
 class Cluster:
     """A head and two workers started by the launch file's commands; apex-dqn from the head."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, launch: Path = LAUNCH) -> None:
         self.tmp = tmp
         self.net = net.Network()
         try:
@@ -65,7 +65,7 @@ class Cluster:
         except BaseException:
             self.net.close()
             raise
-        self.head_cmds, self.worker_cmds, self.skipped = net.launch_commands(LAUNCH)
+        self.head_cmds, self.worker_cmds, self.skipped = net.launch_commands(launch)
         self.address = f"{self.head.ip}:{net.RAY_PORT}"
 
     def start(self) -> None:
@@ -154,6 +154,20 @@ def test_the_launch_file_starts_hosts_and_a_run_learns_cartpole_across_them(clus
     _finish(proc, cluster, 300)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["solved"], summary  # CartPole's 475, confirmed
+
+
+def test_the_cloud_launch_files_start_commands_form_a_cluster_too(tmp_path):
+    """launch/aws-gpu.yaml's own head and worker start commands (token auth, no learner
+    resource: its head is the GPU machine) join three hosts into one cluster. Its setup
+    commands install from the network and its node types need AWS: those remain on paper."""
+    cluster = Cluster(tmp_path, ROOT / "launch" / "aws-gpu.yaml")
+    try:
+        assert cluster.head_cmds and all("ray start" in c for c in cluster.head_cmds)
+        assert all("ray stop" in n or "autoscaling" in n for n in cluster.skipped)
+        cluster.start()  # waits for the three nodes
+        assert cluster.alive_nodes() == {h.ip for h in (cluster.head, *cluster.workers)}
+    finally:
+        cluster.net.close()
 
 
 def test_a_worker_cut_off_for_30_s_loses_its_actor_and_gets_work_again_once_back(cluster):
