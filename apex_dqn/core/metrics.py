@@ -7,6 +7,7 @@ fills them, is ``apex_dqn.run.state.RunTracker``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -216,11 +217,17 @@ def status_line(rec: dict[str, Any]) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete records of a JSON-lines file that may still be written to: a last line
-    without its newline is a record being appended (one record may take several writes), not
-    a corrupt file, and is left out. Raises FileNotFoundError if ``path`` is missing."""
+    """The records of a JSON-lines file that may still be written to: a last line without its
+    newline that is not whole JSON is a record being appended (one record may take several
+    writes), not a corrupt file, and is left out. Raises FileNotFoundError if ``path`` is
+    missing, json.JSONDecodeError for any other line that is not JSON."""
     text = Path(path).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
+    complete, _, tail = text.rpartition("\n")
+    records = [json.loads(line) for line in complete.splitlines() if line.strip()]
+    if tail.strip():  # an object cut short cannot parse: its closing brace comes last
+        with contextlib.suppress(json.JSONDecodeError):
+            records.append(json.loads(tail))
+    return records
 
 
 class JsonlWriter:

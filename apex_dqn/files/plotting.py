@@ -24,6 +24,7 @@ import yaml
 from apex_dqn.core.metrics import (
     ENV_STEPS,
     ENV_STEPS_PER_S,
+    EVAL_NEW,
     EVAL_RETURN,
     EVAL_VERSION,
     LEARNER_UPDATES_PER_S,
@@ -81,14 +82,7 @@ def load_run(run_dir: str | Path) -> RunData:
         return np.array([r.get(key) for r in rows], dtype=float)
 
     losses = [r for r in records if r.get(LOSS) is not None]
-    # Records repeat the latest evaluation until the next one: keep the first record of each
-    # (a new weights version, or a new value where records carry no version).
-    evals, previous = [], None
-    for r in records:
-        key = (r.get(EVAL_VERSION), r.get(EVAL_RETURN))
-        if r.get(EVAL_RETURN) is not None and key != previous:
-            evals.append(r)
-        previous = key
+    eval_steps, eval_wall_s, eval_return = _evaluations(records)
     return RunData(
         path=path,
         config=config,
@@ -98,11 +92,40 @@ def load_run(run_dir: str | Path) -> RunData:
         updates_per_s=column(LEARNER_UPDATES_PER_S),
         loss_steps=column(ENV_STEPS, losses),
         loss=column(LOSS, losses),
-        eval_steps=column(ENV_STEPS, evals),
-        eval_wall_s=column(WALL_S, evals),
-        eval_return=column(EVAL_RETURN, evals),
+        eval_steps=eval_steps,
+        eval_wall_s=eval_wall_s,
+        eval_return=eval_return,
         flat=_flatten(config),
     )
+
+
+def _evaluations(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Env steps, wall seconds and mean return of every greedy evaluation of a run.
+
+    Records list each evaluation once in ``eval/new``, also several between two records; a
+    resumed run lists those after its checkpoint again with the same index, and the later
+    entry (the resumed run's) is the one kept. Records written without ``eval/new`` repeat the
+    latest evaluation until the next: then the first record of each is kept (a new weights
+    version, or a new value where records carry no version), missing any evaluation that two
+    records straddle.
+    """
+    listed: dict[int, dict] = {}
+    for r in records:
+        for e in r.get(EVAL_NEW) or []:
+            listed[e["index"]] = e
+    if listed:
+        points = [listed[i] for i in sorted(listed)]
+        keys = ("env_steps", "wall_s", "mean_return")
+    else:
+        points, previous = [], None
+        for r in records:
+            key = (r.get(EVAL_VERSION), r.get(EVAL_RETURN))
+            if r.get(EVAL_RETURN) is not None and key != previous:
+                points.append(r)
+            previous = key
+        keys = (ENV_STEPS, WALL_S, EVAL_RETURN)
+    steps, wall, returns = (np.array([p.get(k) for p in points], dtype=float) for k in keys)
+    return steps, wall, returns
 
 
 def group_runs(runs: Sequence[RunData]) -> dict[str, list[RunData]]:

@@ -105,6 +105,8 @@ def test_read_jsonl_leaves_out_a_record_still_being_appended(tmp_path):
     with path.open("a") as f:  # a long record caught halfway through its writes
         f.write('{"a": 3, "b": [1, 2')
     assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    path.write_text('{"a": 1}\n{"a": 2}')  # a file written by hand, its last line unended
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
     path.write_text('{"a": 1}\n{"a": broken}\n')  # a complete line that is not JSON is an error
     with pytest.raises(json.JSONDecodeError):
         read_jsonl(path)

@@ -55,6 +55,35 @@ def test_runs_group_by_config_without_seed_and_average(tmp_path):
     np.testing.assert_allclose(std, np.interp(grid, a[0].eval_steps, a[0].eval_return))
 
 
+def test_every_evaluation_listed_in_eval_new_is_drawn_once(tmp_path):
+    """Two evaluations between two records both count (the records' own eval/mean_return shows
+    only the later); a resumed run's second listing of index 2 replaces the first."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "CartPole-v1"}}))
+
+    def entry(index: int, steps: int, ret: float) -> dict:
+        return {"index": index, "env_steps": steps, "wall_s": steps / 100, "mean_return": ret}
+
+    records = [
+        {"charts/env_steps": 1000, "eval/mean_return": 10.0, "eval/new": [entry(0, 900, 10.0)]},
+        {
+            "charts/env_steps": 3000,
+            "eval/mean_return": 30.0,
+            "eval/new": [entry(1, 2000, 20.0), entry(2, 2900, 30.0)],
+        },
+        {"charts/env_steps": 3500, "eval/mean_return": 30.0, "eval/new": []},
+        # resumed from a checkpoint at 2,500 env steps: index 2 again, then index 3
+        {"charts/env_steps": 3200, "eval/mean_return": 25.0, "eval/new": [entry(2, 3100, 25.0)]},
+        {"charts/env_steps": 4000, "eval/mean_return": 40.0, "eval/new": [entry(3, 3900, 40.0)]},
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = load_run(run)
+    assert list(data.eval_steps) == [900, 2000, 3100, 3900]
+    assert list(data.eval_return) == [10.0, 20.0, 25.0, 40.0]
+    assert list(data.eval_wall_s) == [9.0, 20.0, 31.0, 39.0]
+
+
 def test_a_run_still_writing_its_metrics_is_read_up_to_its_last_whole_record(tmp_path):
     _fake_run(tmp_path / "live", seed=0, lr=1e-3, scale=1.0)
     with (tmp_path / "live" / "metrics.jsonl").open("a") as f:
