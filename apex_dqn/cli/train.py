@@ -181,10 +181,10 @@ def _sized_to_machine(config: Config, overrides: Sequence[str]) -> Config:
 
     if config.runtime != "ray" or config.ray.address or os.environ.get("RAY_ADDRESS"):
         return config
-    from apex_dqn.runtime.shares import SHARE_KEYS, fit_cpu_shares
+    from apex_dqn.runtime.shares import SHARE_KEYS, fit_cpu_shares, usable_cpus
 
     explicit = {o.lstrip("+").split("=", 1)[0] for o in overrides} & set(SHARE_KEYS)
-    cpus = config.ray.num_cpus or os.cpu_count() or 1
+    cpus = config.ray.num_cpus or usable_cpus()
     config, note = fit_cpu_shares(config, cpus, explicit)
     if note:
         print(f"apex-dqn: {note}", flush=True)

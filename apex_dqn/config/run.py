@@ -118,7 +118,8 @@ class RayConfig:
     """None: start a local instance (RAY_ADDRESS is honoured); 'auto', host:port or
     ray://host:port: connect (a host:port that does not answer fails in seconds)."""
     num_cpus: int | None = None
-    """CPUs of a local instance (None: the machine's count), >= 1."""
+    """CPUs of a local instance (None: those this process may use: its affinity mask, capped
+    by a container's CPU quota), >= 1."""
     object_store_memory: int | None = None
     """Bytes for a local instance's object store (None: Ray's default), >= 75 MiB."""
     parameter_server_num_cpus: float = 0.0

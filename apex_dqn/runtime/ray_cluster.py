@@ -13,7 +13,7 @@ import ray
 
 from apex_dqn.config import Config, ConfigError, RayConfig
 from apex_dqn.config.run import ray_host_port
-from apex_dqn.runtime.shares import required_cpus
+from apex_dqn.runtime.shares import required_cpus, usable_cpus
 
 PLACEMENT_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
@@ -61,7 +61,7 @@ def init_ray(cfg: RayConfig) -> bool:
     sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
     if address is None:
-        kwargs["num_cpus"] = cfg.num_cpus or os.cpu_count() or 1
+        kwargs["num_cpus"] = cfg.num_cpus or usable_cpus()
         if cfg.object_store_memory is not None:
             kwargs["object_store_memory"] = cfg.object_store_memory
         # Ray starts workers at niceness 15; at 0 the learner (and the shards it waits on) win

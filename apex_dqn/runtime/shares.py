@@ -11,11 +11,33 @@ on the command line is kept as it is; if those alone do not fit, the run fails a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from apex_dqn.config import Config
+
+# cgroup v2's CPU quota of this process's group ("<quota> <period>" or "max <period>").
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: its affinity mask (a cpuset, ``taskset``), capped by a
+    cgroup CPU quota (``docker run --cpus=1.5`` gives 2), at least 1. ``os.cpu_count()``
+    counts the host's, so a local Ray instance sized by it oversubscribes a container."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks on this platform
+        count = os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            count = min(count, math.ceil(int(quota) / int(period)))
+    return max(1, count)
+
 
 # The config keys of a run's CPU reservations (``section.field``).
 SHARE_KEYS = (

@@ -16,6 +16,7 @@ from apex_dqn.runtime.shares import (
     actor_niceness,
     fit_cpu_shares,
     required_cpus,
+    usable_cpus,
 )
 
 
@@ -92,3 +93,23 @@ def test_a_learner_that_runs_niced_says_so(niceness):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (f"the learner runs at niceness {runs_at} " in out.stderr) is says, out.stderr
     assert ("RAY_worker_niceness=0" in out.stderr) is says
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("max 100000\n", 4),  # no quota: the affinity mask
+        ("150000 100000\n", 2),  # docker run --cpus=1.5
+        ("50000 100000\n", 1),  # half a CPU still runs one process
+        ("800000 100000\n", 4),  # a quota above the mask: the mask
+        (None, 4),  # no cgroup v2 file
+    ],
+)
+def test_usable_cpus_is_the_affinity_mask_capped_by_a_cgroup_quota(
+    tmp_path, monkeypatch, cpu_max, expected
+):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    assert usable_cpus(path) == expected
