@@ -110,13 +110,24 @@ def _code_changed_since(commit: str, root: Path) -> list[str] | None:
         return None
     try:
         proc = subprocess.run(
-            ["git", "-C", str(root), "diff", "--name-only", commit, "HEAD", "--", *CODE_PATHS],
+            [
+                "git",
+                "-C",
+                str(root),
+                "diff",
+                "-z",
+                "--name-only",
+                commit,
+                "HEAD",
+                "--",
+                *CODE_PATHS,
+            ],
             capture_output=True,
             text=True,
         )
     except OSError:  # no git
         return None
-    return proc.stdout.split() if proc.returncode == 0 else None
+    return [p for p in proc.stdout.split("\0") if p] if proc.returncode == 0 else None
 
 
 def _listed(paths: list[str], most: int = 3) -> str:

@@ -69,8 +69,14 @@ DOPAMINE_BREAKOUT: dict[str, Any] = {
 # Per game: the overrides that choose it (the defaults a user gets), the JSON's name, and the
 # published curve to set beside the run (None for Pong: docs/atari.md compares its time).
 GAMES: dict[str, dict[str, Any]] = {
-    "pong": {"base": ["experiment=pong"], "json": "pong.json", "peer": None},
+    "pong": {
+        "env_id": "ALE/Pong-v5",
+        "base": ["experiment=pong"],
+        "json": "pong.json",
+        "peer": None,
+    },
     "breakout": {
+        "env_id": "ALE/Breakout-v5",
         "base": ["env=atari", "env.id=ALE/Breakout-v5"],
         "json": "breakout.json",
         "peer": DOPAMINE_BREAKOUT,
@@ -159,21 +165,34 @@ def table(figures: dict[str, Any]) -> str:
     def fmt(value: Any, spec: str = ",.0f") -> str:
         return "-" if value is None else format(value, spec)
 
-    rows = [
-        ("target (greedy, eps 0.01, whole games)", fmt(figures["target_return"], "+.0f")),
-        ("reached", "yes" if figures["solved"] else "no"),
-        ("time from process start to confirmed target (s)", fmt(figures["time_to_target_s"])),
-        ("env steps at target (x4 frames)", fmt(figures["env_steps_at_target"])),
-        ("learner updates at target", fmt(figures["learner_updates_at_target"])),
-        (
-            "solving / confirming evaluation",
-            f"{fmt(figures['solve_eval_return'], '+.2f')} / "
-            f"{fmt(figures['confirm_eval_return'], '+.2f')}",
-        ),
+    rows = []
+    if figures["target_return"] is not None:  # Breakout runs to its budget, with no target
+        rows += [
+            ("target (greedy, eps 0.01, whole games)", fmt(figures["target_return"], "+.0f")),
+            ("reached", "yes" if figures["solved"] else "no"),
+            ("time from process start to confirmed target (s)", fmt(figures["time_to_target_s"])),
+            ("env steps at target (x4 frames)", fmt(figures["env_steps_at_target"])),
+            ("learner updates at target", fmt(figures["learner_updates_at_target"])),
+            (
+                "solving / confirming evaluation",
+                f"{fmt(figures['solve_eval_return'], '+.2f')} / "
+                f"{fmt(figures['confirm_eval_return'], '+.2f')}",
+            ),
+        ]
+    rows += [
         (
             "best / final evaluation",
             f"{fmt(figures['best_eval_return'], '+.2f')} / "
             f"{fmt(figures['final_eval_return'], '+.2f')}",
+        ),
+        (
+            "learner updates per env step (whole run)",
+            fmt(
+                figures["learner_updates"] / figures["env_steps"]
+                if figures.get("env_steps") and figures.get("learner_updates") is not None
+                else None,
+                ".3f",
+            ),
         ),
         (
             "env steps/s, learner updates/s (whole run)",
@@ -265,6 +284,12 @@ def main(argv: list[str] | None = None) -> None:
         record["commit"], record["code_dirty"] = args.commit or record["commit"], None
     game = GAMES[args.game]
     figures = {**summarise(run_dir, command), "game": args.game, "base": game["base"]}
+    if figures["env_id"] != game["env_id"]:
+        played = [g for g, v in GAMES.items() if v["env_id"] == figures["env_id"]]
+        raise SystemExit(
+            f"pong.py: --game {args.game} is {game['env_id']}, but the run played "
+            f"{figures['env_id']} (--game one of: {', '.join(played) or 'none for that game'})"
+        )
     figures["provenance"] = record
     if game["peer"] is not None:
         figures["peer"] = peer_comparison(figures, game["peer"])

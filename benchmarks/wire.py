@@ -57,7 +57,7 @@ def measure(experiment: str | None, overrides: list[str], steps: int) -> dict[st
     replay = build.shard_spec(cfg, info, 0, None).build()
     chunk = max(1, cfg.actors.push_every // cfg.actors.envs_per_actor)  # vector steps per push
     actor.run_steps(2 * chunk)  # warm up
-    pushed_bytes, pushed, env_steps, array_bytes = 0, 0, 0, 0
+    pushed_bytes, pushed, env_steps, array_bytes, pushes = 0, 0, 0, 0, 0
     started = time.perf_counter()
     while env_steps < steps:
         batches, report = actor.run_steps(chunk)
@@ -65,6 +65,7 @@ def measure(experiment: str | None, overrides: list[str], steps: int) -> dict[st
         for batch in batches:
             pushed_bytes += nbytes(batch)
             pushed += len(batch)
+            pushes += 1
             array_bytes += sum(a.nbytes for a in vars(batch).values() if isinstance(a, np.ndarray))
             replay.add(batch)
     seconds = time.perf_counter() - started
@@ -84,6 +85,8 @@ def measure(experiment: str | None, overrides: list[str], steps: int) -> dict[st
         "push_bytes_per_transition": pushed_bytes / max(1, pushed),
         "push_every": cfg.actors.push_every,
         "push_array_bytes_per_transition": array_bytes / max(1, pushed),  # without pickling
+        "pushes": pushes,
+        "push_overhead_bytes_per_push": (pushed_bytes - array_bytes) / max(1, pushes),
         "weights_bytes": nbytes(weights),
         "weights_values": sum(int(np.asarray(w).size) for w in weights.values()),
         "sync_every_env_steps": cfg.actors.sync_every,

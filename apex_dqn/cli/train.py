@@ -179,7 +179,8 @@ def _sized_to_machine(config: Config, overrides: Sequence[str]) -> Config:
     set are sized to its CPUs (``apex_dqn.runtime.shares``); the run's first line says so."""
     import os
 
-    if config.runtime != "ray" or config.ray.address or os.environ.get("RAY_ADDRESS"):
+    address = config.ray.address or os.environ.get("RAY_ADDRESS") or None
+    if config.runtime != "ray" or address not in (None, "local"):  # a cluster: not ours to size
         return config
     from apex_dqn.runtime.shares import SHARE_KEYS, fit_cpu_shares, usable_cpus
 

@@ -94,6 +94,7 @@ def ray_host_port(key: str, address: str) -> tuple[str, int] | None:
     if address in ("auto", "local"):
         return None
     scheme, has_scheme, rest = address.partition("://")
+    scheme = scheme.lower()
     if has_scheme and scheme in ("http", "https"):
         raise ConfigError(
             f"{key}={address} is a dashboard address (for ray job submit); give the head's "

@@ -230,12 +230,24 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _drop_unended_tail(path: Path) -> None:
+    """Cut ``path`` back to its last newline: what follows is a record whose writer was killed
+    mid-write, and appending after it would join the next record to it on one corrupt line."""
+    if not path.is_file():
+        return
+    with path.open("rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 class JsonlWriter:
     """Appends one JSON record per line to ``path`` (flushed each time: a crash loses nothing)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_unended_tail(self.path)  # a record cut short by a kill, before a resume appends
         self._file = self.path.open("a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:

@@ -103,16 +103,21 @@ def _evaluations(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.nd
     """Env steps, wall seconds and mean return of every greedy evaluation of a run.
 
     Records list each evaluation once in ``eval/new``, also several between two records; a
-    resumed run lists those after its checkpoint again with the same index, and the later
-    entry (the resumed run's) is the one kept. Records written without ``eval/new`` repeat the
-    latest evaluation until the next: then the first record of each is kept (a new weights
-    version, or a new value where records carry no version), missing any evaluation that two
-    records straddle.
+    resumed run lists those after its checkpoint again with the same index: the resumed run's
+    entries replace the first run's from that index on (also those it never reached again).
+    Records written without ``eval/new`` repeat the latest evaluation until the next: then the
+    first record of each is kept (a new weights version, or a new value where records carry no
+    version), missing any evaluation that two records straddle.
     """
     listed: dict[int, dict] = {}
     for r in records:
         for e in r.get(EVAL_NEW) or []:
-            listed[e["index"]] = e
+            index = e.get("index")
+            if not isinstance(index, int):
+                continue  # not an entry this project writes
+            if index in listed:  # a resumed run: what the dead run did after this is undone
+                listed = {i: v for i, v in listed.items() if i < index}
+            listed[index] = e
     if listed:
         points = [listed[i] for i in sorted(listed)]
         keys = ("env_steps", "wall_s", "mean_return")

@@ -60,7 +60,7 @@ def init_ray(cfg: RayConfig) -> bool:
     main_thread = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
-    if address is None:
+    if address in (None, "local"):  # a local instance of this run's own
         kwargs["num_cpus"] = cfg.num_cpus or usable_cpus()
         if cfg.object_store_memory is not None:
             kwargs["object_store_memory"] = cfg.object_store_memory

@@ -20,22 +20,36 @@ from pathlib import Path
 
 from apex_dqn.config import Config
 
-# cgroup v2's CPU quota of this process's group ("<quota> <period>" or "max <period>").
+# The CPU quota of this process's cgroup: v2's "<quota> <period>" (or "max <period>"), and
+# v1's two files (a quota of -1: none).
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
 
 
-def usable_cpus(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """The CPUs this process may use: its affinity mask (a cpuset, ``taskset``), capped by a
-    cgroup CPU quota (``docker run --cpus=1.5`` gives 2), at least 1. ``os.cpu_count()``
-    counts the host's, so a local Ray instance sized by it oversubscribes a container."""
+def _cgroup_quota(cpu_max: Path, v1: Path) -> float | None:
+    """CPUs of this cgroup's quota (None: no quota, or none readable)."""
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cpu_max.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    with contextlib.suppress(OSError, ValueError):
+        quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
+        period_us = int((v1 / "cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 else quota_us / period_us
+    return None
+
+
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX, cgroup_v1: Path = CGROUP_V1_CPU) -> int:
+    """The CPUs this process may use: its affinity mask (a cpuset, ``taskset``), capped by its
+    cgroup's CPU quota, rounded up (``docker run --cpus=1.5`` gives 2: two processes at 75%;
+    Ray's own count would round down), at least 1. ``os.cpu_count()`` counts the host's, so a
+    local Ray instance sized by it oversubscribes a container."""
     try:
         count = len(os.sched_getaffinity(0))
     except AttributeError:  # no affinity masks on this platform
         count = os.cpu_count() or 1
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = cgroup_cpu_max.read_text().split()[:2]
-        if quota != "max":
-            count = min(count, math.ceil(int(quota) / int(period)))
+    quota = _cgroup_quota(cpu_max, cgroup_v1)
+    if quota is not None:
+        count = min(count, math.ceil(quota))
     return max(1, count)
 
 

@@ -1,6 +1,7 @@
 """Run on a host of a test cluster (tests/integration/test_hosts.py): print, as one JSON line,
-the addresses of the cluster's live nodes and on which address each of apex-dqn's actors,
-shards and learners runs (None for one that does not answer: dead or restarting).
+the addresses of the cluster's live nodes, the CPUs each offers (Ray's own count), and on which
+address each of apex-dqn's actors, shards and learners runs (None for one that does not answer:
+dead or restarting).
 
     python tests/integration/hosts_probe.py 198.18.7.1:6379
 """
@@ -18,7 +19,9 @@ ROLES = ("-actor", "-shard", "-learner")  # the named roles that answer node_id(
 
 def main(address: str) -> None:
     ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR")
-    ips = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    ips = {n["NodeID"]: n["NodeManagerAddress"] for n in alive}
+    cpus = {n["NodeManagerAddress"]: n["Resources"].get("CPU", 0.0) for n in alive}
     where: dict[str, str | None] = {}
     for actor in ray.util.list_named_actors(all_namespaces=True):
         name = actor["name"]
@@ -29,7 +32,7 @@ def main(address: str) -> None:
             where[name] = ips.get(ray.get(handle.node_id.remote(), timeout=10))
         except Exception:  # dead, restarting or not placed: no address
             where[name] = None
-    print(json.dumps({"nodes": sorted(ips.values()), "roles": where}))
+    print(json.dumps({"nodes": sorted(ips.values()), "cpus": cpus, "roles": where}))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def test_help_says_what_it_is_how_to_start_and_where_things_are():
 def test_unset_cpu_shares_are_sized_to_the_machine_and_the_run_says_so(tmp_path: Path):
     out = tmp_path / "run"
     # Six actors at the default quarter CPU, a learner, a shard and an evaluator: 2.6 CPUs.
+    # ray.address=local names the run's own instance, as no address does.
     proc = run_cli(
+        "ray.address=local",
         "ray.num_cpus=2",
         "actors.num_actors=6",
         "train.max_env_steps=3000",

@@ -19,6 +19,12 @@ def test_init_ray_leaves_the_callers_sigterm_handler_in_place():
 
     before = signal.signal(signal.SIGTERM, handler)
     try:
+        # What the run would meet without init_ray's care (if Ray stops doing this, the
+        # restore and this test can go).
+        ray.init(address="local", num_cpus=1, include_dashboard=False)
+        assert signal.getsignal(signal.SIGTERM) is not handler, "ray.init kept the handler"
+        ray.shutdown()
+        signal.signal(signal.SIGTERM, handler)
         assert init_ray(RayConfig(num_cpus=1)) is True  # this call started Ray
         assert signal.getsignal(signal.SIGTERM) is handler
     finally:

@@ -95,6 +95,15 @@ def test_jsonl_writer_appends_one_record_per_line(tmp_path):
     assert [json.loads(x)["a"] for x in lines] == [1, 2]
 
 
+def test_a_writer_reopening_after_a_kill_mid_record_drops_the_cut_record(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2, "b": [1')  # killed halfway through record 2
+    w = JsonlWriter(path)  # a resumed run appends
+    w.write({"a": 3})
+    w.close()
+    assert read_jsonl(path) == [{"a": 1}, {"a": 3}]
+
+
 def test_read_jsonl_leaves_out_a_record_still_being_appended(tmp_path):
     path = tmp_path / "m.jsonl"
     w = JsonlWriter(path)

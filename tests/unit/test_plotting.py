@@ -57,7 +57,7 @@ def test_runs_group_by_config_without_seed_and_average(tmp_path):
 
 def test_every_evaluation_listed_in_eval_new_is_drawn_once(tmp_path):
     """Two evaluations between two records both count (the records' own eval/mean_return shows
-    only the later); a resumed run's second listing of index 2 replaces the first."""
+    only the later); a resumed run's entries replace the first run's from their index on."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "CartPole-v1"}}))
@@ -76,12 +76,16 @@ def test_every_evaluation_listed_in_eval_new_is_drawn_once(tmp_path):
         # resumed from a checkpoint at 2,500 env steps: index 2 again, then index 3
         {"charts/env_steps": 3200, "eval/mean_return": 25.0, "eval/new": [entry(2, 3100, 25.0)]},
         {"charts/env_steps": 4000, "eval/mean_return": 40.0, "eval/new": [entry(3, 3900, 40.0)]},
+        {"charts/env_steps": 4100, "eval/mean_return": 41.0, "eval/new": [entry(4, 4050, 41.0)]},
+        # resumed again, from 3,800 env steps, stopped before its next evaluation: the second
+        # run's index 4 was never reached again and is not drawn
+        {"charts/env_steps": 3950, "eval/mean_return": 39.0, "eval/new": [entry(3, 3920, 39.0)]},
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     data = load_run(run)
-    assert list(data.eval_steps) == [900, 2000, 3100, 3900]
-    assert list(data.eval_return) == [10.0, 20.0, 25.0, 40.0]
-    assert list(data.eval_wall_s) == [9.0, 20.0, 31.0, 39.0]
+    assert list(data.eval_steps) == [900, 2000, 3100, 3920]
+    assert list(data.eval_return) == [10.0, 20.0, 25.0, 39.0]
+    assert list(data.eval_wall_s) == [9.0, 20.0, 31.0, 39.2]
 
 
 def test_a_run_still_writing_its_metrics_is_read_up_to_its_last_whole_record(tmp_path):

@@ -94,6 +94,14 @@ def test_breakout_is_set_beside_the_peer_curve_window_by_window(bench, tmp_path)
     text = bench.table(figures)
     assert "| ALE/Breakout-v5, env=atari env.id=ALE/Breakout-v5 | |" in text
     assert "| 250,000 | 3.0 | 1.8 | 1.7 |" in text and "| 750,000 | - | 14.2 | 11.5 |" in text
+    assert "target" not in text and "| learner updates per env step (whole run) | 0.000 |" in text
     figures["provenance"] = {"commit": None, "machine": {"cpu": "c", "cores": 2, "avx512_bf16": 0}}
     bench.write_outputs(run, tmp_path / "out", figures, log=None)
     assert json.loads((tmp_path / "out" / "breakout.json").read_text())["peer"] == peer
+
+
+def test_a_run_summarised_as_another_game_is_refused(bench, tmp_path):
+    run = _run_dir(tmp_path, [(100_000, 1, 2.0, None)], "ALE/Breakout-v5", None)
+    with pytest.raises(SystemExit, match="--game pong is ALE/Pong-v5, but the run played"):
+        bench.main(["--from-run", str(run), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

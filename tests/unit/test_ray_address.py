@@ -22,6 +22,7 @@ from apex_dqn.runtime.ray_cluster import check_reachable
         ("ray://head.example:10001", ("head.example", 10001)),
         ("[::1]:6379", ("::1", 6379)),
         ("anyscale://my-cluster", None),  # another client's scheme: Ray's to resolve
+        ("RAY://head.example:10001", ("head.example", 10001)),  # schemes are case-blind
     ],
 )
 def test_ray_host_port_reads_the_forms_ray_accepts(address, expected):
@@ -39,6 +40,8 @@ def test_a_malformed_address_names_the_key_and_the_forms(address):
 def test_a_dashboard_address_is_named_as_one_and_an_empty_one_means_local():
     with pytest.raises(ConfigError, match=r"ray\.address=http://head:8265 is a dashboard"):
         RayConfig(address="http://head:8265")
+    with pytest.raises(ConfigError, match=r"is a dashboard"):
+        RayConfig(address="HTTPS://head:8265")
     assert RayConfig(address="").address == ""  # a local instance, as None
 
 

@@ -96,20 +96,26 @@ def test_a_learner_that_runs_niced_says_so(niceness):
 
 
 @pytest.mark.parametrize(
-    ("cpu_max", "expected"),
+    ("cpu_max", "v1", "expected"),
     [
-        ("max 100000\n", 4),  # no quota: the affinity mask
-        ("150000 100000\n", 2),  # docker run --cpus=1.5
-        ("50000 100000\n", 1),  # half a CPU still runs one process
-        ("800000 100000\n", 4),  # a quota above the mask: the mask
-        (None, 4),  # no cgroup v2 file
+        ("max 100000\n", None, 4),  # cgroup v2, no quota: the affinity mask
+        ("150000 100000\n", None, 2),  # docker run --cpus=1.5
+        ("50000 100000\n", None, 1),  # half a CPU still runs one process
+        ("800000 100000\n", None, 4),  # a quota above the mask: the mask
+        (None, ("100000", "100000"), 1),  # cgroup v1, one CPU
+        (None, ("-1", "100000"), 4),  # cgroup v1, no quota
+        (None, None, 4),  # no cgroup file at all
     ],
 )
 def test_usable_cpus_is_the_affinity_mask_capped_by_a_cgroup_quota(
-    tmp_path, monkeypatch, cpu_max, expected
+    tmp_path, monkeypatch, cpu_max, v1, expected
 ):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    path = tmp_path / "cpu.max"
     if cpu_max is not None:
-        path.write_text(cpu_max)
-    assert usable_cpus(path) == expected
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    v1_dir = tmp_path / "cpu"
+    if v1 is not None:
+        v1_dir.mkdir()
+        (v1_dir / "cpu.cfs_quota_us").write_text(v1[0])
+        (v1_dir / "cpu.cfs_period_us").write_text(v1[1])
+    assert usable_cpus(tmp_path / "cpu.max", v1_dir) == expected

@@ -31,8 +31,8 @@ def test_cartpole_pushes_whole_transitions_and_the_weights_are_the_network(wire)
     # return, discount and priority, a bool done: 53 bytes, no behaviour fields (they travel
     # only with learner.actor_correction).
     assert r["push_array_bytes_per_transition"] == 53
-    # Pickling adds one batch's headers, a few bytes per transition at pushes of 128.
-    assert 53 < r["push_bytes_per_transition"] < 53 + 1_000 / r["push_every"]
+    # Pickling adds one batch's headers to each push: under 1,000 bytes, whatever its length.
+    assert r["pushes"] > 0 and 0 < r["push_overhead_bytes_per_push"] < 1_000
     # n-step transitions lag the env steps by at most a push's worth.
     assert r["transitions_pushed"] <= r["env_steps"]
     assert r["push_bytes_per_env_step"] == pytest.approx(
