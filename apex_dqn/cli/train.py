@@ -177,10 +177,10 @@ def load_resume(config: Config, overrides: Sequence[str]) -> tuple[Config, Any]:
 def _sized_to_machine(config: Config, overrides: Sequence[str]) -> Config:
     """With a local Ray instance (no ``ray.address``), the CPU shares the command line does not
     set are sized to its CPUs (``apex_dqn.runtime.shares``); the run's first line says so."""
-    import os
 
-    address = config.ray.address or os.environ.get("RAY_ADDRESS") or None
-    if config.runtime != "ray" or address not in (None, "local"):  # a cluster: not ours to size
+    from apex_dqn.runtime.ray_cluster import local_instance
+
+    if config.runtime != "ray" or not local_instance(config.ray):  # a cluster: not ours to size
         return config
     from apex_dqn.runtime.shares import SHARE_KEYS, fit_cpu_shares, usable_cpus
 

@@ -46,6 +46,17 @@ def check_reachable(cfg: RayConfig, timeout_s: float = CONNECT_TIMEOUT_S) -> Non
         ) from None
 
 
+def _address(cfg: RayConfig) -> str | None:
+    """The address the run joins: ``ray.address``, else ``RAY_ADDRESS`` (None: neither)."""
+    return cfg.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def local_instance(cfg: RayConfig) -> bool:
+    """Whether the run starts a Ray instance of its own (no address, or 'local'), which is
+    sized to this machine, rather than joining a cluster."""
+    return _address(cfg) in (None, "local")
+
+
 def init_ray(cfg: RayConfig) -> bool:
     """Start a local Ray instance or connect to ``ray.address``; True if this call started it.
 
@@ -53,14 +64,14 @@ def init_ray(cfg: RayConfig) -> bool:
     """
     if ray.is_initialized():
         return False
-    address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+    address = _address(cfg)
     # ray.init sets SIGTERM to sys.exit (and a local instance's to a kill of its processes):
     # the run's own handler (apex_dqn.run.signals) is put back, so SIGTERM stops the run with
     # its checkpoint and outputs from the first moment, and Ray is shut down as on any stop.
     main_thread = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
-    if address in (None, "local"):  # a local instance of this run's own
+    if local_instance(cfg):
         kwargs["num_cpus"] = cfg.num_cpus or usable_cpus()
         if cfg.object_store_memory is not None:
             kwargs["object_store_memory"] = cfg.object_store_memory
