@@ -10,6 +10,13 @@ how the value is written (``format``, a Python format string, e.g. ``"{:.1f}"``)
 - ``stale``: the figures whose JSON was made by a commit whose ``apex_dqn/`` or ``conf/`` differ
   from HEAD's, or by uncommitted code, or that record no commit: what to rerun.
 
+Every JSON file a page names (README.md and docs/, by its path from the repository, the page or
+docs/) is accounted for: either a registered figure comes from it, or the index lists it under
+``history`` with the date it was made and its commit (the one the JSON records, else the one that
+added the file: the code that made it is no newer). A history file is a past measurement kept to
+show why something is as it is, not a claim about the current code, so ``check`` requires each
+paragraph that names it to give that date and commit, where a reader sees them.
+
     python benchmarks/figures.py check
     python benchmarks/figures.py stale
 """
@@ -46,14 +53,41 @@ class Figure:
     format: str
 
 
-def load_index(path: Path = INDEX) -> list[Figure]:
-    """The registry's entries; ValueError naming an entry without exactly the five fields."""
-    entries = (yaml.safe_load(path.read_text()) or {}).get("figures", [])
-    fields = set(Figure.__dataclass_fields__)
+@dataclass(frozen=True)
+class History:
+    """A JSON kept as a dated past measurement (see the module docstring)."""
+
+    json: str
+    date: str
+    commit: str
+    what: str
+
+
+def _entries(path: Path, section: str, fields: set[str]) -> list[dict[str, Any]]:
+    """The index's ``section``; ValueError naming an entry without exactly ``fields``."""
+    entries = (yaml.safe_load(path.read_text()) or {}).get(section) or []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or set(entry) != fields:
-            raise ValueError(f"{path}: figure {i} must have exactly {sorted(fields)}: {entry!r}")
-    return [Figure(**entry) for entry in entries]
+            name = "figure" if section == "figures" else f"{section} entry"
+            raise ValueError(f"{path}: {name} {i} must have exactly {sorted(fields)}: {entry!r}")
+    return entries
+
+
+def load_history(path: Path = INDEX) -> list[History]:
+    """The index's history entries (ValueError as for ``load_index``; a date not YYYY-MM-DD or
+    a commit not 7 to 40 hex digits is one too)."""
+    out = [History(**e) for e in _entries(path, "history", set(History.__dataclass_fields__))]
+    for h in out:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(h.date)):
+            raise ValueError(f"{path}: history {h.json}: date must be YYYY-MM-DD, got {h.date!r}")
+        if not re.fullmatch(r"[0-9a-f]{7,40}", str(h.commit)):
+            raise ValueError(f"{path}: history {h.json}: commit must be 7 to 40 hex digits")
+    return out
+
+
+def load_index(path: Path = INDEX) -> list[Figure]:
+    """The registry's entries; ValueError naming an entry without exactly the five fields."""
+    return [Figure(**e) for e in _entries(path, "figures", set(Figure.__dataclass_fields__))]
 
 
 def quoted(quote: str, text: str) -> bool:
@@ -100,6 +134,62 @@ def problems(figures: list[Figure], root: Path = ROOT) -> list[str]:
         missing = [k for k in PROVENANCE_KEYS if not (record or {}).get(k)]
         if missing:
             found.append(f"{where}: {fig.json} records no {', '.join(missing)}")
+    return found
+
+
+def pages(root: Path = ROOT) -> list[Path]:
+    """The documents that may quote figures: README.md and every page under docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def named_jsons(root: Path = ROOT) -> dict[str, list[tuple[str, str]]]:
+    """Each JSON file the pages name (its path from ``root``), with each (page, paragraph) that
+    names it, outside fenced code (a command naming where it writes quotes nothing). A name is
+    read from the repository root, then the page's folder, docs/, then docs/figures/; a name
+    that is no file in any of them (an output's name) is no source."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for page in pages(root):
+        if not page.exists():
+            continue
+        doc = page.relative_to(root).as_posix()
+        prose = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
+        for paragraph in re.split(r"\n\s*\n", prose):
+            for name in dict.fromkeys(re.findall(r"[\w./-]+\.json\b", paragraph)):
+                for base in (root, page.parent, root / "docs", root / "docs" / "figures"):
+                    path = (base / name).resolve()
+                    if path.is_file() and path.is_relative_to(root.resolve()):
+                        key = path.relative_to(root.resolve()).as_posix()
+                        if (doc, paragraph) not in found.get(key, []):
+                            found.setdefault(key, []).append((doc, paragraph))
+                        break
+    return found
+
+
+def unaccounted(figures: list[Figure], history: list[History], root: Path = ROOT) -> list[str]:
+    """What the pages name that neither the registry nor the history accounts for, and history
+    entries that are wrong: no file, also registered, named by no page, or named in a paragraph
+    that does not give their date and commit."""
+    found = []
+    registered = {fig.json for fig in figures}
+    dated = {h.json: h for h in history}
+    names = named_jsons(root)
+    for json_path, where in sorted(names.items()):
+        if json_path not in registered and json_path not in dated:
+            docs = ", ".join(sorted({doc for doc, _ in where}))
+            found.append(f"{docs}: {json_path} is neither a registered figure's source nor history")
+    for h in history:
+        if not (root / h.json).is_file():
+            found.append(f"history {h.json}: no such file")
+        if h.json in registered:
+            found.append(f"history {h.json}: also a registered figure's source (current or not?)")
+        if h.json not in names:
+            found.append(f"history {h.json}: no page names it")
+        for doc, paragraph in names.get(h.json, []):
+            if h.date not in paragraph or h.commit[:7] not in paragraph:
+                found.append(
+                    f"{doc}: the paragraph naming {h.json} does not give its date {h.date}"
+                    f" and commit {h.commit[:7]}"
+                )
     return found
 
 
@@ -167,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     figures = load_index(args.index)
     if args.command == "check":
-        found = problems(figures)
+        history = load_history(args.index)
+        found = problems(figures) + unaccounted(figures, history)
         for line in found:
             print(line)
-        print(f"{len(figures)} figures, {len(found)} problems")
+        print(f"{len(figures)} figures, {len(history)} history files, {len(found)} problems")
         return 1 if found else 0
     old = stale(figures)
     print("| document | figure | JSON | why stale |")

@@ -38,6 +38,58 @@ def _site(tmp_path, *, quote: str = "**12.5 s**", value: float = 12.46, provenan
     ]
 
 
+def test_every_json_a_page_names_is_a_registered_source_or_dated_history(figures):
+    history = figures.load_history()
+    assert len(history) >= 5  # the history is in use
+    assert figures.unaccounted(figures.load_index(), history) == []
+
+
+def test_a_page_naming_an_unaccounted_or_undated_json_is_caught(figures, tmp_path):
+    (tmp_path / "docs" / "figures").mkdir(parents=True)
+    (tmp_path / "docs" / "figures" / "old.json").write_text("{}")
+    (tmp_path / "docs" / "figures" / "new.json").write_text("{}")
+    page = tmp_path / "docs" / "page.md"
+    old = figures.History(
+        json="docs/figures/old.json", date="2026-11-24", commit="d9f571d", what=""
+    )
+    new = figures.Figure(doc="", quote="", json="docs/figures/new.json", key="", format="")
+
+    def found(text: str, *, history=(old,), registered=(new,)) -> list[str]:
+        page.write_text(text)
+        return figures.unaccounted(list(registered), list(history), tmp_path)
+
+    dated = "Once ([`old.json`](figures/old.json), 2026-11-24 at d9f571d). Now `new.json`.\n"
+    assert found(dated) == []
+    assert (
+        "does not give its date 2026-11-24 and commit d9f571d"
+        in found(dated + "\nAgain: `docs/figures/old.json`.\n")[0]
+    )  # every paragraph naming it, not just one
+    assert "does not give" in found("Once (old.json, 2026-11-24). `new.json`.\n")[0]
+    assert found(dated + "\n```bash\nrun --json docs/figures/old.json\n```\n") == []
+    assert found(dated + "\nThe run writes `summary.json`.\n") == []  # no such file: no source
+    assert "neither a registered figure's source nor history" in found(dated, history=())[0]
+    assert (
+        "also a registered figure's source"
+        in found(dated, registered=(new, figures.Figure("", "", old.json, "", "")))[0]
+    )
+    assert found("`new.json`\n") == ["history docs/figures/old.json: no page names it"]
+
+
+def test_history_entries_need_a_date_and_a_commit(figures, tmp_path):
+    index = tmp_path / "index.yaml"
+    entry = {"json": "a.json", "date": "2026-11-24", "commit": "d9f571d", "what": "w"}
+    index.write_text(yaml.safe_dump({"history": [entry]}))
+    assert figures.load_history(index)[0].commit == "d9f571d"
+    for bad, match in [
+        ({**entry, "date": "24 Nov"}, "date must be YYYY-MM-DD"),
+        ({**entry, "commit": "main"}, "commit must be"),
+        ({k: v for k, v in entry.items() if k != "what"}, "history entry 0 must have exactly"),
+    ]:
+        index.write_text(yaml.safe_dump({"history": [bad]}))
+        with pytest.raises(ValueError, match=match):
+            figures.load_history(index)
+
+
 def test_a_quote_or_a_value_changed_alone_is_caught(figures, tmp_path):
     assert figures.problems(_site(tmp_path), tmp_path) == []
     changed_text = _site(tmp_path, quote="**12.9 s**")
