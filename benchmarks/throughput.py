@@ -14,6 +14,8 @@ first report with updates to the last). The configurations (``--configs``):
 - ``unthrottled``: the same stepper settings with the actors never paused and the learner held
   to 0.2 samples per transition (``actors.min_replay_ratio=0 learner.max_replay_ratio=0.2``): how
   fast the default actors step when the CPU is theirs.
+- ``learner_2_threads``: the defaults with the learner's torch on 2 threads (``ray.num_cpus=3
+  learner.num_cpus=2``), against its 1 by default.
 
     python benchmarks/throughput.py --json throughput.json
     python benchmarks/throughput.py --actors 1 --seconds 120 --configs unthrottled
@@ -89,6 +91,10 @@ def raw_env_speed(
 CONFIGS = {
     "defaults": [],
     "unthrottled": ["actors.min_replay_ratio=0", "learner.max_replay_ratio=0.2"],
+    # The learner's torch with 2 threads (it takes max(1, int(learner.num_cpus))), Ray's count
+    # raised to 3 so that the reservations still fit on 2 cores: does the learner gain from the
+    # CPU that throttled actors leave idle? A probe, not a setting to copy.
+    "learner_2_threads": ["ray.num_cpus=3", "learner.num_cpus=2"],
 }
 
 
