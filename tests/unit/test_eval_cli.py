@@ -13,10 +13,11 @@ import pytest
 from apex_dqn.config import Config, EnvConfig, EvalConfig
 from apex_dqn.envs.factory import inspect_env
 from apex_dqn.files.atomic import write_bytes_atomic
-from apex_dqn.files.checkpoint import state_to_bytes
+from apex_dqn.files.checkpoint import FORMAT, state_to_bytes
 from apex_dqn.roles import build
 from apex_dqn.run import outputs
 from apex_dqn.run.state import RunTracker
+from tests.unit.cli_helpers import fails_in_one_line
 
 
 def _write_checkpoint(cfg: Config, path: Path) -> Path:
@@ -130,24 +131,31 @@ def test_eval_cli_records_one_video_per_episode(checkpoint, tmp_path):
 )
 def test_eval_cli_bad_input_names_the_key(args, fragment):
     proc = _eval(*args)
-    assert proc.returncode == 2
-    assert fragment in proc.stderr and "Traceback" not in proc.stderr
+    fails_in_one_line(proc, fragment)
 
 
-def test_eval_cli_corrupt_or_missing_checkpoints_name_the_path(tmp_path):
+def test_eval_cli_corrupt_or_missing_checkpoints_name_the_path(checkpoint, tmp_path):
+    import torch
+
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint at all")
+    truncated = tmp_path / "truncated.pt"  # a real checkpoint cut off, as by a full disk
+    truncated.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    foreign = tmp_path / "foreign.pt"  # a readable torch file of someone else's
+    foreign.write_bytes(state_to_bytes({"weights": {"w": torch.zeros(3)}}))
+    hollow = tmp_path / "hollow.pt"  # the format mark, but no config or weights
+    hollow.write_bytes(state_to_bytes({"format": FORMAT}))
     empty_run = tmp_path / "run"
     empty_run.mkdir()
     cases = [
-        (f"checkpoint={corrupt}", (str(corrupt), "not a readable apex-dqn checkpoint")),
-        (f"checkpoint={empty_run}", (str(empty_run), "without checkpoint.pt")),
+        (corrupt, "not a readable apex-dqn checkpoint"),
+        (truncated, "not a readable apex-dqn checkpoint"),
+        (foreign, "is not an apex-dqn checkpoint (no format"),
+        (hollow, "is not an apex-dqn checkpoint"),
+        (empty_run, "without checkpoint.pt"),
     ]
-    for arg, fragments in cases:
-        proc = _eval(arg)
-        assert proc.returncode == 2, proc.stderr
-        assert all(f in proc.stderr for f in fragments), proc.stderr
-        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    for path, fragment in cases:
+        fails_in_one_line(_eval(f"checkpoint={path}"), repr(str(path)), fragment)
 
 
 def test_eval_cli_unwritable_output_names_it(checkpoint, tmp_path):
@@ -155,6 +163,4 @@ def test_eval_cli_unwritable_output_names_it(checkpoint, tmp_path):
     blocker.write_text("")
     output = blocker / "eval.json"  # a path below a file: cannot be created
     proc = _eval(f"checkpoint={checkpoint}", "episodes=1", f"output={output}")
-    assert proc.returncode == 2, proc.stderr
-    assert f"output={str(output)!r} cannot be written" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    fails_in_one_line(proc, f"output={str(output)!r} cannot be written")

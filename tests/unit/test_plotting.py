@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from apex_dqn.files.plotting import group_runs, load_run, mean_and_spread
+from tests.unit.cli_helpers import fails_in_one_line
 from tests.unit.png_helpers import TAB_BLUE, TAB_GREEN, TAB_ORANGE, pixels_of
 
 
@@ -157,9 +158,7 @@ def _bad_run(tmp_path, what: str):
 def test_plot_cli_bad_runs_fail_in_one_line_naming_the_path(tmp_path, what, fragment):
     run = _bad_run(tmp_path, what)  # "missing": never created
     proc = _plot_cli(str(run), "--out", str(tmp_path / "out.png"))
-    assert proc.returncode == 2, proc.stderr
-    assert fragment in proc.stderr and repr(str(run)) in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    fails_in_one_line(proc, fragment, repr(str(run)))
     assert not (tmp_path / "out.png").exists()
 
 
@@ -167,22 +166,21 @@ def test_plot_cli_unwritable_out_names_it(tmp_path):
     _fake_run(tmp_path / "run", seed=0, lr=1e-3, scale=1.0)
     (tmp_path / "a_file").write_text("")
     out = tmp_path / "a_file" / "runs.png"  # below a file: cannot be created
-    proc = _plot_cli(str(tmp_path / "run"), "--out", str(out))
-    assert proc.returncode == 2, proc.stderr
-    assert f"--out {str(out)!r} cannot be written" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    fails_in_one_line(
+        _plot_cli(str(tmp_path / "run"), "--out", str(out)),
+        f"--out {str(out)!r} cannot be written",
+    )
 
 
 def test_plot_cli_out_without_an_image_suffix_names_it(tmp_path):
     _fake_run(tmp_path / "run", seed=0, lr=1e-3, scale=1.0)
-    proc = _plot_cli(str(tmp_path / "run"), "--out", str(tmp_path / "runs"))
-    assert proc.returncode == 2 and "must end in .png, .pdf or .svg" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    out = str(tmp_path / "runs")
+    proc = _plot_cli(str(tmp_path / "run"), "--out", out)
+    fails_in_one_line(proc, repr(out), "must end in .png, .pdf or .svg")
 
 
 def test_plot_cli_without_runs_fails_clearly(tmp_path):
-    proc = _plot_cli(str(tmp_path))
-    assert proc.returncode == 2 and "holds no run" in proc.stderr
+    fails_in_one_line(_plot_cli(str(tmp_path)), repr(str(tmp_path)), "holds no run")
 
 
 def test_an_evaluation_repeating_an_earlier_value_is_kept(tmp_path):
