@@ -66,20 +66,23 @@ DOPAMINE_BREAKOUT: dict[str, Any] = {
     },
 }
 
-# Per game: the overrides that choose it (the defaults a user gets), the JSON's name, and the
-# published curve to set beside the run (None for Pong: docs/atari.md compares its time).
+# Per game: the overrides that choose it (the defaults a user gets), the JSON's name, the
+# published curve to set beside the run (None for Pong: docs/atari.md compares its time), and
+# the learner updates within which the target counts (issue 25: Pong's +18 within 40,000).
 GAMES: dict[str, dict[str, Any]] = {
     "pong": {
         "env_id": "ALE/Pong-v5",
         "base": ["experiment=pong"],
         "json": "pong.json",
         "peer": None,
+        "update_budget": 40_000,
     },
     "breakout": {
         "env_id": "ALE/Breakout-v5",
         "base": ["env=atari", "env.id=ALE/Breakout-v5"],
         "json": "breakout.json",
         "peer": DOPAMINE_BREAKOUT,
+        "update_budget": None,
     },
 }
 
@@ -123,12 +126,23 @@ def peer_comparison(figures: dict[str, Any], peer: dict[str, Any]) -> dict[str, 
     }
 
 
-def summarise(run_dir: Path, command: str) -> dict[str, Any]:
-    """The benchmark's figures from a finished run's ``summary.json`` and ``metrics.jsonl``."""
+def updates_by(records: list[dict[str, Any]], env_steps: int) -> int | None:
+    """Learner updates at the last report at or before ``env_steps`` (None: none was)."""
+    before = [r for r in records if r["charts/env_steps"] <= env_steps]
+    return int(before[-1]["charts/learner_steps"]) if before else None
+
+
+def summarise(run_dir: Path, command: str, update_budget: int | None = None) -> dict[str, Any]:
+    """The benchmark's figures from a finished run's ``summary.json`` and ``metrics.jsonl``;
+    with ``update_budget``, also whether the target came within that many learner updates and
+    the best evaluation that did (each evaluation carries the updates made by then)."""
     summary = json.loads((run_dir / "summary.json").read_text())
     records = read_jsonl(run_dir / "metrics.jsonl")
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    evals = summary.get("evals") or []
+    evals = [
+        {**e, "learner_updates": updates_by(records, e["env_steps"])}
+        for e in summary.get("evals") or []
+    ]
     target = summary.get("target_return")
     # Updates at the solve: the report nearest the solving evaluation's env steps.
     updates_at_solve = None
@@ -136,6 +150,18 @@ def summarise(run_dir: Path, command: str) -> dict[str, Any]:
         steps = summary["env_steps_at_solve"]
         nearest = min(records, key=lambda r: abs(r["charts/env_steps"] - steps))
         updates_at_solve = int(nearest["charts/learner_steps"])
+    within = None
+    if update_budget is not None:
+        inside = [
+            e["mean_return"]
+            for e in evals
+            if e["learner_updates"] is not None and e["learner_updates"] <= update_budget
+        ]
+        within = {
+            "updates": update_budget,
+            "target_reached": updates_at_solve is not None and updates_at_solve <= update_budget,
+            "best_eval_return": max(inside) if inside else None,
+        }
     return {
         "command": command,
         "env_id": summary["env_id"],
@@ -155,6 +181,7 @@ def summarise(run_dir: Path, command: str) -> dict[str, Any]:
         "learner_updates_per_s": summary.get("learner_updates_per_s"),
         "stop_reason": summary.get("stop_reason"),
         "eval_epsilon": (config.get("eval") or {}).get("epsilon"),
+        "within_update_budget": within,
         "evals": evals,
     }
 
@@ -177,6 +204,18 @@ def table(figures: dict[str, Any]) -> str:
                 "solving / confirming evaluation",
                 f"{fmt(figures['solve_eval_return'], '+.2f')} / "
                 f"{fmt(figures['confirm_eval_return'], '+.2f')}",
+            ),
+        ]
+    within = figures.get("within_update_budget")
+    if within:
+        rows += [
+            (
+                f"target reached within {within['updates']:,} updates",
+                "yes" if within["target_reached"] else "no",
+            ),
+            (
+                f"best evaluation within {within['updates']:,} updates",
+                fmt(within["best_eval_return"], "+.2f"),
             ),
         ]
     rows += [
@@ -232,8 +271,9 @@ def write_outputs(run_dir: Path, out: Path, figures: dict[str, Any], log: str | 
     """Copy the run's small files to ``out``, redraw the curve, write ``pong.json``."""
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
-        if (run_dir / name).exists():
-            shutil.copyfile(run_dir / name, out / name)
+        src, dst = run_dir / name, out / name
+        if src.exists() and not (dst.exists() and src.samefile(dst)):  # --from-run <out>
+            shutil.copyfile(src, dst)
     if log is not None:
         (out / "console.log").write_text(log)
     evals = figures["evals"]
@@ -283,7 +323,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_run is not None:  # the run was made earlier, perhaps by other code
         record["commit"], record["code_dirty"] = args.commit or record["commit"], None
     game = GAMES[args.game]
-    figures = {**summarise(run_dir, command), "game": args.game, "base": game["base"]}
+    figures = {
+        **summarise(run_dir, command, game["update_budget"]),
+        "game": args.game,
+        "base": game["base"],
+    }
     if figures["env_id"] != game["env_id"]:
         played = [g for g, v in GAMES.items() if v["env_id"] == figures["env_id"]]
         raise SystemExit(

@@ -51,9 +51,17 @@ def test_the_target_is_the_first_confirmed_evaluation(bench, tmp_path):
             (500_000, 40_000, 20.0, 20.0),
         ],
     )
-    figures = bench.summarise(run, "apex-dqn experiment=pong")
+    figures = bench.summarise(run, "apex-dqn experiment=pong", update_budget=35_000)
     assert figures["solved"] and figures["env_steps_at_target"] == 400_000
     assert figures["learner_updates_at_target"] == 30_000
+    # Each evaluation carries the updates made by its env steps; within 35,000 updates the
+    # target came (30,000), and the best evaluation was 19.0 (40,000's 20.0 came after).
+    assert [e["learner_updates"] for e in figures["evals"]] == [5_000, 20_000, 30_000, 40_000]
+    assert figures["within_update_budget"] == {
+        "updates": 35_000,
+        "target_reached": True,
+        "best_eval_return": 19.0,
+    }
     assert (figures["solve_eval_return"], figures["confirm_eval_return"]) == (18.25, 18.5)
     assert [e["mean_return"] for e in figures["evals"]] == [-20.0, 19.0, 18.25, 20.0]
     assert figures["time_to_target_s"] == pytest.approx(figures["evals"][2]["process_s"], abs=0.1)
@@ -69,15 +77,30 @@ def test_the_target_is_the_first_confirmed_evaluation(bench, tmp_path):
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert (out / "console.log").read_text() == "console"
     assert "| reached | yes |" in bench.table(figures)
+    assert "| target reached within 35,000 updates | yes |" in bench.table(figures)
+    assert "| best evaluation within 35,000 updates | +19.00 |" in bench.table(figures)
     assert "| machine | Some CPU, 2 cores, native bf16 no |" in bench.table(figures)
+    # Summarised again from its own copy in docs/ (--from-run <out> --out <out>).
+    bench.write_outputs(out, out, figures, log=None)
+    assert json.loads((out / "pong.json").read_text())["env_steps_at_target"] == 400_000
 
 
 def test_a_run_that_misses_the_target_reports_no_time(bench, tmp_path):
     run = _run_dir(tmp_path, [(100_000, 5_000, -20.0, None), (200_000, 9_000, 17.9, None)])
-    figures = bench.summarise(run, "cmd")
+    figures = bench.summarise(run, "cmd", update_budget=8_000)
     assert not figures["solved"] and figures["time_to_target_s"] is None
     assert figures["learner_updates_at_target"] is None and figures["best_eval_return"] == 17.9
+    assert figures["within_update_budget"]["best_eval_return"] == -20.0
     assert "| reached | no |" in bench.table(figures)
+    assert "| target reached within 8,000 updates | no |" in bench.table(figures)
+
+
+def test_a_target_reached_after_the_update_budget_does_not_count_within_it(bench, tmp_path):
+    run = _run_dir(tmp_path, [(100_000, 5_000, -20.0, None), (300_000, 50_000, 19.0, 19.5)])
+    figures = bench.summarise(run, "cmd", update_budget=40_000)
+    assert figures["solved"] and figures["learner_updates_at_target"] == 50_000
+    assert figures["within_update_budget"]["target_reached"] is False
+    assert bench.summarise(run, "cmd")["within_update_budget"] is None  # no budget, no row
 
 
 def test_breakout_is_set_beside_the_peer_curve_window_by_window(bench, tmp_path):
