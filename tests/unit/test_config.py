@@ -99,7 +99,7 @@ def test_atari_group_carries_atari_learner_defaults(compose_config):
     for overrides in (("env=atari",), ("experiment=pong",)):
         cfg = compose_config(*overrides)
         assert cfg.learner.lr == 1e-4 and cfg.learner.target_update_period == 500
-        assert cfg.actors.min_replay_ratio == 1.0 and cfg.replay.capacity == 100_000
+        assert cfg.actors.min_replay_ratio == 2.0 and cfg.replay.capacity == 100_000
         assert cfg.train.max_seconds == 10_800 and cfg.network.torso == "nature"
         # The fastest measured stepper, and bf16 where the CPU has it.
         assert (cfg.actors.vector_mode, cfg.actors.pipeline) == ("ale", True)
