@@ -16,6 +16,8 @@ first report with updates to the last). The configurations (``--configs``):
   fast the default actors step when the CPU is theirs.
 - ``learner_2_threads``: the defaults with the learner's torch on 2 threads (``ray.num_cpus=3
   learner.num_cpus=2``), against its 1 by default.
+- ``learner_nchw``: the defaults with the learner's networks in the NCHW layout
+  (``learner.channels_last=false``), against channels-last on a CPU learner by default.
 
     python benchmarks/throughput.py --json throughput.json
     python benchmarks/throughput.py --actors 1 --seconds 120 --configs unthrottled
@@ -95,6 +97,8 @@ CONFIGS = {
     # raised to 3 so that the reservations still fit on 2 cores: does the learner gain from the
     # CPU that throttled actors leave idle? A probe, not a setting to copy.
     "learner_2_threads": ["ray.num_cpus=3", "learner.num_cpus=2"],
+    # The learner's networks in the NCHW layout, as before learner.channels_last=auto.
+    "learner_nchw": ["learner.channels_last=false"],
 }
 
 

@@ -29,6 +29,7 @@ from apex_dqn.algo.torch_compat import (
     fused_adam,
     maybe_compile,
     resolve_amp,
+    resolve_channels_last,
     resolve_device,
 )
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
@@ -144,6 +145,10 @@ class Learner:
             torch.manual_seed(seed)
             self.online = build_q_network(network, obs_shape=obs_shape, num_actions=num_actions)
         self.online.to(self.device)
+        torso = network.torso
+        self.channels_last = resolve_channels_last(learner.channels_last, self.device, torso)
+        if self.channels_last:  # before the optimizer: its state takes the parameters' layout
+            self.online.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer, self._adam_step = fused_adam(
             self.online.parameters(), lr=learner.lr, eps=learner.adam_eps, compiled=learner.compile

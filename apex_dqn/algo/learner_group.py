@@ -66,5 +66,7 @@ class LearnerGroup:
         offset = 0
         for p in params:
             size = p.numel()
-            p.grad = flat[offset : offset + size].view_as(p)
+            if p.grad is None:
+                p.grad = torch.empty_like(p)  # the parameter's layout (channels-last or not)
+            p.grad.copy_(flat[offset : offset + size].view(p.shape))
             offset += size

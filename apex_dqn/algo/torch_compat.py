@@ -45,6 +45,17 @@ def resolve_amp(amp: bool | str, device: torch.device) -> bool:
     return device.type == "cpu" and cpu_has_native_bf16()
 
 
+def resolve_channels_last(channels_last: bool | str, device: torch.device, torso: str) -> bool:
+    """Whether the learner keeps its networks channels-last: ``auto`` is on for a CPU learner
+    with the nature torso, where oneDNN's NHWC convolutions made its update 1.3-1.4x faster
+    (float32, docs/atari.md), and off elsewhere; never for the MLP torso (no convolutions)."""
+    if torso == "mlp":
+        return False
+    if channels_last != "auto":
+        return bool(channels_last)
+    return device.type == "cpu" and torso == "nature"
+
+
 def allow_tf32(device: torch.device) -> None:
     """On CUDA, TF32 tensor cores for float32 matmuls (convolutions already use them by
     default). A process-wide torch setting; nothing on CPU."""

@@ -31,6 +31,7 @@ BAD_VALUES = [
     ("network.torso=resnet", "network.torso", "mlp, nature, minatar"),
     ("learner.target_update_tau=1.5", "learner.target_update_tau", "[0, 1]"),
     ("learner.amp=sometimes", "learner.amp", "true, false, auto"),
+    ("learner.channels_last=nhwc", "learner.channels_last", "true, false, auto"),
     ("network.hidden_sizes=[64,0]", "network.hidden_sizes[1]", "[1, 65536]"),
     ("runtime=spark", "runtime", "ray, local"),
     ("seed=-1", "seed", "[0, 2147483647]"),
