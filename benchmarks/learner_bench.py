@@ -13,9 +13,10 @@
 
 Each figure is the median over ``--repeats`` timed windows after a warm-up; variants with bf16
 autocast (``--amp``), ``torch.compile`` (``--compile``) and the channels-last layout
-(``--channels-last``: the networks and the observations in NHWC, oneDNN's preferred layout on
-CPU) are measured in the same run, each at every thread count of ``--threads``. ``--profile``
-adds where one eager fp32 update's time goes: torch.profiler's operators by self CPU time.
+(``--channels-last``: ``learner.channels_last=true``, the networks in NHWC, oneDNN's preferred
+layout on CPU; every other variant sets it false) are measured in the same run, each at every
+thread count of ``--threads``. ``--profile`` adds where one eager fp32 update's time goes:
+torch.profiler's operators by self CPU time.
 
     python benchmarks/learner_bench.py --json learner.json
     python benchmarks/learner_bench.py --device cuda --batch-size 512 --shards 4 --amp --compile
@@ -58,7 +59,12 @@ NUM_ACTIONS = 6
 
 
 def _config(
-    args: argparse.Namespace, *, amp: bool = False, compile: bool = False, num_learners: int = 1
+    args: argparse.Namespace,
+    *,
+    amp: bool = False,
+    compile: bool = False,
+    num_learners: int = 1,
+    channels_last: bool = False,
 ) -> Config:
     per_shard = max(args.capacity // args.shards, args.batch_size)
     return Config(
@@ -79,6 +85,9 @@ def _config(
             device=args.device,
             amp=amp,
             compile=compile,
+            # Explicit, so that every variant but channels-last keeps the NCHW layout (auto
+            # would choose NHWC on a CPU).
+            channels_last=channels_last,
             max_replay_ratio=0.0,  # no actors: the learner may sample as often as it can
             prefetch=args.prefetch,
             batches_per_request=args.batches_per_request,
@@ -130,18 +139,13 @@ def _stepper(
 
     from apex_dqn.roles import build
 
-    cfg = _config(args, amp=amp, compile=compile)
+    cfg = _config(args, amp=amp, compile=compile, channels_last=channels_last)
     learner = build.learner_spec(cfg, _info()).build()
     rng = np.random.default_rng(0)
     staged = [
         learner.stage(_random_batch(args.batch_size, rng), np.ones(args.batch_size, np.float32))
         for _ in range(4)
     ]
-    if channels_last:
-        learner.online.to(memory_format=torch.channels_last)
-        learner.target.to(memory_format=torch.channels_last)
-        for batch in staged:
-            batch.obs_all = batch.obs_all.contiguous(memory_format=torch.channels_last)
     if learner.device.type == "cuda":
         torch.cuda.synchronize()
     counter = iter(range(1 << 62))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.png_helpers import TAB_BLUE, TAB_ORANGE, pixels_of
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -168,7 +170,9 @@ def test_learning_bench_sb3_breakout_curve(tmp_path):
     assert figures["summary"]["sb3_budget_return"] == curve[-1]["mean_return"]
     assert "| Stable-Baselines3 DQN | 0 |" in proc.stdout
     assert "| **Stable-Baselines3 DQN median** |" in proc.stdout
-    assert (tmp_path / "learning.png").stat().st_size > 0
+    # SB3's curves are drawn (its colour), and no apex-dqn curve (the other's) where none ran.
+    assert pixels_of(tmp_path / "learning.png", TAB_ORANGE) > 200
+    assert pixels_of(tmp_path / "learning.png", TAB_BLUE) < 20
 
 
 @pytest.mark.slow
