@@ -31,6 +31,29 @@ def cartpole_batch(n: int = 64, seed: int = 0, *, behaviour: bool = False) -> Tr
     return batch
 
 
+def frames_batch(
+    n: int, seed: int, obs_shape: tuple[int, ...], num_actions: int, *, behaviour: bool = False
+) -> TransitionBatch:
+    """A random batch of ``n`` transitions of uint8 frame stacks (Atari-shaped for the nature
+    torso); with ``behaviour``, greedy actions of actors at epsilon 0.1 over 3-step returns."""
+    rng = np.random.default_rng(seed)
+    batch = TransitionBatch(
+        obs_B=rng.integers(0, 255, (n, *obs_shape), dtype=np.uint8),
+        action_B=rng.integers(0, num_actions, n).astype(np.int64),
+        return_B=rng.normal(size=n).astype(np.float32),
+        discount_B=np.full(n, 0.99**3, np.float32),
+        next_obs_B=rng.integers(0, 255, (n, *obs_shape), dtype=np.uint8),
+        done_B=rng.random(n) < 0.1,
+        priority_B=np.ones(n, np.float32),
+    )
+    if behaviour:
+        batch.greedy_B = np.ones(n, bool)
+        batch.epsilon_B = np.full(n, 0.1, np.float32)
+        batch.steps_B = np.full(n, 3, np.uint8)
+        batch.later_greedy_B = np.full(n, 2, np.uint8)
+    return batch
+
+
 def small_learner(**learner_overrides) -> Learner:
     return Learner(
         obs_shape=(4,),

@@ -11,21 +11,13 @@ from apex_dqn.algo.learner import Learner
 from apex_dqn.algo.torch_compat import resolve_channels_last
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.core.types import TransitionBatch
+from tests.unit.learner_helpers import frames_batch
 
 OBS = (4, 44, 44)  # the smallest frames the nature torso takes are 36x36
 
 
 def _batch(n: int, seed: int) -> TransitionBatch:
-    rng = np.random.default_rng(seed)
-    return TransitionBatch(
-        obs_B=rng.integers(0, 256, (n, *OBS), dtype=np.uint8),
-        action_B=rng.integers(0, 3, n).astype(np.int64),
-        return_B=rng.normal(size=n).astype(np.float32),
-        discount_B=np.full(n, 0.99**3, np.float32),
-        next_obs_B=rng.integers(0, 256, (n, *OBS), dtype=np.uint8),
-        done_B=rng.random(n) < 0.2,
-        priority_B=np.ones(n, np.float32),
-    )
+    return frames_batch(n, seed, OBS, 3)
 
 
 def _learner(channels_last: bool | str) -> Learner:

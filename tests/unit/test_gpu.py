@@ -10,6 +10,7 @@ import torch
 from apex_dqn.algo.learner import Learner
 from apex_dqn.config import AlgoConfig, LearnerConfig, NetworkConfig, ReplayConfig
 from apex_dqn.core.types import TransitionBatch
+from tests.unit.learner_helpers import frames_batch
 
 pytestmark = [
     pytest.mark.gpu,
@@ -20,20 +21,7 @@ OBS = (4, 84, 84)
 
 
 def _batch(n: int = 32, seed: int = 0) -> TransitionBatch:
-    rng = np.random.default_rng(seed)
-    return TransitionBatch(
-        obs_B=rng.integers(0, 255, (n, *OBS), dtype=np.uint8),
-        action_B=rng.integers(0, 6, n).astype(np.int64),
-        return_B=rng.normal(size=n).astype(np.float32),
-        discount_B=np.full(n, 0.99**3, np.float32),
-        next_obs_B=rng.integers(0, 255, (n, *OBS), dtype=np.uint8),
-        done_B=rng.random(n) < 0.1,
-        priority_B=np.ones(n, np.float32),
-        greedy_B=np.ones(n, bool),
-        epsilon_B=np.full(n, 0.1, np.float32),
-        steps_B=np.full(n, 3, np.uint8),
-        later_greedy_B=np.full(n, 2, np.uint8),
-    )
+    return frames_batch(n, seed, OBS, 6, behaviour=True)
 
 
 def _learner(device: str, **overrides) -> Learner:
