@@ -177,7 +177,6 @@ def load_resume(config: Config, overrides: Sequence[str]) -> tuple[Config, Any]:
 def _sized_to_machine(config: Config, overrides: Sequence[str]) -> Config:
     """With a local Ray instance (no ``ray.address``), the CPU shares the command line does not
     set are sized to its CPUs (``apex_dqn.runtime.shares``); the run's first line says so."""
-
     from apex_dqn.runtime.ray_cluster import local_instance
 
     if config.runtime != "ray" or not local_instance(config.ray):  # a cluster: not ours to size

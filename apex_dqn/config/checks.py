@@ -52,6 +52,12 @@ def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
 
 
+def check_bool_or_auto(key: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is a boolean or 'auto' (decided at run time)."""
+    if not (isinstance(value, bool) or value == "auto"):
+        raise ConfigError(f"{key} must be one of true, false, auto; got {value!r}")
+
+
 def _range_text(lo: int | None, hi: int | None) -> str:
     if lo is not None and hi is not None:
         return f"in [{lo}, {hi}]"

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apex_dqn.config.checks import ConfigError, check_choice, check_float, check_int
+from apex_dqn.config.checks import (
+    ConfigError,
+    check_bool_or_auto,
+    check_choice,
+    check_float,
+    check_int,
+)
 
 
 @dataclass
@@ -81,8 +87,7 @@ class ActorsConfig:
                 ) from None
         check_int("actors.max_env_errors", self.max_env_errors, lo=1)
         check_choice("actors.vector_mode", self.vector_mode, ("sync", "async", "ale"))
-        if not (isinstance(self.amp, bool) or self.amp == "auto"):
-            raise ConfigError(f"actors.amp must be one of true, false, auto; got {self.amp!r}")
+        check_bool_or_auto("actors.amp", self.amp)
 
 
 @dataclass
@@ -204,13 +209,8 @@ class LearnerConfig:
         check_float("learner.huber_delta", self.huber_delta, lo=0.0, lo_open=True)
         check_int("learner.target_update_period", self.target_update_period, lo=1)
         check_float("learner.target_update_tau", self.target_update_tau, lo=0.0, hi=1.0)
-        if not (isinstance(self.amp, bool) or self.amp == "auto"):
-            raise ConfigError(f"learner.amp must be one of true, false, auto; got {self.amp!r}")
-        if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
-            raise ConfigError(
-                "learner.channels_last must be one of true, false, auto; "
-                f"got {self.channels_last!r}"
-            )
+        check_bool_or_auto("learner.amp", self.amp)
+        check_bool_or_auto("learner.channels_last", self.channels_last)
         check_int("learner.publish_every", self.publish_every, lo=1)
         check_int("learner.prefetch", self.prefetch, lo=1, hi=64)
         check_int("learner.batches_per_request", self.batches_per_request, lo=1, hi=64)
