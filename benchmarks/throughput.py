@@ -14,8 +14,8 @@ first report with updates to the last). The configurations (``--configs``):
 - ``unthrottled``: the same stepper settings with the actors never paused and the learner held
   to 0.2 samples per transition (``actors.min_replay_ratio=0 learner.max_replay_ratio=0.2``): how
   fast the default actors step when the CPU is theirs.
-- ``learner_2_threads``: the defaults with the learner's torch on 2 threads (``ray.num_cpus=3
-  learner.num_cpus=2``), against its 1 by default.
+- ``learner_1_thread``: the defaults with the learner's torch on 1 thread
+  (``learner.num_threads=1``), against the 2 that ``auto`` gives a CPU Atari learner on 2 cores.
 - ``learner_nchw``: the defaults with the learner's networks in the NCHW layout
   (``learner.channels_last=false``), against channels-last on a CPU learner by default.
 
@@ -93,10 +93,9 @@ def raw_env_speed(
 CONFIGS = {
     "defaults": [],
     "unthrottled": ["actors.min_replay_ratio=0", "learner.max_replay_ratio=0.2"],
-    # The learner's torch with 2 threads (it takes max(1, int(learner.num_cpus))), Ray's count
-    # raised to 3 so that the reservations still fit on 2 cores: does the learner gain from the
-    # CPU that throttled actors leave idle? A probe, not a setting to copy.
-    "learner_2_threads": ["ray.num_cpus=3", "learner.num_cpus=2"],
+    # The learner's torch on 1 thread, as before learner.num_threads=auto gave a CPU Atari
+    # learner 2: does it gain from the CPU that throttled actors leave idle?
+    "learner_1_thread": ["learner.num_threads=1"],
     # The learner's networks in the NCHW layout, as before learner.channels_last=auto.
     "learner_nchw": ["learner.channels_last=false"],
 }

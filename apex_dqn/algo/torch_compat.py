@@ -56,6 +56,20 @@ def resolve_channels_last(channels_last: bool | str, device: torch.device, torso
     return device.type == "cpu" and torso == "nature"
 
 
+def resolve_num_threads(
+    num_threads: int | str, num_cpus: float, device: torch.device, torso: str, node_cpus: int
+) -> int:
+    """The learner's torch threads: ``auto`` is max(1, int(num_cpus)), raised to 2 for a CPU
+    learner with the nature torso on a node of 2 or more CPUs, where a whole Pong run made 1.2x
+    the updates/s with 2 threads on 2 cores and the MinAtar learner made fewer (docs/atari.md)."""
+    if num_threads != "auto":
+        return int(num_threads)
+    threads = max(1, int(num_cpus))
+    if device.type == "cpu" and torso == "nature":
+        threads = max(threads, min(2, node_cpus))
+    return threads
+
+
 def allow_tf32(device: torch.device) -> None:
     """On CUDA, TF32 tensor cores for float32 matmuls (convolutions already use them by
     default). A process-wide torch setting; nothing on CPU."""

@@ -58,6 +58,15 @@ def check_bool_or_auto(key: str, value: Any) -> None:
         raise ConfigError(f"{key} must be one of true, false, auto; got {value!r}")
 
 
+def check_int_or_auto(key: str, value: Any, *, lo: int, hi: int) -> None:
+    """Raise ConfigError unless ``value`` is 'auto' (decided at run time) or an int in [lo, hi]."""
+    if value == "auto":
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+    if not ok:
+        raise ConfigError(f"{key} must be auto or an integer in [{lo}, {hi}]; got {value!r}")
+
+
 def _range_text(lo: int | None, hi: int | None) -> str:
     if lo is not None and hi is not None:
         return f"in [{lo}, {hi}]"

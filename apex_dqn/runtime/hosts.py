@@ -26,7 +26,7 @@ from apex_dqn.roles.evaluator_worker import EvaluatorWorker
 from apex_dqn.roles.learner_worker import LearnerWorker
 from apex_dqn.roles.ports import ShardDown
 from apex_dqn.roles.shard_worker import ShardWorker
-from apex_dqn.runtime.shares import actor_niceness
+from apex_dqn.runtime.shares import actor_niceness, usable_cpus
 
 # A throttled actor whose learner has published nothing new for this long steps one chunk
 # anyway (``ActorThrottle``). A training learner publishes every few seconds at most, so this
@@ -42,6 +42,21 @@ def _limit_torch_threads(num_cpus: float, *, only_if_loaded: bool = False) -> No
     import torch
 
     torch.set_num_threads(max(1, int(num_cpus)))
+
+
+def _learner_threads(spec: LearnerSpec) -> None:
+    """Give this learner process its ``learner.num_threads`` torch threads (auto resolved for
+    its device and torso on this node)."""
+    import torch
+
+    from apex_dqn.algo.torch_compat import resolve_device, resolve_num_threads
+
+    cfg = spec.learner
+    device = resolve_device(cfg.device)
+    torso = spec.network.torso
+    torch.set_num_threads(
+        resolve_num_threads(cfg.num_threads, cfg.num_cpus, device, torso, usable_cpus())
+    )
 
 
 def _node_id() -> str:
@@ -227,7 +242,7 @@ class LearnerHost(LearnerWorker):
         seed: int,
         rank: int = 0,
     ) -> None:
-        _limit_torch_threads(spec.learner.num_cpus)
+        _learner_threads(spec)
         _warn_if_niced()
         # Samples arrive as read-only zero-copy arrays; the learner never writes to them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")

@@ -39,6 +39,7 @@ HYDRA_APP = {"cli/train.py", "cli/args.py", "cli/sweep.py"}
 PLACEMENT_KEYS = {
     "num_cpus",
     "num_gpus",
+    "num_threads",
     "nice",
     "spread",
     "resources",
