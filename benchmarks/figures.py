@@ -165,6 +165,13 @@ def named_jsons(root: Path = ROOT) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+def _marked_as_history(path: Path) -> bool:
+    """Whether a history JSON says so itself (``"history": true``), so that a reader of the file
+    alone sees a dated past measurement; a bare list (no place for the mark) passes."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return not isinstance(data, dict) or data.get("history") is True
+
+
 def unaccounted(figures: list[Figure], history: list[History], root: Path = ROOT) -> list[str]:
     """What the pages name that neither the registry nor the history accounts for, and history
     entries that are wrong: no file, also registered, named by no page, or named in a paragraph
@@ -180,6 +187,8 @@ def unaccounted(figures: list[Figure], history: list[History], root: Path = ROOT
     for h in history:
         if not (root / h.json).is_file():
             found.append(f"history {h.json}: no such file")
+        elif not _marked_as_history(root / h.json):
+            found.append(f'history {h.json}: the file does not say "history": true')
         if h.json in registered:
             found.append(f"history {h.json}: also a registered figure's source (current or not?)")
         if h.json not in names:

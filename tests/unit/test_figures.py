@@ -46,7 +46,7 @@ def test_every_json_a_page_names_is_a_registered_source_or_dated_history(figures
 
 def test_a_page_naming_an_unaccounted_or_undated_json_is_caught(figures, tmp_path):
     (tmp_path / "docs" / "figures").mkdir(parents=True)
-    (tmp_path / "docs" / "figures" / "old.json").write_text("{}")
+    (tmp_path / "docs" / "figures" / "old.json").write_text('{"history": true}')
     (tmp_path / "docs" / "figures" / "new.json").write_text("{}")
     page = tmp_path / "docs" / "page.md"
     old = figures.History(
@@ -73,6 +73,10 @@ def test_a_page_naming_an_unaccounted_or_undated_json_is_caught(figures, tmp_pat
         in found(dated, registered=(new, figures.Figure("", "", old.json, "", "")))[0]
     )
     assert found("`new.json`\n") == ["history docs/figures/old.json: no page names it"]
+    (tmp_path / "docs" / "figures" / "old.json").write_text('{"history": false}')
+    assert found(dated) == ['history docs/figures/old.json: the file does not say "history": true']
+    (tmp_path / "docs" / "figures" / "old.json").write_text("[1, 2]")  # a bare list: no mark
+    assert found(dated) == []
 
 
 def test_history_entries_need_a_date_and_a_commit(figures, tmp_path):
