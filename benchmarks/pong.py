@@ -303,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     log = None
+    # A live run's record is taken as it starts: the commit and the machine's load it ran with,
+    # not whatever HEAD is by the time it ends, hours later.
+    record = provenance()
     if args.from_run is not None:
         run_dir = args.from_run
         command = args.command or "(not given)"
@@ -319,7 +322,6 @@ def main(argv: list[str] | None = None) -> None:
         if proc.returncode != 0:
             raise SystemExit(f"the run failed ({proc.returncode}): {log[-3000:]}")
         print(f"run finished in {time.monotonic() - start:,.0f} s", flush=True)
-    record = provenance()
     if args.from_run is not None:  # the run was made earlier, perhaps by other code
         record["commit"], record["code_dirty"] = args.commit or record["commit"], None
     game = GAMES[args.game]
