@@ -360,10 +360,28 @@ class Learner:
             "skipped_updates": self.skipped_updates,
         }
 
+    def _own_optimizer_state(self) -> None:
+        """Copy Adam's loaded state, its moments into their parameter's memory layout.
+
+        ``Optimizer.load_state_dict`` keeps the given tensors: the moments of a checkpoint of
+        the other layout (``learner.channels_last``) stay in it, and the fused step, which
+        walks parameter, gradient and moments as raw memory, then mixes up their elements; and
+        two learners restored from one state dict would step each other's moments.
+        """
+        for param, slots in self.optimizer.state.items():
+            for key, value in slots.items():
+                if not isinstance(value, torch.Tensor):
+                    continue
+                if value.shape == param.shape:
+                    slots[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+                else:
+                    slots[key] = value.clone()
+
     def load_state_dict(self, state: dict) -> None:
         """Restore what ``state_dict`` saved."""
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self._own_optimizer_state()
         self.learner_steps = int(state["learner_steps"])
         self.skipped_updates = int(state["skipped_updates"])

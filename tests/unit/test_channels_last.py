@@ -68,3 +68,22 @@ def test_channels_last_learns_what_the_default_layout_learns():
     back = _learner(True)
     back.load_state_dict(nchw.state_dict())
     assert back.online.torso[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("saved_nhwc", [True, False])
+def test_a_checkpoint_of_the_other_layout_resumes_with_the_same_adam_steps(saved_nhwc):
+    saved = _learner(saved_nhwc)
+    weights = np.ones(8, np.float32)
+    for step in range(3):  # Adam's moments are non-zero
+        saved.step(saved.stage(_batch(8, step), weights))
+    moments = [s["exp_avg"].clone() for s in saved.optimizer.state.values()]
+    same, other = _learner(saved_nhwc), _learner(not saved_nhwc)
+    for learner in (same, other):
+        learner.load_state_dict(saved.state_dict())
+        for step in range(3, 6):
+            learner.step(learner.stage(_batch(8, step), weights))
+    for key, value in same.get_weights().items():
+        np.testing.assert_allclose(other.get_weights()[key], value, rtol=1e-3, atol=2e-5)
+    # The restored learners stepped their own copies, not the saved learner's moments.
+    for before, slots in zip(moments, saved.optimizer.state.values(), strict=True):
+        assert torch.equal(before, slots["exp_avg"])
