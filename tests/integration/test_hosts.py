@@ -20,6 +20,7 @@ import pytest
 
 from apex_dqn.core.metrics import read_jsonl
 from tests.integration import hosts as net
+from tests.integration import hosts_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "onprem.yaml"
@@ -79,7 +80,7 @@ class Cluster:
         """The live nodes' addresses and where each role runs (hosts_probe.py, from the head)."""
         proc = self.head.run(f"{sys.executable} {PROBE} {self.address}", timeout=90)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        return hosts_probe.parse(proc.stdout)
 
     def alive_nodes(self) -> set[str]:
         return set(self.probe()["nodes"])
