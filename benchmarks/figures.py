@@ -9,6 +9,10 @@ how the value is written (``format``, a Python format string, e.g. ``"{:.1f}"``)
   suite runs it, so a figure changed in the text or in its JSON alone fails.
 - ``stale``: the figures whose JSON was made by a commit whose ``apex_dqn/`` or ``conf/`` differ
   from HEAD's, or by uncommitted code, or that record no commit: what to rerun.
+- ``requote``: after a rerun, each figure whose JSON now gives another value gets it: in the
+  index, and in its document where the old quote stands once (elsewhere it is listed, to edit by
+  hand; a text already giving the new value only has the index follow). Read the diff before
+  committing: the prose around a number may need to change with it.
 
 Every JSON file a page names (README.md and docs/, by its path from the repository, the page or
 docs/) is accounted for: either a registered figure comes from it, or the index lists it under
@@ -19,6 +23,7 @@ paragraph that names it to give that date and commit, where a reader sees them.
 
     python benchmarks/figures.py check
     python benchmarks/figures.py stale
+    python benchmarks/figures.py requote [--json docs/figures/x.json ...]
 """
 
 from __future__ import annotations
@@ -93,7 +98,12 @@ def load_index(path: Path = INDEX) -> list[Figure]:
 def quoted(quote: str, text: str) -> bool:
     """Whether ``quote`` stands in ``text`` as a whole figure: not inside a longer number
     ("12.5" is not quoted by "112.5" or "12.55")."""
-    return re.search(rf"(?<![\d.]){re.escape(quote)}(?!\d)", text) is not None
+    return _whole(quote).search(text) is not None
+
+
+def _whole(quote: str) -> re.Pattern[str]:
+    """``quote`` as a whole figure: not preceded by a digit or point, not followed by a digit."""
+    return re.compile(rf"(?<![\d.]){re.escape(quote)}(?!\d)")
 
 
 def lookup(data: Any, key: str) -> Any:
@@ -259,11 +269,73 @@ def stale(figures: list[Figure], root: Path = ROOT) -> list[tuple[Figure, str]]:
     return out
 
 
+def occurrences(quote: str, text: str) -> int:
+    """How many times ``quote`` stands in ``text`` as a whole figure (see ``quoted``)."""
+    return len(_whole(quote).findall(text))
+
+
+def _index_line(fig: Figure, quote: str) -> str:
+    """The start of ``fig``'s line in the index with ``quote`` (quotes are written as JSON
+    strings, which YAML reads alike)."""
+    return f"{{doc: {fig.doc}, quote: {json.dumps(quote)}, json: {fig.json}, key: {fig.key},"
+
+
+def requote(
+    index: Path = INDEX, root: Path = ROOT, jsons: set[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Give each figure (of ``jsons``, else all) the value its JSON gives now, in the index and,
+    where its old quote stands once, in its document. Returns (what was changed, what is left
+    to edit by hand)."""
+    changed: list[str] = []
+    left: list[str] = []
+    index_text = index.read_text()
+    for fig in load_index(index):
+        if jsons is not None and fig.json not in jsons:
+            continue
+        try:
+            new = fig.format.format(lookup(json.loads((root / fig.json).read_text()), fig.key))
+        except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
+            left.append(f"{fig.doc}: {fig.quote!r}: no value in {fig.json} {fig.key} ({exc!r})")
+            continue
+        if new == fig.quote:
+            continue
+        doc = root / fig.doc
+        text = doc.read_text()
+        old_n, new_n = occurrences(fig.quote, text), occurrences(new, text)
+        where = f"{fig.doc}: {fig.quote!r} -> {new!r}"
+        if old_n == 1:
+            at = _whole(fig.quote).search(text)
+            assert at is not None
+            doc.write_text(text[: at.start()] + new + text[at.end() :])
+        elif not (old_n == 0 and new_n):
+            left.append(f"{where}: the old quote stands {old_n} times; edit the text by hand")
+            continue
+        line = _index_line(fig, fig.quote)
+        if index_text.count(line) != 1:
+            left.append(f"{where}: its index line is not written as {line!r}; edit it by hand")
+            continue
+        index_text = index_text.replace(line, _index_line(fig, new))
+        index.write_text(index_text)
+        changed.append(where if old_n == 1 else f"{where} (the text had it already)")
+    return changed, left
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("check", "stale"))
+    parser.add_argument("command", choices=("check", "stale", "requote"))
     parser.add_argument("--index", type=Path, default=INDEX)
+    parser.add_argument(
+        "--json", action="append", default=None, help="requote: only figures from this JSON"
+    )
     args = parser.parse_args(argv)
+    if args.command == "requote":
+        changed, left = requote(args.index, jsons=set(args.json) if args.json else None)
+        for line in changed:
+            print(f"requoted {line}")
+        for line in left:
+            print(f"by hand: {line}")
+        print(f"{len(changed)} requoted, {len(left)} to edit by hand")
+        return 1 if left else 0
     figures = load_index(args.index)
     if args.command == "check":
         history = load_history(args.index)

@@ -172,3 +172,36 @@ def test_remake_quick_runs_each_quick_benchmark_into_docs_figures_then_checks(ca
     assert remake.commands(["startup"])[0][1:3] == ["benchmarks/startup.py", "--repeats"]
     with pytest.raises(ValueError, match="unknown figures"):
         remake.commands(["pong"])
+
+
+def test_requote_gives_each_figure_its_new_value_where_that_is_unambiguous(figures, tmp_path):
+    (tmp_path / "fig.json").write_text(
+        json.dumps({"a": 12.46, "b": 3.0, "c": 7.25, "d": 9.0, "provenance": PROVENANCE})
+    )
+    (tmp_path / "README.md").write_text(
+        "Solved in **13.1 s**; 113.1 is another number.\n"
+        "Twice: 2.0 here and 2.0 there.\nAlready new: 7.2.\nUnchanged: 9.0.\n"
+    )
+    rows = [("13.1", "a"), ("2.0", "b"), ("7.1", "c"), ("9.0", "d")]
+    (tmp_path / "index.yaml").write_text(
+        "# the registry\nfigures:\n"
+        + "".join(
+            f'  - {{doc: README.md, quote: "{q}", json: fig.json, key: {k}, format: "{{:.1f}}"}}\n'
+            for q, k in rows
+        )
+    )
+    changed, left = figures.requote(tmp_path / "index.yaml", tmp_path)
+    assert changed == [
+        "README.md: '13.1' -> '12.5'",
+        "README.md: '7.1' -> '7.2' (the text had it already)",
+    ]
+    assert left == [
+        "README.md: '2.0' -> '3.0': the old quote stands 2 times; edit the text by hand"
+    ]
+    text = (tmp_path / "README.md").read_text()
+    assert "**12.5 s**" in text and "113.1 is another" in text and "2.0 there" in text
+    index = (tmp_path / "index.yaml").read_text()
+    assert index.startswith("# the registry\n")  # comments kept
+    quotes = [fig.quote for fig in figures.load_index(tmp_path / "index.yaml")]
+    assert quotes == ["12.5", "2.0", "7.2", "9.0"]
+    assert figures.requote(tmp_path / "index.yaml", tmp_path, jsons={"other.json"}) == ([], [])
