@@ -8,7 +8,8 @@ how the value is written (``format``, a Python format string, e.g. ``"{:.1f}"``)
   JSON records its provenance (commit, command, machine, date: ``provenance.py``). The test
   suite runs it, so a figure changed in the text or in its JSON alone fails.
 - ``stale``: the figures whose JSON was made by a commit whose ``apex_dqn/`` or ``conf/`` differ
-  from HEAD's, or by uncommitted code, or that record no commit: what to rerun.
+  from HEAD's, or by uncommitted code, or by code that changed while it ran, or that record no
+  commit: what to rerun.
 - ``requote``: after a rerun, each figure whose JSON now gives another value gets it: in the
   index, and in its document where the old quote stands once (elsewhere it is listed, to edit by
   hand; a text already giving the new value only has the index follow). Read the diff before
@@ -260,6 +261,8 @@ def stale(figures: list[Figure], root: Path = ROOT) -> list[tuple[Figure, str]]:
             out.append((fig, "records no commit"))
         elif record.get("code_dirty"):
             out.append((fig, f"made by uncommitted changes on {commit[:8]}"))
+        elif record.get("code_changed_during_run"):
+            out.append((fig, f"the code changed while it ran (from {commit[:8]})"))
         else:
             changed = _code_changed_since(commit, root)
             if changed is None:

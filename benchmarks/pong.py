@@ -303,9 +303,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     log = None
-    # A live run's record is taken as it starts: the commit and the machine's load it ran with,
-    # not whatever HEAD is by the time it ends, hours later.
-    record = provenance()
     if args.from_run is not None:
         run_dir = args.from_run
         command = args.command or "(not given)"
@@ -322,8 +319,12 @@ def main(argv: list[str] | None = None) -> None:
         if proc.returncode != 0:
             raise SystemExit(f"the run failed ({proc.returncode}): {log[-3000:]}")
         print(f"run finished in {time.monotonic() - start:,.0f} s", flush=True)
+    # The record is the one taken as this process started (provenance.start): the commit and the
+    # machine's load a live run ran with, not whatever HEAD is by the time it ends, hours later.
+    record = provenance()
     if args.from_run is not None:  # the run was made earlier, perhaps by other code
         record["commit"], record["code_dirty"] = args.commit or record["commit"], None
+        record["code_changed_during_run"] = None
     game = GAMES[args.game]
     figures = {
         **summarise(run_dir, command, game["update_budget"]),

@@ -65,14 +65,53 @@ def machine() -> dict[str, Any]:
     }
 
 
-def provenance(argv: list[str] | None = None) -> dict[str, Any]:
-    """The record every benchmark JSON carries: commit, whether the code was dirty, the command
-    (``argv``, default ``sys.argv``), the machine and the UTC date."""
-    argv = sys.argv if argv is None else argv
-    return {
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def start() -> dict[str, Any]:
+    """Take the benchmark's start record: commit, dirty code, machine (its load) and date. The
+    module does so when imported, that is as the benchmark starts, so a run of hours records
+    the code and the load it ran with, not what they are when it writes its JSON."""
+    global _started
+    _started = {
         "commit": commit(),
         "code_dirty": code_dirty(),
-        "command": " ".join(["python", *argv]),
         "machine": machine(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": _now(),
     }
+    return _started
+
+
+def code_changed_since(start_commit: str | None, start_dirty: bool | None) -> bool | None:
+    """Whether ``apex_dqn/`` or ``conf/`` are now other than at a clean start on
+    ``start_commit`` (a commit or an edit made while a benchmark ran); None where that cannot be
+    told: no git, or the code was already dirty at the start."""
+    if start_commit is None or start_dirty is not False:
+        return None
+    dirty = code_dirty()
+    diff = _git("diff", "--name-only", start_commit, "HEAD", "--", *CODE_PATHS)
+    if dirty is None or diff is None:
+        return None
+    return dirty or bool(diff)
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """The record every benchmark JSON carries: the commit, whether the code was dirty, the
+    machine and the UTC date at the start (``start``), the command (``argv``, default
+    ``sys.argv``), the date it finished and whether the code changed meanwhile."""
+    argv = sys.argv if argv is None else argv
+    began = _started or start()
+    return {
+        "commit": began["commit"],
+        "code_dirty": began["code_dirty"],
+        "command": " ".join(["python", *argv]),
+        "machine": began["machine"],
+        "date": began["date"],
+        "finished": _now(),
+        "code_changed_during_run": code_changed_since(began["commit"], began["code_dirty"]),
+    }
+
+
+_started: dict[str, Any] | None = None
+start()

@@ -10,9 +10,10 @@ About 30 minutes on a 2-core machine, which must be otherwise idle:
   for its whole 10 minutes): ``learning_breakout.json`` and ``.png``.
 
 Then ``figures.py check`` lists every quote of the README and docs/ that no longer matches its
-JSON: the text to update (``figures.py requote`` updates those it can, and lists the rest). The long figures say how to remake them in their own pages (the
-MinAtar suite: ``docs/figures/minatar_suite/run.sh``; Pong: ``benchmarks/pong.py``; scale,
-soak: docs/benchmarks.md).
+JSON: the text to update (``figures.py requote`` updates those it can, and lists the rest). The
+long figures say how to remake them in their own pages (the MinAtar suite:
+``docs/figures/minatar_suite/run.sh``; Pong: ``benchmarks/pong.py``; scale, soak:
+docs/benchmarks.md).
 
     python benchmarks/remake_quick.py            # everything
     python benchmarks/remake_quick.py --dry-run  # the commands only

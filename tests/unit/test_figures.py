@@ -136,6 +136,10 @@ def test_stale_names_figures_whose_code_changed_and_only_those(figures, tmp_path
         ({**PROVENANCE, "commit": "f" * 40}, "not one of this repository's"),
         ({**PROVENANCE, "commit": "--output=x"}, "not one of this repository's"),
         ({**PROVENANCE, "commit": first, "code_dirty": True}, "uncommitted"),
+        (
+            {**PROVENANCE, "commit": git("rev-parse", "HEAD"), "code_changed_during_run": True},
+            "the code changed while it ran",
+        ),
     ]:
         assert why in figures.stale(_site(tmp_path, provenance=record), tmp_path)[0][1]
 

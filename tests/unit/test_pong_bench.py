@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,20 +135,22 @@ def test_a_run_summarised_as_another_game_is_refused(bench, tmp_path):
 
 def test_a_live_run_records_the_commit_it_started_at(bench, tmp_path, monkeypatch):
     made = _run_dir(tmp_path, [(100_000, 5_000, -20.0, None)])
-    head = {"commit": "started-at"}
+    prov = sys.modules["provenance"]  # the module pong.py took its provenance() from
+    monkeypatch.setattr(prov, "commit", lambda: "started-at")
+    prov.start()  # as when pong.py was started
+
+    real_run = subprocess.run
 
     def run(cmd, **kwargs):  # the run: leaves its files, and HEAD moves on meanwhile
+        if not any(a.startswith("output_dir=") for a in cmd):
+            return real_run(cmd, **kwargs)  # git, for provenance
         out = Path(next(a for a in cmd if a.startswith("output_dir=")).split("=", 1)[1])
         for name in ("metrics.jsonl", "summary.json", "config.yaml"):
             shutil.copy(made / name, out / name)
-        head["commit"] = "committed-later"
+        monkeypatch.setattr(prov, "commit", lambda: "committed-later")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    def record() -> dict:
-        return {"commit": head["commit"], "machine": {"cpu": "c", "cores": 2, "avx512_bf16": 0}}
-
     monkeypatch.setattr(bench.subprocess, "run", run)
-    monkeypatch.setattr(bench, "provenance", record)
     bench.main(["--budget-s", "60", "--out", str(tmp_path / "out")])
     figures = json.loads((tmp_path / "out" / "pong.json").read_text())
     assert figures["provenance"]["commit"] == "started-at"
