@@ -33,15 +33,18 @@ def _figures(game: str, confirmed: float | None, ratio: float, speedup: float | 
         "return_ratio_vs_sb3": ratio,
         "speedup_vs_sb3": speedup,
     }
-    return {"game": game, "summary": summary}
+    provenance = {"commit": "3409751" + "0" * 33, "date": "2026-12-07T08:30:14+00:00"}
+    return {"game": game, "summary": summary, "provenance": provenance}
 
 
 def test_rows_mark_each_missed_target_and_only_those(tmp_path):
     table = _module()
     met = table.row(_figures("Seaquest", 300.0, 12.3, 8.0))
     assert met == (
-        "| Seaquest | 20 | 12.3 / 20.0 | 300 s | 1.0 | 12.3x | 8.0x | 1,234,567 / 40,000 |"
+        "| Seaquest | 20 | 12.3 / 20.0 | 300 s | 1.0 | 12.3x | 8.0x | 1,234,567 / 40,000 "
+        "| 2026-12-07, 3409751 |"
     )
+    assert table.row({**_figures("Seaquest", 300.0, 12.3, 8.0), "provenance": {}}).endswith("| - |")
     missed = table.row(_figures("Seaquest", None, 1.2, None))
     assert "not reached (**miss**)" in missed and "1.2x (**miss**)" in missed
     assert "-x (**miss**)" in missed

@@ -1,5 +1,6 @@
 """The README's MinAtar table from the suite's JSONs (``run.sh``): one row per game, each of the
-issue's three targets marked as met or missed.
+issue's three targets marked as met or missed, and when and by which commit the row was made
+(the games are remade one session at a time, so a table can hold rows of two commits).
 
     python docs/figures/minatar_suite/table.py > docs/figures/minatar_suite/table.md
 """
@@ -26,6 +27,12 @@ def _mark(ok: bool) -> str:
     return "" if ok else " (**miss**)"
 
 
+def _made(record: dict) -> str:
+    """The date and short commit of a JSON's provenance record ("-" for a record without)."""
+    date, commit = str(record.get("date") or "")[:10], str(record.get("commit") or "")[:7]
+    return f"{date}, {commit}" if date and commit else "-"
+
+
 def row(figures: dict) -> str:
     """One game's row."""
     s = figures["summary"]
@@ -43,6 +50,7 @@ def row(figures: dict) -> str:
         _num(ratio, ".1f") + "x" + _mark(ratio is not None and ratio >= RETURN_RATIO),
         _num(speedup, ".1f") + "x" + _mark(speedup is not None and speedup >= SPEEDUP),
         f"{_num(apex['env_steps_median'], ',.0f')} / {_num(apex['updates_median'], ',.0f')}",
+        _made(figures.get("provenance") or {}),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -54,8 +62,8 @@ def table(directory: Path = HERE) -> str:
         "| apex-dqn: confirmed reference (median) | SB3 final (median) "
         f"| final return vs SB3 (target {RETURN_RATIO:g}x) "
         f"| SB3's 10-min return reached sooner (target {SPEEDUP:g}x) "
-        "| apex-dqn env steps / updates (median) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| apex-dqn env steps / updates (median) | made (date, commit) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for game in GAMES:
         path = directory / f"{game}.json"
