@@ -13,6 +13,7 @@ import pytest
 from apex_dqn.files.atomic import write_json_atomic
 from apex_dqn.run.state import RunTracker
 from tests.unit.benchmark_module import load_benchmark
+from tests.unit.png_helpers import TAB_BLUE, TAB_GREEN, pixels_of
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,9 @@ def test_the_target_is_the_first_confirmed_evaluation(bench, tmp_path):
     bench.write_outputs(run, out, figures, log="console")
     written = json.loads((out / "pong.json").read_text())
     assert written["env_steps_at_target"] == 400_000
-    assert (out / "learning_curve.png").stat().st_size > 1000
+    # The curve redrawn from the evaluations, with the target line (both panels).
+    curve = out / "learning_curve.png"
+    assert pixels_of(curve, TAB_BLUE) > 400 and pixels_of(curve, TAB_GREEN) > 400
     assert (out / "console.log").read_text() == "console"
     assert "| reached | yes |" in bench.table(figures)
     assert "| target reached within 35,000 updates | yes |" in bench.table(figures)
