@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import CODE_PATHS
+from provenance import code_changed_files
 
 ROOT = Path(__file__).resolve().parents[1]
 INDEX = ROOT / "docs" / "figures" / "index.yaml"
@@ -213,33 +212,6 @@ def unaccounted(figures: list[Figure], history: list[History], root: Path = ROOT
     return found
 
 
-def _code_changed_since(commit: str, root: Path) -> list[str] | None:
-    """The files of apex_dqn/ and conf/ that differ between ``commit`` and HEAD (None: an
-    unknown commit, or no git)."""
-    if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
-        return None
-    try:
-        proc = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(root),
-                "diff",
-                "-z",
-                "--name-only",
-                commit,
-                "HEAD",
-                "--",
-                *CODE_PATHS,
-            ],
-            capture_output=True,
-            text=True,
-        )
-    except OSError:  # no git
-        return None
-    return [p for p in proc.stdout.split("\0") if p] if proc.returncode == 0 else None
-
-
 def _listed(paths: list[str], most: int = 3) -> str:
     """``paths``, the first ``most`` of them named and the rest counted."""
     more = f" and {len(paths) - most} more" if len(paths) > most else ""
@@ -264,7 +236,7 @@ def stale(figures: list[Figure], root: Path = ROOT) -> list[tuple[Figure, str]]:
         elif record.get("code_changed_during_run"):
             out.append((fig, f"the code changed while it ran (from {commit[:8]})"))
         else:
-            changed = _code_changed_since(commit, root)
+            changed = code_changed_files(commit, root)
             if changed is None:
                 out.append((fig, f"commit {commit[:8]!r} is not one of this repository's"))
             elif changed:  # named, so a reader can judge whether the change touches the figure

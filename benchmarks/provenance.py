@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE_PATHS = ("apex_dqn", "conf")
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, root: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+            ["git", "-C", str(root or ROOT), *args], capture_output=True, text=True, check=True
         )
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -83,17 +84,25 @@ def start() -> dict[str, Any]:
     return _started
 
 
+def code_changed_files(commit: str, root: Path | None = None) -> list[str] | None:
+    """The files of ``apex_dqn/`` and ``conf/`` that differ between ``commit`` and HEAD (None:
+    not a commit's hash, one this checkout lacks, or no git)."""
+    if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        return None
+    out = _git("diff", "-z", "--name-only", commit, "HEAD", "--", *CODE_PATHS, root=root)
+    return None if out is None else [p for p in out.split("\0") if p]
+
+
 def code_changed_since(start_commit: str | None, start_dirty: bool | None) -> bool | None:
     """Whether ``apex_dqn/`` or ``conf/`` are now other than at a clean start on
     ``start_commit`` (a commit or an edit made while a benchmark ran); None where that cannot be
     told: no git, or the code was already dirty at the start."""
     if start_commit is None or start_dirty is not False:
         return None
-    dirty = code_dirty()
-    diff = _git("diff", "--name-only", start_commit, "HEAD", "--", *CODE_PATHS)
-    if dirty is None or diff is None:
+    dirty, changed = code_dirty(), code_changed_files(start_commit)
+    if dirty is None or changed is None:
         return None
-    return dirty or bool(diff)
+    return dirty or bool(changed)
 
 
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:
