@@ -23,6 +23,7 @@ docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,22 @@ QUICK: dict[str, list[str]] = {
                 "--png", f"{FIGURES}/learning_breakout.png"],
 }  # fmt: skip
 
+# The peers each figure is measured beside (pip install -e '.[bench]'). Without one, the replay
+# benchmark would write a table with no peer and the learning benchmarks would stop midway, so
+# the whole remake refuses to start instead.
+PEERS: dict[str, list[str]] = {
+    "cartpole": ["stable_baselines3"],
+    "startup": [],
+    "replay": ["cpprb"],
+    "minatar": ["stable_baselines3", "minatar"],
+}
+
+
+def missing_peers(names: list[str]) -> list[str]:
+    """The peer modules the named figures need that cannot be imported here, sorted."""
+    wanted = {module for name in names for module in PEERS[name]}
+    return sorted(m for m in wanted if importlib.util.find_spec(m) is None)
+
 
 def commands(only: list[str] | None = None) -> list[list[str]]:
     """The benchmark commands to run (all, or those named in ``only``)."""
@@ -59,10 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     parser.add_argument("--only", default="", help=f"comma-separated: {', '.join(QUICK)}")
     args = parser.parse_args(argv)
+    names = [x for x in args.only.split(",") if x] or list(QUICK)
     try:
-        todo = commands([x for x in args.only.split(",") if x] or None)
+        todo = commands(names)
     except ValueError as exc:
         parser.error(str(exc))
+    missing = missing_peers(names)
+    if missing and not args.dry_run:
+        parser.error(
+            f"peers not installed: {', '.join(missing)}; "
+            "install them with: pip install -e '.[bench]'"
+        )
     check = [sys.executable, "benchmarks/figures.py", "check"]
     for cmd in todo:
         print("$ " + " ".join(["python", *cmd[1:]]), flush=True)

@@ -209,3 +209,21 @@ def test_requote_gives_each_figure_its_new_value_where_that_is_unambiguous(figur
     quotes = [fig.quote for fig in figures.load_index(tmp_path / "index.yaml")]
     assert quotes == ["12.5", "2.0", "7.2", "9.0"]
     assert figures.requote(tmp_path / "index.yaml", tmp_path, jsons={"other.json"}) == ([], [])
+
+
+def test_remake_quick_refuses_to_start_without_the_peers_its_figures_are_measured_beside(
+    monkeypatch, capsys
+):
+    remake = load_benchmark("remake_quick.py", "remake_quick")
+    assert set(remake.PEERS) == set(remake.QUICK)
+    monkeypatch.setitem(remake.PEERS, "replay", ["cpprb", "no_such_peer_module"])
+    assert remake.missing_peers(["startup"]) == []
+    assert remake.missing_peers(["replay", "startup"])[-1] == "no_such_peer_module"
+    ran = []
+    monkeypatch.setattr(remake.subprocess, "run", lambda *a, **k: ran.append(a))
+    with pytest.raises(SystemExit) as exit_:
+        remake.main(["--only", "startup,replay"])
+    assert exit_.value.code == 2
+    assert ran == []  # nothing ran before the refusal
+    err = capsys.readouterr().err
+    assert "no_such_peer_module" in err and "pip install -e '.[bench]'" in err
