@@ -301,6 +301,9 @@ def main() -> None:
         variants.append(("torch.compile", False, True, False))
     if args.channels_last:
         variants.append(("channels-last fp32", False, False, True))
+    if args.amp and args.channels_last:
+        # What amp=auto and channels_last=auto give a CPU learner with native bf16.
+        variants.append(("channels-last bf16 autocast", True, False, True))
     thread_counts = [int(t) for t in args.threads.split(",") if t.strip()] or [
         torch.get_num_threads()
     ]

@@ -62,24 +62,26 @@ def test_learner_bench_measures_step_and_full_path(tmp_path):
 
 
 def test_learner_bench_step_variants_and_profile_without_ray(tmp_path):
-    """Channels-last at two thread counts and the operator profile: every variant a row of
-    its own, and the profile's operators those of a convolutional update."""
+    """bf16 and channels-last, apart and together (what a CPU with native bf16 gets by
+    default), at two thread counts, and the operator profile: every variant a row of its own,
+    and the profile's operators those of a convolutional update."""
     out = tmp_path / "learner.json"
     proc = _run(
         "learner_bench.py",
         *("--device", "cpu", "--batch-size", "8", "--seconds", "0.3", "--repeats", "1"),
-        *("--warmup", "1", "--skip-full-path", "--channels-last", "--threads", "1,2"),
+        *("--warmup", "1", "--skip-full-path", "--channels-last", "--amp", "--threads", "1,2"),
         *("--profile", "--json", str(out)),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text())
-    rows = [(r["variant"], r["threads"], r["channels_last"]) for r in figures["variants"]]
-    assert rows == [
-        ("eager fp32", 1, False),
-        ("channels-last fp32", 1, True),
-        ("eager fp32", 2, False),
-        ("channels-last fp32", 2, True),
+    rows = [(r["variant"], r["threads"], r["amp"], r["channels_last"]) for r in figures["variants"]]
+    names = [
+        ("eager fp32", False, False),
+        ("bf16 autocast", True, False),
+        ("channels-last fp32", False, True),
+        ("channels-last bf16 autocast", True, True),
     ]
+    assert rows == [(name, k, amp, nhwc) for k in (1, 2) for name, amp, nhwc in names]
     assert all(r["step_only"] > 0 and "full_path" not in r for r in figures["variants"])
     ops = figures["profile"]
     assert 0 < sum(op["share"] for op in ops) <= 1.0001
